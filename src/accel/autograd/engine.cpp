@@ -1,0 +1,121 @@
+#include "accel/autograd/engine.h"
+
+#include <unordered_map>
+
+#include "accel/autograd/grad_mode.h"
+#include "accel/autograd/node.h"
+#include "accel/ops/ops.h"  // add (gradient accumulation), ones_like
+
+namespace accel::autograd {
+namespace {
+
+thread_local bool grad_enabled = true;
+
+// Adds `grad` into an accumulated gradient. The first contribution is kept as is when nothing
+// else references it (the common case), which saves a copy per parameter per step.
+void accumulate(std::shared_ptr<TensorImpl>& slot, const Tensor& grad) {
+  if (!slot) {
+    const bool sole_owner = grad.impl_ptr().use_count() <= 2 && grad.impl().storage.use_count() == 1;
+    slot = sole_owner ? grad.impl_ptr() : grad.clone().impl_ptr();
+    return;
+  }
+  Tensor existing(slot);
+  if (existing.impl().storage.use_count() == 1 && existing.is_contiguous()) {
+    add_(existing, grad);  // in place: the slot owns its buffer
+  } else {
+    slot = add(existing, grad).impl_ptr();
+  }
+}
+
+}  // namespace
+
+bool is_grad_enabled() { return grad_enabled; }
+void set_grad_enabled(bool enabled) { grad_enabled = enabled; }
+
+std::vector<Tensor> Node::apply(const Tensor& grad_output) const {
+  std::vector<bool> needs(inputs_.size());
+  for (std::size_t i = 0; i < inputs_.size(); ++i) needs[i] = inputs_[i].needed();
+  return backward_(grad_output, needs);
+}
+
+void record(const char* name, Tensor& output, const std::vector<Tensor>& inputs, BackwardFn backward) {
+  if (!is_grad_enabled()) return;
+  bool any = false;
+  std::vector<Edge> edges(inputs.size());
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& in = inputs[i];
+    if (!in.defined() || !in.requires_grad()) continue;
+    any = true;
+    if (in.grad_fn()) {
+      edges[i].node = in.grad_fn();
+    } else {
+      edges[i].leaf = in.impl_ptr();
+    }
+  }
+  if (!any) return;
+  output.impl().requires_grad = true;
+  output.impl().grad_fn = std::make_shared<Node>(name, std::move(edges), std::move(backward));
+}
+
+void backward(const Tensor& root, const Tensor& gradient) {
+  if (!root.requires_grad()) {
+    throw ValueError("backward: the tensor does not require grad (no parameter or input with "
+                     "requires_grad_() contributed to it, or it was computed under NoGradGuard)");
+  }
+  Tensor seed = gradient;
+  if (!seed.defined()) {
+    if (root.numel() != 1) {
+      throw ShapeError("backward: grad can be implicitly created only for a one-element output, "
+                       "this one is " + root.shape().to_string() + "; pass a gradient of that shape");
+    }
+    seed = ones(root.shape(), root.dtype(), root.device());
+  } else if (seed.shape() != root.shape()) {
+    throw ShapeError("backward: gradient shape " + seed.shape().to_string() +
+                     " does not match the output's " + root.shape().to_string());
+  }
+  NoGradGuard no_grad;  // gradient rules run without recording
+  if (!root.grad_fn()) {
+    accumulate(root.impl().grad, seed);
+    return;
+  }
+  // Topological order by iterative depth-first search (deep tapes must not overflow the stack).
+  std::vector<Node*> order;
+  std::unordered_map<Node*, int> state;  // 1 = on stack, 2 = done
+  std::vector<std::pair<Node*, std::size_t>> stack{{root.grad_fn().get(), 0}};
+  state[root.grad_fn().get()] = 1;
+  while (!stack.empty()) {
+    auto& [node, next] = stack.back();
+    if (next < node->inputs().size()) {
+      Node* child = node->inputs()[next++].node.get();
+      if (child && state[child] == 0) {
+        state[child] = 1;
+        stack.emplace_back(child, 0);
+      }
+    } else {
+      state[node] = 2;
+      order.push_back(node);
+      stack.pop_back();
+    }
+  }
+  std::unordered_map<Node*, std::shared_ptr<TensorImpl>> grads;
+  grads[root.grad_fn().get()] = seed.impl_ptr();
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    Node* node = *it;
+    auto found = grads.find(node);
+    if (found == grads.end() || !found->second) continue;
+    const Tensor grad_output(std::move(found->second));
+    grads.erase(found);
+    std::vector<Tensor> input_grads = node->apply(grad_output);
+    for (std::size_t i = 0; i < node->inputs().size(); ++i) {
+      const Edge& edge = node->inputs()[i];
+      if (!edge.needed() || i >= input_grads.size() || !input_grads[i].defined()) continue;
+      if (edge.node) {
+        accumulate(grads[edge.node.get()], input_grads[i]);
+      } else {
+        accumulate(edge.leaf->grad, input_grads[i]);
+      }
+    }
+  }
+}
+
+}  // namespace accel::autograd

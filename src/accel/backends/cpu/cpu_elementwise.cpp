@@ -1,0 +1,150 @@
+// Elementwise kernels: broadcasting binary ops, unary ops, ReLU's gradient, eq.
+#include <cmath>
+#include <cstring>
+
+#include "accel/backends/cpu/cpu_backend.h"
+#include "accel/core/error.h"
+
+namespace accel::cpu {
+namespace {
+
+template <BinaryOp Op>
+inline float apply(float x, float y) {
+  if constexpr (Op == BinaryOp::Add) return x + y;
+  if constexpr (Op == BinaryOp::Sub) return x - y;
+  if constexpr (Op == BinaryOp::Mul) return x * y;
+  return x / y;
+}
+
+// Runs the innermost dimension as a loop the compiler vectorises for the common stride
+// patterns (both contiguous, one broadcast), and the outer dimensions as an odometer.
+template <BinaryOp Op>
+void binary_kernel(const float* a, const std::vector<std::int64_t>& as, const float* b,
+                   const std::vector<std::int64_t>& bs, float* out, const Shape& shape) {
+  const std::int64_t n = shape.numel();
+  if (n == 0) return;
+  const std::size_t ndim = shape.ndim();
+  const std::int64_t inner = ndim ? shape[ndim - 1] : 1;
+  const std::int64_t sa = ndim ? as[ndim - 1] : 0;
+  const std::int64_t sb = ndim ? bs[ndim - 1] : 0;
+  const std::int64_t outer = n / inner;
+
+  // Both operands contiguous over the whole shape: one flat loop.
+  if (as == shape.contiguous_strides() && bs == as) {
+#pragma omp parallel for simd if (n >= kParallelThreshold)
+    for (std::int64_t i = 0; i < n; ++i) out[i] = apply<Op>(a[i], b[i]);
+    return;
+  }
+  const auto row = [&](const float* pa, const float* pb, float* po) {
+    if (sa == 1 && sb == 1) {
+#pragma omp simd
+      for (std::int64_t i = 0; i < inner; ++i) po[i] = apply<Op>(pa[i], pb[i]);
+    } else if (sa == 1 && sb == 0) {
+      const float y = *pb;
+#pragma omp simd
+      for (std::int64_t i = 0; i < inner; ++i) po[i] = apply<Op>(pa[i], y);
+    } else if (sa == 0 && sb == 1) {
+      const float x = *pa;
+#pragma omp simd
+      for (std::int64_t i = 0; i < inner; ++i) po[i] = apply<Op>(x, pb[i]);
+    } else {
+      for (std::int64_t i = 0; i < inner; ++i) po[i] = apply<Op>(pa[i * sa], pb[i * sb]);
+    }
+  };
+#pragma omp parallel for if (n >= kParallelThreshold)
+  for (std::int64_t o = 0; o < outer; ++o) {
+    std::int64_t rest = o, off_a = 0, off_b = 0;
+    for (std::size_t d = ndim - 1; d-- > 0;) {
+      const std::int64_t idx = rest % shape[d];
+      rest /= shape[d];
+      off_a += idx * as[d];
+      off_b += idx * bs[d];
+    }
+    row(a + off_a, b + off_b, out + o * inner);
+  }
+}
+
+template <BinaryOp Op>
+void scalar_kernel(const float* a, float y, float* out, std::int64_t n) {
+#pragma omp parallel for simd if (n >= kParallelThreshold)
+  for (std::int64_t i = 0; i < n; ++i) out[i] = apply<Op>(a[i], y);
+}
+
+}  // namespace
+
+void CpuBackend::binary(BinaryOp op, const float* a, const std::vector<std::int64_t>& a_strides,
+                        const float* b, const std::vector<std::int64_t>& b_strides, float* out,
+                        const Shape& shape) {
+  switch (op) {
+    case BinaryOp::Add: return binary_kernel<BinaryOp::Add>(a, a_strides, b, b_strides, out, shape);
+    case BinaryOp::Sub: return binary_kernel<BinaryOp::Sub>(a, a_strides, b, b_strides, out, shape);
+    case BinaryOp::Mul: return binary_kernel<BinaryOp::Mul>(a, a_strides, b, b_strides, out, shape);
+    case BinaryOp::Div: return binary_kernel<BinaryOp::Div>(a, a_strides, b, b_strides, out, shape);
+  }
+}
+
+void CpuBackend::binary_scalar(BinaryOp op, const float* a, float scalar, float* out,
+                               std::int64_t n) {
+  switch (op) {
+    case BinaryOp::Add: return scalar_kernel<BinaryOp::Add>(a, scalar, out, n);
+    case BinaryOp::Sub: return scalar_kernel<BinaryOp::Sub>(a, scalar, out, n);
+    case BinaryOp::Mul: return scalar_kernel<BinaryOp::Mul>(a, scalar, out, n);
+    case BinaryOp::Div: return scalar_kernel<BinaryOp::Div>(a, scalar, out, n);
+  }
+}
+
+void CpuBackend::unary(UnaryOp op, const float* in, float* out, std::int64_t n) {
+  switch (op) {
+    case UnaryOp::Relu:
+#pragma omp parallel for simd if (n >= kParallelThreshold)
+      for (std::int64_t i = 0; i < n; ++i) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+      return;
+    case UnaryOp::Neg:
+#pragma omp parallel for simd if (n >= kParallelThreshold)
+      for (std::int64_t i = 0; i < n; ++i) out[i] = -in[i];
+      return;
+    case UnaryOp::Exp:
+#pragma omp parallel for if (n >= kParallelThreshold)
+      for (std::int64_t i = 0; i < n; ++i) out[i] = std::exp(in[i]);
+      return;
+    case UnaryOp::Log:
+#pragma omp parallel for if (n >= kParallelThreshold)
+      for (std::int64_t i = 0; i < n; ++i) out[i] = std::log(in[i]);
+      return;
+    case UnaryOp::Square:
+#pragma omp parallel for simd if (n >= kParallelThreshold)
+      for (std::int64_t i = 0; i < n; ++i) out[i] = in[i] * in[i];
+      return;
+  }
+}
+
+void CpuBackend::relu_backward(const float* grad, const float* out, float* dst, std::int64_t n) {
+#pragma omp parallel for simd if (n >= kParallelThreshold)
+  for (std::int64_t i = 0; i < n; ++i) dst[i] = out[i] > 0.0f ? grad[i] : 0.0f;
+}
+
+void CpuBackend::eq(const void* a, const void* b, DType dtype, bool* out, std::int64_t n) {
+  switch (dtype) {
+    case DType::Float32: {
+      const auto* x = static_cast<const float*>(a);
+      const auto* y = static_cast<const float*>(b);
+      for (std::int64_t i = 0; i < n; ++i) out[i] = x[i] == y[i];
+      return;
+    }
+    case DType::Int64: {
+      const auto* x = static_cast<const std::int64_t*>(a);
+      const auto* y = static_cast<const std::int64_t*>(b);
+      for (std::int64_t i = 0; i < n; ++i) out[i] = x[i] == y[i];
+      return;
+    }
+    default: {
+      // Narrow types compare byte for byte: equal bit patterns are equal values for them.
+      const std::size_t es = element_size(dtype);
+      const auto* x = static_cast<const unsigned char*>(a);
+      const auto* y = static_cast<const unsigned char*>(b);
+      for (std::int64_t i = 0; i < n; ++i) out[i] = std::memcmp(x + i * es, y + i * es, es) == 0;
+    }
+  }
+}
+
+}  // namespace accel::cpu

@@ -1,0 +1,49 @@
+#include "accel/core/dtype.h"
+
+#include "accel/core/error.h"
+
+namespace accel {
+
+std::size_t element_size(DType dtype) {
+  switch (dtype) {
+    case DType::Float32: return 4;
+    case DType::Float16: return 2;
+    case DType::BFloat16: return 2;
+    case DType::Int64: return 8;
+    case DType::Int32: return 4;
+    case DType::UInt8: return 1;
+    case DType::Bool: return 1;
+  }
+  throw DTypeError("element_size: unknown dtype value");
+}
+
+std::string_view dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::Float32: return "float32";
+    case DType::Float16: return "float16";
+    case DType::BFloat16: return "bfloat16";
+    case DType::Int64: return "int64";
+    case DType::Int32: return "int32";
+    case DType::UInt8: return "uint8";
+    case DType::Bool: return "bool";
+  }
+  return "unknown";
+}
+
+DType parse_dtype(std::string_view name) {
+  if (name == "float32" || name == "float") return DType::Float32;
+  if (name == "float16" || name == "half") return DType::Float16;
+  if (name == "bfloat16") return DType::BFloat16;
+  if (name == "int64" || name == "long") return DType::Int64;
+  if (name == "int32" || name == "int") return DType::Int32;
+  if (name == "uint8") return DType::UInt8;
+  if (name == "bool") return DType::Bool;
+  throw DTypeError("unknown dtype '" + std::string(name) +
+                   "': expected one of float32, float16, bfloat16, int64, int32, uint8, bool");
+}
+
+bool is_floating_point(DType dtype) {
+  return dtype == DType::Float32 || dtype == DType::Float16 || dtype == DType::BFloat16;
+}
+
+}  // namespace accel

@@ -1,0 +1,114 @@
+// matmul and linear on the backend's GEMM.
+#include "accel/autograd/node.h"
+#include "accel/backends/backend.h"
+#include "accel/ops/checks.h"
+#include "accel/ops/ops.h"
+
+namespace accel {
+namespace {
+
+// How GEMM should read a 2-D operand without copying it: row-major (lead = row stride) or as
+// the transpose of a row-major matrix (a .t() view). Anything else is made contiguous.
+struct GemmOperand {
+  Tensor tensor;
+  bool transposed;
+  std::int64_t lead;
+};
+
+GemmOperand as_gemm_operand(const Tensor& t) {
+  const auto& st = t.strides();
+  const std::int64_t rows = t.shape()[0], cols = t.shape()[1];
+  if ((st[1] == 1 || cols == 1) && st[0] >= std::max<std::int64_t>(cols, 1)) return {t, false, st[0]};
+  if ((st[0] == 1 || rows == 1) && st[1] >= std::max<std::int64_t>(rows, 1)) return {t, true, st[1]};
+  const Tensor c = t.contiguous();
+  return {c, false, std::max<std::int64_t>(cols, 1)};
+}
+
+// out = a @ b (+ beta * out): the one GEMM call every op here uses.
+void gemm_into(const Tensor& a, const Tensor& b, Tensor& out, float beta) {
+  const GemmOperand ga = as_gemm_operand(a);
+  const GemmOperand gb = as_gemm_operand(b);
+  backend_for(out.device())
+      .gemm(ga.transposed, gb.transposed, a.shape()[0], b.shape()[1], a.shape()[1], 1.0f,
+            ga.tensor.data_ptr<float>(), ga.lead, gb.tensor.data_ptr<float>(), gb.lead, beta,
+            out.data_ptr<float>(), std::max<std::int64_t>(out.shape()[1], 1));
+}
+
+Tensor mm(const Tensor& a, const Tensor& b) {
+  Tensor out = empty(Shape{a.shape()[0], b.shape()[1]}, DType::Float32, a.device());
+  if (a.shape()[1] == 0) {
+    zero_(out);
+  } else {
+    gemm_into(a, b, out, 0.0f);
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  detail::check_float32("matmul", a, "first operand");
+  detail::check_float32("matmul", b, "second operand");
+  detail::check_same_device("matmul", a, b);
+  if (a.dim() != 2 || b.dim() != 2) {
+    throw ShapeError("matmul: expected two 2-D tensors, got " + a.shape().to_string() + " and " +
+                     b.shape().to_string() + "; reshape or flatten them first");
+  }
+  if (a.shape()[1] != b.shape()[0]) {
+    throw ShapeError("matmul: shapes " + a.shape().to_string() + " and " + b.shape().to_string() +
+                     " cannot be multiplied (" + std::to_string(a.shape()[1]) + " != " +
+                     std::to_string(b.shape()[0]) + ")");
+  }
+  Tensor out = mm(a, b);
+  autograd::record("MatmulBackward", out, {a, b}, [a = a.detach(), b = b.detach()](const Tensor& g, const std::vector<bool>& need) {
+    return std::vector<Tensor>{need[0] ? mm(g, b.t()) : Tensor(), need[1] ? mm(a.t(), g) : Tensor()};
+  });
+  return out;
+}
+
+Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
+  detail::check_float32("linear", input, "input");
+  detail::check_float32("linear", weight, "weight");
+  detail::check_same_device("linear", input, weight);
+  if (weight.dim() != 2) {
+    throw ShapeError("linear: weight must be 2-D [out_features, in_features], got " + weight.shape().to_string());
+  }
+  const std::int64_t in_features = weight.shape()[1];
+  if (input.dim() != 2) {
+    throw ShapeError("linear: expected input [N, " + std::to_string(in_features) + "], got " +
+                     input.shape().to_string() + "; add nn::Flatten() or reshape it to [N, " +
+                     std::to_string(in_features) + "]");
+  }
+  if (input.shape()[1] != in_features) {
+    throw ShapeError("linear: input " + input.shape().to_string() + " has " + std::to_string(input.shape()[1]) +
+                     " features but weight " + weight.shape().to_string() + " expects " +
+                     std::to_string(in_features));
+  }
+  const std::int64_t rows = input.shape()[0], out_features = weight.shape()[0];
+  Tensor out = empty(Shape{rows, out_features}, DType::Float32, input.device());
+  if (bias.defined()) {
+    detail::check_float32("linear", bias, "bias");
+    detail::check_same_device("linear", input, bias);
+    if (bias.shape() != Shape{out_features}) {
+      throw ShapeError("linear: bias must be [" + std::to_string(out_features) + "], got " + bias.shape().to_string());
+    }
+    const Tensor b = bias.contiguous();
+    backend_for(out.device()).broadcast_rows(b.data_ptr<float>(), out.data_ptr<float>(), rows, out_features);
+    if (in_features > 0) gemm_into(input, weight.t(), out, 1.0f);
+  } else if (in_features > 0) {
+    gemm_into(input, weight.t(), out, 0.0f);
+  } else {
+    zero_(out);
+  }
+  autograd::record("LinearBackward", out, {input, weight, bias},
+                   [x = input.detach(), w = weight.detach()](const Tensor& g, const std::vector<bool>& need) {
+                     Tensor gx, gw, gb;
+                     if (need[0]) gx = mm(g, w);
+                     if (need[1]) gw = mm(g.t(), x);
+                     if (need[2]) gb = sum(g, {0});
+                     return std::vector<Tensor>{gx, gw, gb};
+                   });
+  return out;
+}
+
+}  // namespace accel

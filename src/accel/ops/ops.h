@@ -1,0 +1,86 @@
+// The ops: each validates its inputs (shapes, dtypes, devices, with messages that name the op,
+// both shapes and the fix), runs one backend kernel, and records its gradient rule.
+//
+//   Tensor logits = linear(relu(linear(x, w1, b1)), w2, b2);
+//   Tensor loss = cross_entropy(logits, labels);
+//   loss.backward();
+//
+// Math ops take float32; integer tensors reach them through .to(DType::Float32).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "accel/tensor/tensor.h"
+
+namespace accel {
+
+// ---- elementwise (broadcasting as NumPy/PyTorch) ----
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor add(const Tensor& a, double scalar);
+Tensor mul(const Tensor& a, double scalar);
+Tensor neg(const Tensor& a);
+Tensor exp(const Tensor& a);
+Tensor log(const Tensor& a);
+Tensor relu(const Tensor& a);
+
+// ---- in place, never recorded by autograd (gradient accumulation, optimizers) ----
+// a += b (b broadcast to a's shape). Throws ValueError on a leaf that requires grad while
+// grad mode is on, as PyTorch does.
+void add_(Tensor& a, const Tensor& b);
+void mul_(Tensor& a, double scalar);
+void zero_(Tensor& a);
+// dst = src (same shape, converting dtype), through dst's strides.
+void copy_(Tensor& dst, const Tensor& src);
+
+// ---- reductions ----
+Tensor sum(const Tensor& a);  // all elements; int64 for integer/bool inputs
+Tensor sum(const Tensor& a, const std::vector<std::int64_t>& dims, bool keepdim = false);
+Tensor mean(const Tensor& a);
+Tensor mean(const Tensor& a, const std::vector<std::int64_t>& dims, bool keepdim = false);
+// Sums a broadcast gradient back down to `shape` (the reverse of broadcasting).
+Tensor sum_to(const Tensor& a, const Shape& shape);
+// Index of the maximum along dim, int64.
+Tensor argmax(const Tensor& a, std::int64_t dim, bool keepdim = false);
+
+// ---- comparison ----
+Tensor eq(const Tensor& a, const Tensor& b);  // bool, broadcasting
+
+// ---- linear algebra ----
+// [m, k] x [k, n] -> [m, n]; transposed views are passed to GEMM without a copy.
+Tensor matmul(const Tensor& a, const Tensor& b);
+// input [N, in], weight [out, in], bias [out] (optional) -> input * weight^T + bias, with the
+// bias fused into the GEMM (written first, then accumulated with beta = 1).
+Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor());
+
+// ---- softmax and losses ----
+Tensor log_softmax(const Tensor& a, std::int64_t dim);
+Tensor softmax(const Tensor& a, std::int64_t dim);
+// logits [N, C] float32, targets [N] int64 class indices -> mean loss (a scalar). Fused
+// softmax + negative log-likelihood with a one-pass gradient.
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets);
+// mean((input - target)^2)
+Tensor mse_loss(const Tensor& input, const Tensor& target);
+
+// ---- regularisation ----
+// Zeroes each element with probability p and scales the rest by 1/(1-p) when training.
+Tensor dropout(const Tensor& a, double p, bool training, Generator& gen = default_generator());
+
+Tensor ones_like(const Tensor& a);
+Tensor zeros_like(const Tensor& a);
+
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+inline Tensor operator+(const Tensor& a, double s) { return add(a, s); }
+inline Tensor operator-(const Tensor& a, double s) { return add(a, -s); }
+inline Tensor operator*(const Tensor& a, double s) { return mul(a, s); }
+inline Tensor operator*(double s, const Tensor& a) { return mul(a, s); }
+inline Tensor operator/(const Tensor& a, double s) { return mul(a, 1.0 / s); }
+inline Tensor operator-(const Tensor& a) { return neg(a); }
+
+}  // namespace accel

@@ -1,0 +1,34 @@
+// Generator: a seedable random source for randn/rand/randint, parameter init, dropout and
+// shuffling. The same seed gives the same numbers on every machine (no std:: distributions,
+// whose algorithms differ between standard libraries).
+#pragma once
+
+#include <cstdint>
+#include <random>
+
+namespace accel {
+
+class Generator {
+ public:
+  explicit Generator(std::uint64_t seed = 0) : engine_(seed) {}
+  void manual_seed(std::uint64_t seed) { engine_.seed(seed); }
+
+  std::uint64_t next_u64() { return engine_(); }
+  // Uniform in [0, 1) with 24 random bits (every float32 value of that form).
+  float uniform() { return static_cast<float>(engine_() >> 40) * (1.0f / 16777216.0f); }
+  // Uniform integer in [0, n), without modulo bias.
+  std::uint64_t below(std::uint64_t n);
+  // Standard normal (Box-Muller on doubles).
+  float normal();
+
+ private:
+  std::mt19937_64 engine_;
+  bool has_spare_ = false;
+  double spare_ = 0.0;
+};
+
+// The process-wide generator used when none is passed; seeded with 0 until manual_seed.
+Generator& default_generator();
+void manual_seed(std::uint64_t seed);
+
+}  // namespace accel

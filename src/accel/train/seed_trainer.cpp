@@ -1,0 +1,92 @@
+#include "accel/train/seed_trainer.h"
+
+#include <chrono>
+
+#include "accel/autograd/grad_mode.h"
+#include "accel/backends/backend.h"
+#include "accel/data/dataloader.h"
+#include "accel/nn/layers.h"
+#include "accel/ops/ops.h"
+#include "accel/optim/optimizer.h"
+
+namespace accel::train {
+
+Device resolve_device(const std::string& spec, std::string* note) {
+  if (spec != "auto") {
+    const Device device(spec);
+    backend_for(device);  // throws DeviceError with the reason when it cannot be used
+    return device;
+  }
+  try {
+    backend_for(Device(DeviceType::CUDA, 0));
+    if (note) *note = "auto: using cuda:0";
+    return Device(DeviceType::CUDA, 0);
+  } catch (const DeviceError& e) {
+    if (note) *note = std::string("auto: using cpu (") + e.what() + ")";
+    return kCPU;
+  }
+}
+
+double evaluate_accuracy(nn::Module& model, const data::LabelledImages& data, Device device,
+                         std::int64_t batch_size) {
+  autograd::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  data::DataLoader loader(data.images, data.labels, {.batch_size = batch_size, .shuffle = false, .device = device});
+  std::int64_t correct = 0;
+  for (std::size_t i = 0; i < loader.size(); ++i) {
+    const data::Batch batch = loader.batch(i);
+    correct += sum(eq(argmax(model(batch.inputs), 1), batch.labels)).item<std::int64_t>();
+  }
+  model.train(was_training);
+  return loader.num_samples() ? static_cast<double>(correct) / static_cast<double>(loader.num_samples()) : 0.0;
+}
+
+TrainReport train_seed_model(const SeedConfig& config, const std::function<void(const EpochStats&)>& on_epoch) {
+  if (config.epochs < 0) throw ValueError("train: --epochs must be >= 0, got " + std::to_string(config.epochs));
+  if (config.hidden <= 0) throw ValueError("train: --hidden must be positive, got " + std::to_string(config.hidden));
+  set_num_threads(config.threads);
+  TrainReport report;
+  report.device = resolve_device(config.device, &report.device_note);
+  const Device device = report.device;
+
+  const data::LabelledImages train_set = data::load_fashion_mnist(config.data_dir, true);
+  const data::LabelledImages test_set = data::load_fashion_mnist(config.data_dir, false);
+  const std::int64_t features = train_set.images.shape()[1];
+
+  Generator init(config.seed);
+  nn::Sequential model(nn::Linear(features, config.hidden, true, init), nn::ReLU(),
+                       nn::Linear(config.hidden, 10, true, init));
+  model.to(device);
+  optim::Adam optimizer(model.parameters(), {.lr = config.lr});
+  nn::CrossEntropyLoss criterion;
+  data::DataLoader loader(train_set.images, train_set.labels,
+                          {.batch_size = config.batch_size, .shuffle = true, .seed = config.seed + 1, .device = device});
+
+  for (int epoch = 1; epoch <= config.epochs; ++epoch) {
+    const auto start = std::chrono::steady_clock::now();
+    double loss_total = 0.0;
+    for (std::size_t i = 0; i < loader.size(); ++i) {
+      const data::Batch batch = loader.batch(i);
+      optimizer.zero_grad();
+      const Tensor output = model(batch.inputs);
+      const Tensor loss = criterion(output, batch.labels);
+      loss.backward();
+      optimizer.step();
+      loss_total += loss.item<double>();
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    loader.next_epoch();
+    EpochStats stats;
+    stats.epoch = epoch;
+    stats.train_loss = loader.size() ? loss_total / static_cast<double>(loader.size()) : 0.0;
+    stats.train_seconds = seconds;
+    stats.samples_per_second = seconds > 0 ? static_cast<double>(loader.num_samples()) / seconds : 0.0;
+    stats.test_accuracy = evaluate_accuracy(model, test_set, device);
+    report.epochs.push_back(stats);
+    if (on_epoch) on_epoch(stats);
+  }
+  return report;
+}
+
+}  // namespace accel::train

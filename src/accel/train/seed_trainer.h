@@ -1,0 +1,52 @@
+// The seed's workflow end to end: Fashion-MNIST, the 784-hidden-10 MLP, Adam, cross-entropy;
+// one epoch at a time with its loss, time, throughput and test accuracy. `accel train`, the
+// accuracy test and the benchmark all run this one routine.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "accel/core/device.h"
+#include "accel/data/fashion_mnist.h"
+#include "accel/nn/module.h"
+
+namespace accel::train {
+
+struct SeedConfig {
+  int epochs = 5;
+  std::int64_t batch_size = 64;
+  double lr = 1e-3;
+  std::int64_t hidden = 256;
+  std::string device = "auto";  // auto | cpu | cuda | cuda:N
+  std::uint64_t seed = 0;
+  int threads = 0;              // 0: all cores
+  std::string data_dir;         // empty: Debian's dataset-fashion-mnist folder
+};
+
+struct EpochStats {
+  int epoch = 0;                  // 1-based
+  double train_loss = 0.0;        // mean of the epoch's batch losses
+  double train_seconds = 0.0;     // the training loop alone (no evaluation, no loading)
+  double samples_per_second = 0.0;
+  double test_accuracy = 0.0;
+};
+
+struct TrainReport {
+  Device device;
+  std::string device_note;  // why "auto" chose what it chose
+  std::vector<EpochStats> epochs;
+};
+
+// "auto" picks CUDA when a usable device exists, else the CPU; `note` says why.
+Device resolve_device(const std::string& spec, std::string* note = nullptr);
+
+// Fraction of correct argmax predictions over `data`, in batches, without autograd.
+double evaluate_accuracy(nn::Module& model, const data::LabelledImages& data, Device device,
+                         std::int64_t batch_size = 1000);
+
+TrainReport train_seed_model(const SeedConfig& config,
+                             const std::function<void(const EpochStats&)>& on_epoch = {});
+
+}  // namespace accel::train
