@@ -70,13 +70,13 @@ class Backend {
   // out[i] = (a[i] == b[i]) for a, b of `dtype` (contiguous, same length).
   virtual void eq(const void* a, const void* b, DType dtype, bool* out, std::int64_t n) = 0;
 
-  // C = alpha * op(A) * op(B) + beta * C, row-major, op = transpose when the flag is set.
+  // C = epilogue(op(A) * op(B)), row-major, op = transpose when the flag is set. The epilogue
+  // adds `bias` (n floats, one per column, or null), then beta * C (beta 0 or 1: 1 accumulates
+  // into C), then applies ReLU when `relu` is set, all fused into the GEMM.
   virtual void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
-                    float alpha, const float* a, std::int64_t lda, const float* b,
-                    std::int64_t ldb, float beta, float* c, std::int64_t ldc) = 0;
-  // out[r, :] = row for every r: the bias written ahead of a beta = 1 GEMM (fused bias).
-  virtual void broadcast_rows(const float* row, float* out, std::int64_t rows,
-                              std::int64_t cols) = 0;
+                    const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float* c,
+                    std::int64_t ldc, const float* bias = nullptr, float beta = 0.0f,
+                    bool relu = false) = 0;
 
   // out[o, i] = sum_r in[o, r, i] for float32 (out float32) or int64 (out int64).
   virtual void sum(const void* in, DType dtype, std::int64_t outer, std::int64_t reduced,

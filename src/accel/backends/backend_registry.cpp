@@ -1,4 +1,5 @@
 #include <omp.h>
+#include <xmmintrin.h>  // _mm_getcsr/_mm_setcsr: the FTZ/DAZ flags
 
 #include <string>
 
@@ -27,15 +28,34 @@ Backend& backend_for(Device device) {
 }
 
 namespace cpu {
+
+// Flush denormals to zero (FTZ) and read them as zero (DAZ) on every thread that runs CPU
+// kernels. Adam's second moments and late-training gradients fall into the denormal range,
+// where each x86 operation takes a ~100-cycle microcode assist: measured here, the seed's
+// epochs 2+ ran 3x slower without this. torch.set_flush_denormal(True) is PyTorch's switch
+// for the same thing. Values below 1.2e-38 become 0, far below fp32 training's resolution.
+void flush_denormals_on_all_threads() {
+  const auto flush = [] { _mm_setcsr(_mm_getcsr() | 0x8040); };  // FTZ (bit 15) | DAZ (bit 6)
+  flush();
+#pragma omp parallel
+  flush();
+}
+
 CpuBackend& backend() {
-  static CpuBackend instance;
+  static CpuBackend& instance = [] -> CpuBackend& {
+    static CpuBackend created;
+    flush_denormals_on_all_threads();
+    return created;
+  }();
   return instance;
 }
+
 }  // namespace cpu
 
 void set_num_threads(int threads) {
   if (threads < 0) throw ValueError("set_num_threads: threads must be >= 0, got " + std::to_string(threads));
   omp_set_num_threads(threads == 0 ? omp_get_num_procs() : threads);
+  cpu::flush_denormals_on_all_threads();  // threads the new count adds start without the flag
 }
 
 int get_num_threads() { return omp_get_max_threads(); }

@@ -1,6 +1,9 @@
 #include "accel/data/dataloader.h"
 
+#include <algorithm>
 #include <numeric>
+
+#include "accel/backends/cpu/parallel.h"  // parallel_for: the gather runs on every core
 
 namespace accel::data {
 
@@ -57,13 +60,23 @@ Batch DataLoader::batch(std::size_t index) const {
   const std::int64_t* all_labels = labels_.data_ptr<std::int64_t>();
   float* x = out.inputs.data_ptr<float>();
   std::int64_t* y = out.labels.data_ptr<std::int64_t>();
-  for (std::int64_t r = 0; r < count; ++r) {
-    const std::uint8_t* pixels = src + rows[static_cast<std::size_t>(r)] * features;
-    float* dst = x + r * features;
-#pragma omp simd
-    for (std::int64_t f = 0; f < features; ++f) dst[f] = static_cast<float>(pixels[f]) / 255.0f;  // as torchvision's ToTensor
-    y[r] = all_labels[rows[static_cast<std::size_t>(r)]];
-  }
+  // pixel / 255 exactly as torchvision's ToTensor computes it, looked up instead of divided.
+  static const std::vector<float> kUnit = [] {
+    std::vector<float> table(256);
+    for (int v = 0; v < 256; ++v) table[static_cast<std::size_t>(v)] = static_cast<float>(v) / 255.0f;
+    return table;
+  }();
+  const float* unit = kUnit.data();
+  cpu::parallel_for(count, std::max<std::int64_t>(1, cpu::kParallelThreshold / std::max<std::int64_t>(features, 1)),
+                    [&](std::int64_t begin, std::int64_t end) {
+                      for (std::int64_t r = begin; r < end; ++r) {
+                        const std::int64_t row = rows[static_cast<std::size_t>(r)];
+                        const std::uint8_t* pixels = src + row * features;
+                        float* dst = x + r * features;
+                        for (std::int64_t f = 0; f < features; ++f) dst[f] = unit[pixels[f]];
+                        y[r] = all_labels[row];
+                      }
+                    });
   if (!options_.device.is_cpu()) {
     out.inputs = out.inputs.to(options_.device);
     out.labels = out.labels.to(options_.device);

@@ -35,7 +35,8 @@ class Allocator {
   virtual void reset_peak_stats() = 0;
 };
 
-// The plain host allocator (aligned_alloc/free) with byte accounting; thread-safe.
+// The host allocator: aligned_alloc/free with byte accounting and a bounded cache of freed
+// blocks by size (so a training loop's per-step buffers are reused); thread-safe.
 Allocator& host_allocator();
 
 }  // namespace accel::memory

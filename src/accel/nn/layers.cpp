@@ -50,7 +50,17 @@ void Sequential::push_back(std::shared_ptr<Module> layer) {
 
 Tensor Sequential::forward(const Tensor& input) {
   Tensor x = input;
-  for (const auto& [name, layer] : children()) x = layer->forward(x);
+  const auto& layers = children();
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    // Linear then ReLU runs as one GEMM with a ReLU epilogue (same result, one pass less).
+    auto* as_linear = dynamic_cast<Linear*>(layers[i].second.get());
+    if (as_linear && i + 1 < layers.size() && dynamic_cast<ReLU*>(layers[i + 1].second.get())) {
+      x = linear_relu(x, as_linear->weight, as_linear->bias);
+      ++i;
+      continue;
+    }
+    x = layers[i].second->forward(x);
+  }
   return x;
 }
 

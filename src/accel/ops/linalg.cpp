@@ -24,14 +24,14 @@ GemmOperand as_gemm_operand(const Tensor& t) {
   return {c, false, std::max<std::int64_t>(cols, 1)};
 }
 
-// out = a @ b (+ beta * out): the one GEMM call every op here uses.
-void gemm_into(const Tensor& a, const Tensor& b, Tensor& out, float beta) {
+// out = epilogue(a @ b): the one GEMM call every op here makes.
+void gemm_into(const Tensor& a, const Tensor& b, Tensor& out, const float* bias = nullptr, bool relu = false) {
   const GemmOperand ga = as_gemm_operand(a);
   const GemmOperand gb = as_gemm_operand(b);
   backend_for(out.device())
-      .gemm(ga.transposed, gb.transposed, a.shape()[0], b.shape()[1], a.shape()[1], 1.0f,
-            ga.tensor.data_ptr<float>(), ga.lead, gb.tensor.data_ptr<float>(), gb.lead, beta,
-            out.data_ptr<float>(), std::max<std::int64_t>(out.shape()[1], 1));
+      .gemm(ga.transposed, gb.transposed, a.shape()[0], b.shape()[1], a.shape()[1], ga.tensor.data_ptr<float>(),
+            ga.lead, gb.tensor.data_ptr<float>(), gb.lead, out.data_ptr<float>(),
+            std::max<std::int64_t>(out.shape()[1], 1), bias, 0.0f, relu);
 }
 
 Tensor mm(const Tensor& a, const Tensor& b) {
@@ -39,8 +39,69 @@ Tensor mm(const Tensor& a, const Tensor& b) {
   if (a.shape()[1] == 0) {
     zero_(out);
   } else {
-    gemm_into(a, b, out, 0.0f);
+    gemm_into(a, b, out);
   }
+  return out;
+}
+
+// dL/d(pre-activation) from dL/d(output) of a ReLU whose output is `out`.
+Tensor relu_grad(const Tensor& g, const Tensor& out) {
+  const Tensor grad = g.contiguous();
+  Tensor dx = empty(out.shape(), DType::Float32, out.device());
+  backend_for(out.device()).relu_backward(grad.data_ptr<float>(), out.data_ptr<float>(), dx.data_ptr<float>(),
+                                          out.numel());
+  return dx;
+}
+
+Tensor linear_impl(const Tensor& input, const Tensor& weight, const Tensor& bias, bool fuse_relu) {
+  const char* op = fuse_relu ? "linear_relu" : "linear";
+  detail::check_float32(op, input, "input");
+  detail::check_float32(op, weight, "weight");
+  detail::check_same_device(op, input, weight);
+  if (weight.dim() != 2) {
+    throw ShapeError(std::string(op) + ": weight must be 2-D [out_features, in_features], got " +
+                     weight.shape().to_string());
+  }
+  const std::int64_t in_features = weight.shape()[1];
+  if (input.dim() != 2) {
+    throw ShapeError(std::string(op) + ": expected input [N, " + std::to_string(in_features) + "], got " +
+                     input.shape().to_string() + "; add nn::Flatten() or reshape it to [N, " +
+                     std::to_string(in_features) + "]");
+  }
+  if (input.shape()[1] != in_features) {
+    throw ShapeError(std::string(op) + ": input " + input.shape().to_string() + " has " +
+                     std::to_string(input.shape()[1]) + " features but weight " + weight.shape().to_string() +
+                     " expects " + std::to_string(in_features));
+  }
+  const std::int64_t out_features = weight.shape()[0];
+  Tensor b;
+  if (bias.defined()) {
+    detail::check_float32(op, bias, "bias");
+    detail::check_same_device(op, input, bias);
+    if (bias.shape() != Shape{out_features}) {
+      throw ShapeError(std::string(op) + ": bias must be [" + std::to_string(out_features) + "], got " +
+                       bias.shape().to_string());
+    }
+    b = bias.contiguous();
+  }
+  Tensor out = empty(Shape{input.shape()[0], out_features}, DType::Float32, input.device());
+  if (in_features > 0) {
+    gemm_into(input, weight.t(), out, b.defined() ? b.data_ptr<float>() : nullptr, fuse_relu);
+  } else {  // an empty product: the bias alone
+    zero_(out);
+    if (b.defined()) out = add(out, b.detach());
+    if (fuse_relu) out = relu(out);
+  }
+  autograd::record(fuse_relu ? "LinearReluBackward" : "LinearBackward", out, {input, weight, bias},
+                   [x = input.detach(), w = weight.detach(), y = fuse_relu ? out.detach() : Tensor()](
+                       const Tensor& grad_output, const std::vector<bool>& need) {
+                     const Tensor g = y.defined() ? relu_grad(grad_output, y) : grad_output;
+                     Tensor gx, gw, gb;
+                     if (need[0]) gx = mm(g, w);
+                     if (need[1]) gw = mm(g.t(), x);
+                     if (need[2]) gb = sum(g, {0});
+                     return std::vector<Tensor>{gx, gw, gb};
+                   });
   return out;
 }
 
@@ -67,48 +128,11 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
-  detail::check_float32("linear", input, "input");
-  detail::check_float32("linear", weight, "weight");
-  detail::check_same_device("linear", input, weight);
-  if (weight.dim() != 2) {
-    throw ShapeError("linear: weight must be 2-D [out_features, in_features], got " + weight.shape().to_string());
-  }
-  const std::int64_t in_features = weight.shape()[1];
-  if (input.dim() != 2) {
-    throw ShapeError("linear: expected input [N, " + std::to_string(in_features) + "], got " +
-                     input.shape().to_string() + "; add nn::Flatten() or reshape it to [N, " +
-                     std::to_string(in_features) + "]");
-  }
-  if (input.shape()[1] != in_features) {
-    throw ShapeError("linear: input " + input.shape().to_string() + " has " + std::to_string(input.shape()[1]) +
-                     " features but weight " + weight.shape().to_string() + " expects " +
-                     std::to_string(in_features));
-  }
-  const std::int64_t rows = input.shape()[0], out_features = weight.shape()[0];
-  Tensor out = empty(Shape{rows, out_features}, DType::Float32, input.device());
-  if (bias.defined()) {
-    detail::check_float32("linear", bias, "bias");
-    detail::check_same_device("linear", input, bias);
-    if (bias.shape() != Shape{out_features}) {
-      throw ShapeError("linear: bias must be [" + std::to_string(out_features) + "], got " + bias.shape().to_string());
-    }
-    const Tensor b = bias.contiguous();
-    backend_for(out.device()).broadcast_rows(b.data_ptr<float>(), out.data_ptr<float>(), rows, out_features);
-    if (in_features > 0) gemm_into(input, weight.t(), out, 1.0f);
-  } else if (in_features > 0) {
-    gemm_into(input, weight.t(), out, 0.0f);
-  } else {
-    zero_(out);
-  }
-  autograd::record("LinearBackward", out, {input, weight, bias},
-                   [x = input.detach(), w = weight.detach()](const Tensor& g, const std::vector<bool>& need) {
-                     Tensor gx, gw, gb;
-                     if (need[0]) gx = mm(g, w);
-                     if (need[1]) gw = mm(g.t(), x);
-                     if (need[2]) gb = sum(g, {0});
-                     return std::vector<Tensor>{gx, gw, gb};
-                   });
-  return out;
+  return linear_impl(input, weight, bias, false);
+}
+
+Tensor linear_relu(const Tensor& input, const Tensor& weight, const Tensor& bias) {
+  return linear_impl(input, weight, bias, true);
 }
 
 }  // namespace accel

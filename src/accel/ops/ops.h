@@ -53,8 +53,11 @@ Tensor eq(const Tensor& a, const Tensor& b);  // bool, broadcasting
 // [m, k] x [k, n] -> [m, n]; transposed views are passed to GEMM without a copy.
 Tensor matmul(const Tensor& a, const Tensor& b);
 // input [N, in], weight [out, in], bias [out] (optional) -> input * weight^T + bias, with the
-// bias fused into the GEMM (written first, then accumulated with beta = 1).
+// bias fused into the GEMM.
 Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor());
+// relu(linear(...)) with the ReLU fused into the GEMM's epilogue and its gradient into the
+// linear backward: nn::Sequential uses it for a Linear followed by a ReLU.
+Tensor linear_relu(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor());
 
 // ---- softmax and losses ----
 Tensor log_softmax(const Tensor& a, std::int64_t dim);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "accel/backends/backend.h"
+#include "accel/backends/cpu/parallel.h"  // parallel_for, kParallelThreshold
 
 namespace accel::cpu {
 
@@ -28,10 +29,9 @@ class CpuBackend final : public Backend {
   void relu_backward(const float* grad, const float* out, float* dst, std::int64_t n) override;
   void eq(const void* a, const void* b, DType dtype, bool* out, std::int64_t n) override;
 
-  void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
-            float alpha, const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
-            float beta, float* c, std::int64_t ldc) override;
-  void broadcast_rows(const float* row, float* out, std::int64_t rows, std::int64_t cols) override;
+  void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
+            std::int64_t lda, const float* b, std::int64_t ldb, float* c, std::int64_t ldc,
+            const float* bias, float beta, bool relu) override;
 
   void sum(const void* in, DType dtype, std::int64_t outer, std::int64_t reduced,
            std::int64_t inner, void* out) override;
@@ -52,8 +52,5 @@ class CpuBackend final : public Backend {
 };
 
 CpuBackend& backend();
-
-// Below this many elements a loop runs on one thread: waking the other costs more.
-inline constexpr std::int64_t kParallelThreshold = 1 << 15;
 
 }  // namespace accel::cpu

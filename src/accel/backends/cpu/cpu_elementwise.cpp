@@ -1,4 +1,5 @@
 // Elementwise kernels: broadcasting binary ops, unary ops, ReLU's gradient, eq.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -31,8 +32,9 @@ void binary_kernel(const float* a, const std::vector<std::int64_t>& as, const fl
 
   // Both operands contiguous over the whole shape: one flat loop.
   if (as == shape.contiguous_strides() && bs == as) {
-#pragma omp parallel for simd if (n >= kParallelThreshold)
-    for (std::int64_t i = 0; i < n; ++i) out[i] = apply<Op>(a[i], b[i]);
+    parallel_for(n, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) out[i] = apply<Op>(a[i], b[i]);
+    });
     return;
   }
   const auto row = [&](const float* pa, const float* pb, float* po) {
@@ -51,23 +53,34 @@ void binary_kernel(const float* a, const std::vector<std::int64_t>& as, const fl
       for (std::int64_t i = 0; i < inner; ++i) po[i] = apply<Op>(pa[i * sa], pb[i * sb]);
     }
   };
-#pragma omp parallel for if (n >= kParallelThreshold)
-  for (std::int64_t o = 0; o < outer; ++o) {
-    std::int64_t rest = o, off_a = 0, off_b = 0;
-    for (std::size_t d = ndim - 1; d-- > 0;) {
-      const std::int64_t idx = rest % shape[d];
-      rest /= shape[d];
-      off_a += idx * as[d];
-      off_b += idx * bs[d];
-    }
-    row(a + off_a, b + off_b, out + o * inner);
-  }
+  parallel_for(outer, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(inner, 1)),
+               [&](std::int64_t begin, std::int64_t end) {
+                 for (std::int64_t o = begin; o < end; ++o) {
+                   std::int64_t rest = o, off_a = 0, off_b = 0;
+                   for (std::size_t d = ndim - 1; d-- > 0;) {
+                     const std::int64_t idx = rest % shape[d];
+                     rest /= shape[d];
+                     off_a += idx * as[d];
+                     off_b += idx * bs[d];
+                   }
+                   row(a + off_a, b + off_b, out + o * inner);
+                 }
+               });
 }
 
 template <BinaryOp Op>
 void scalar_kernel(const float* a, float y, float* out, std::int64_t n) {
-#pragma omp parallel for simd if (n >= kParallelThreshold)
-  for (std::int64_t i = 0; i < n; ++i) out[i] = apply<Op>(a[i], y);
+  parallel_for(n, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) out[i] = apply<Op>(a[i], y);
+  });
+}
+
+// out = f(in) elementwise.
+template <typename F>
+void map_kernel(const float* in, float* out, std::int64_t n, F f) {
+  parallel_for(n, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) out[i] = f(in[i]);
+  });
 }
 
 }  // namespace
@@ -95,32 +108,25 @@ void CpuBackend::binary_scalar(BinaryOp op, const float* a, float scalar, float*
 
 void CpuBackend::unary(UnaryOp op, const float* in, float* out, std::int64_t n) {
   switch (op) {
-    case UnaryOp::Relu:
-#pragma omp parallel for simd if (n >= kParallelThreshold)
-      for (std::int64_t i = 0; i < n; ++i) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
-      return;
-    case UnaryOp::Neg:
-#pragma omp parallel for simd if (n >= kParallelThreshold)
-      for (std::int64_t i = 0; i < n; ++i) out[i] = -in[i];
-      return;
-    case UnaryOp::Exp:
-#pragma omp parallel for if (n >= kParallelThreshold)
-      for (std::int64_t i = 0; i < n; ++i) out[i] = std::exp(in[i]);
-      return;
-    case UnaryOp::Log:
-#pragma omp parallel for if (n >= kParallelThreshold)
-      for (std::int64_t i = 0; i < n; ++i) out[i] = std::log(in[i]);
-      return;
-    case UnaryOp::Square:
-#pragma omp parallel for simd if (n >= kParallelThreshold)
-      for (std::int64_t i = 0; i < n; ++i) out[i] = in[i] * in[i];
-      return;
+    case UnaryOp::Relu: return map_kernel(in, out, n, [](float x) { return x > 0.0f ? x : 0.0f; });
+    case UnaryOp::Neg: return map_kernel(in, out, n, [](float x) { return -x; });
+    case UnaryOp::Exp: return map_kernel(in, out, n, [](float x) { return std::exp(x); });
+    case UnaryOp::Log: return map_kernel(in, out, n, [](float x) { return std::log(x); });
+    case UnaryOp::Square: return map_kernel(in, out, n, [](float x) { return x * x; });
   }
 }
 
-void CpuBackend::relu_backward(const float* grad, const float* out, float* dst, std::int64_t n) {
-#pragma omp parallel for simd if (n >= kParallelThreshold)
-  for (std::int64_t i = 0; i < n; ++i) dst[i] = out[i] > 0.0f ? grad[i] : 0.0f;
+void CpuBackend::relu_backward(const float* grad_in, const float* out_in, float* dst_in, std::int64_t n) {
+  parallel_for(n, [&](std::int64_t begin, std::int64_t end) {
+    // Distinct buffers: __restrict spares the vectorised loop its runtime overlap checks.
+    const float* __restrict grad = grad_in;
+    const float* __restrict out = out_in;
+    float* __restrict dst = dst_in;
+    for (std::int64_t i = begin; i < end; ++i) {
+      const float g = grad[i];  // an unconditional load lets the select vectorise
+      dst[i] = out[i] > 0.0f ? g : 0.0f;
+    }
+  });
 }
 
 void CpuBackend::eq(const void* a, const void* b, DType dtype, bool* out, std::int64_t n) {

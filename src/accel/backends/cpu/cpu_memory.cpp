@@ -65,8 +65,9 @@ void CpuBackend::copy_strided(const void* src, DType src_dtype, const Shape& sha
   if (contiguous && src_dtype == DType::UInt8 && dst_dtype == DType::Float32) {
     const auto* in = static_cast<const std::uint8_t*>(src);
     auto* out = static_cast<float*>(dst);
-#pragma omp parallel for simd if (n >= kParallelThreshold)
-    for (std::int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(in[i]);
+    parallel_for(n, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) out[i] = static_cast<float>(in[i]);
+    });
     return;
   }
   // General case: an odometer over the outer dims, a tight loop over the innermost one.
@@ -110,8 +111,9 @@ void CpuBackend::fill(void* dst, DType dtype, std::int64_t n, double value) {
   if (dtype == DType::Float32) {
     auto* out = static_cast<float*>(dst);
     const float v = static_cast<float>(value);
-#pragma omp parallel for simd if (n >= kParallelThreshold)
-    for (std::int64_t i = 0; i < n; ++i) out[i] = v;
+    parallel_for(n, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) out[i] = v;
+    });
     return;
   }
   for (std::int64_t i = 0; i < n; ++i) store_from_double(dst, dtype, i, value);

@@ -6,17 +6,26 @@
 
 namespace accel::cpu {
 
-void CpuBackend::adam_step(std::span<const ParamBuffers> params, const AdamHyper& h) {
+namespace {
+
+// The weight-decay variant is a template parameter so the inner loop has no branches and
+// vectorises (AVX-512: 16 parameters per instruction).
+enum class Decay { None, L2, Decoupled };
+
+template <Decay D>
+void adam_kernel(std::span<const ParamBuffers> params, const AdamHyper& h, std::int64_t total) {
   // In double, then rounded once, as PyTorch computes these Python scalars.
   const double bias_correction1 = 1.0 - std::pow(static_cast<double>(h.beta1), static_cast<double>(h.step));
   const double bias_correction2 = 1.0 - std::pow(static_cast<double>(h.beta2), static_cast<double>(h.step));
   const auto step_size = static_cast<float>(static_cast<double>(h.lr) / bias_correction1);
-  const auto bias_correction2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
-  const float one_minus_beta1 = 1.0f - h.beta1;
-  const float one_minus_beta2 = 1.0f - h.beta2;
-  const float decay = 1.0f - h.lr * h.weight_decay;
-  std::int64_t total = 0;
-  for (const ParamBuffers& p : params) total += p.numel;
+  // PyTorch divides sqrt(v) by sqrt(bias_correction2); multiplying by the reciprocal differs
+  // by at most one rounding and saves a vector division per parameter (the kernel's
+  // bottleneck next to memory traffic).
+  const auto inv_bias_correction2_sqrt = static_cast<float>(1.0 / std::sqrt(bias_correction2));
+  const float beta1 = h.beta1, beta2 = h.beta2, eps = h.eps, wd = h.weight_decay;
+  const float one_minus_beta1 = 1.0f - beta1;
+  const float one_minus_beta2 = 1.0f - beta2;
+  const float decay = 1.0f - h.lr * wd;
 #pragma omp parallel if (total >= kParallelThreshold)
   for (const ParamBuffers& p : params) {
     float* __restrict w = p.param;
@@ -26,18 +35,30 @@ void CpuBackend::adam_step(std::span<const ParamBuffers> params, const AdamHyper
 #pragma omp for simd schedule(static) nowait
     for (std::int64_t i = 0; i < p.numel; ++i) {
       float grad = g[i];
-      if (h.weight_decay != 0.0f) {
-        if (h.decoupled_weight_decay) {
-          w[i] *= decay;
-        } else {
-          grad += h.weight_decay * w[i];
-        }
-      }
-      m[i] = m[i] * h.beta1 + grad * one_minus_beta1;
-      v[i] = v[i] * h.beta2 + one_minus_beta2 * grad * grad;
-      const float denom = std::sqrt(v[i]) / bias_correction2_sqrt + h.eps;
-      w[i] += -step_size * (m[i] / denom);
+      float weight = w[i];
+      if constexpr (D == Decay::Decoupled) weight *= decay;
+      if constexpr (D == Decay::L2) grad += wd * weight;
+      const float m_new = m[i] * beta1 + grad * one_minus_beta1;
+      const float v_new = v[i] * beta2 + one_minus_beta2 * grad * grad;
+      m[i] = m_new;
+      v[i] = v_new;
+      const float denom = std::sqrt(v_new) * inv_bias_correction2_sqrt + eps;
+      w[i] = weight + -step_size * (m_new / denom);
     }
+  }
+}
+
+}  // namespace
+
+void CpuBackend::adam_step(std::span<const ParamBuffers> params, const AdamHyper& h) {
+  std::int64_t total = 0;
+  for (const ParamBuffers& p : params) total += p.numel;
+  if (h.weight_decay == 0.0f) {
+    adam_kernel<Decay::None>(params, h, total);
+  } else if (h.decoupled_weight_decay) {
+    adam_kernel<Decay::Decoupled>(params, h, total);
+  } else {
+    adam_kernel<Decay::L2>(params, h, total);
   }
 }
 
