@@ -1,0 +1,164 @@
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "accel/data/dataloader.h"
+#include "accel/data/fashion_mnist.h"
+#include "accel/data/idx.h"
+
+using namespace accel;
+namespace fs = std::filesystem;
+
+namespace {
+
+class TempDir {
+ public:
+  TempDir() : path_(fs::temp_directory_path() / ("accel_data_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++))) {
+    fs::create_directories(path_);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  std::string str() const { return path_.string(); }
+
+ private:
+  static inline int counter_ = 0;
+  fs::path path_;
+};
+
+std::vector<unsigned char> idx_bytes(std::vector<std::uint32_t> dims, const std::vector<unsigned char>& values,
+                                     unsigned char type = 0x08) {
+  std::vector<unsigned char> out{0, 0, type, static_cast<unsigned char>(dims.size())};
+  for (std::uint32_t d : dims) {
+    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<unsigned char>(d >> shift));
+  }
+  out.insert(out.end(), values.begin(), values.end());
+  return out;
+}
+
+void write_raw(const std::string& path, const std::vector<unsigned char>& bytes) {
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+void write_gz(const std::string& path, const std::vector<unsigned char>& bytes) {
+  gzFile f = gzopen(path.c_str(), "wb");
+  gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
+  gzclose(f);
+}
+
+// A tiny Fashion-MNIST-shaped split: n images of 2x2 pixels.
+void write_split(const TempDir& dir, const std::string& prefix, std::vector<unsigned char> labels) {
+  std::vector<unsigned char> pixels;
+  for (std::size_t i = 0; i < labels.size() * 4; ++i) pixels.push_back(static_cast<unsigned char>(i * 10 % 256));
+  write_gz(dir.file(prefix + "-images-idx3-ubyte.gz"), idx_bytes({static_cast<std::uint32_t>(labels.size()), 2, 2}, pixels));
+  write_gz(dir.file(prefix + "-labels-idx1-ubyte.gz"), idx_bytes({static_cast<std::uint32_t>(labels.size())}, labels));
+}
+
+template <typename E>
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST(Idx, ReadsPlainAndGzipFiles) {
+  TempDir dir;
+  const auto bytes = idx_bytes({2, 3}, {1, 2, 3, 4, 5, 6});
+  write_raw(dir.file("plain.idx"), bytes);
+  write_gz(dir.file("packed.idx.gz"), bytes);
+  for (const auto& name : {"plain.idx", "packed.idx.gz"}) {
+    const data::IdxArray a = data::read_idx(dir.file(name));
+    EXPECT_EQ(a.dims, (std::vector<std::int64_t>{2, 3}));
+    EXPECT_EQ(a.values, (std::vector<std::uint8_t>{1, 2, 3, 4, 5, 6}));
+  }
+}
+
+TEST(Idx, BadInputIsADataErrorNamingTheFile) {
+  TempDir dir;
+  write_raw(dir.file("magic.idx"), {0x50, 0x4b, 0x03, 0x04, 0, 0, 0, 0});
+  std::string message = error_of<DataError>([&] { data::read_idx(dir.file("magic.idx")); });
+  EXPECT_NE(message.find("magic.idx"), std::string::npos) << message;
+  EXPECT_NE(message.find("magic"), std::string::npos) << message;
+
+  auto truncated = idx_bytes({10, 2}, {1, 2, 3});
+  write_gz(dir.file("short.gz"), truncated);
+  message = error_of<DataError>([&] { data::read_idx(dir.file("short.gz")); });
+  EXPECT_NE(message.find("short.gz"), std::string::npos) << message;
+  EXPECT_NE(message.find("truncated"), std::string::npos) << message;
+  EXPECT_NE(message.find("20 bytes"), std::string::npos) << message;
+
+  write_raw(dir.file("header.idx"), {0, 0, 8});
+  EXPECT_NE(error_of<DataError>([&] { data::read_idx(dir.file("header.idx")); }).find("truncated"), std::string::npos);
+
+  write_raw(dir.file("float.idx"), idx_bytes({1}, {0, 0, 0, 0}, 0x0d));
+  EXPECT_NE(error_of<DataError>([&] { data::read_idx(dir.file("float.idx")); }).find("element type"), std::string::npos);
+
+  EXPECT_NE(error_of<DataError>([&] { data::read_idx(dir.file("absent.idx")); }).find("cannot open"), std::string::npos);
+}
+
+TEST(FashionMnist, LoadsASplitAndValidatesLabels) {
+  TempDir dir;
+  write_split(dir, "train", {0, 9, 3});
+  const auto split = data::load_fashion_mnist(dir.str(), true);
+  EXPECT_EQ(split.images.shape(), (Shape{3, 4}));
+  EXPECT_EQ(split.labels.to_vector<std::int64_t>(), (std::vector<std::int64_t>{0, 9, 3}));
+
+  write_split(dir, "t10k", {1, 12});
+  const std::string message = error_of<DataError>([&] { data::load_fashion_mnist(dir.str(), false); });
+  EXPECT_NE(message.find("t10k-labels-idx1-ubyte.gz"), std::string::npos) << message;
+  EXPECT_NE(message.find("label 12 at index 1"), std::string::npos) << message;
+}
+
+TEST(FashionMnist, MissingDatasetSaysHowToInstallOrPassData) {
+  TempDir dir;
+  const std::string message = error_of<DataError>([&] { data::load_fashion_mnist(dir.file("nothing"), true); });
+  EXPECT_NE(message.find("apt-get install dataset-fashion-mnist"), std::string::npos) << message;
+  EXPECT_NE(message.find("--data"), std::string::npos) << message;
+}
+
+TEST(FashionMnist, CountMismatchBetweenImagesAndLabels) {
+  TempDir dir;
+  write_split(dir, "train", {1, 2, 3});
+  write_gz(dir.file("train-labels-idx1-ubyte.gz"), idx_bytes({2}, {1, 2}));
+  const std::string message = error_of<DataError>([&] { data::load_fashion_mnist(dir.str(), true); });
+  EXPECT_NE(message.find("3 images"), std::string::npos) << message;
+  EXPECT_NE(message.find("2 labels"), std::string::npos) << message;
+}
+
+TEST(DataLoader, SeededShuffleCoversEverySampleOnce) {
+  const Tensor images = zeros({10, 4}, DType::UInt8);
+  const Tensor labels = arange(10);
+  data::DataLoader a(images, labels, {.batch_size = 3, .shuffle = true, .seed = 5});
+  data::DataLoader b(images, labels, {.batch_size = 3, .shuffle = true, .seed = 5});
+  EXPECT_EQ(a.size(), 4u);
+  std::multiset<std::int64_t> seen;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a.batch_indices(i), b.batch_indices(i));
+    for (std::int64_t v : a.batch(i).labels.to_vector<std::int64_t>()) seen.insert(v);
+  }
+  EXPECT_EQ(seen, (std::multiset<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(a.batch(3).inputs.shape(), (Shape{1, 4}));
+  const auto first_order = a.batch_indices(0);
+  a.next_epoch();
+  EXPECT_NE(a.batch_indices(0), first_order);  // a new order (10! orders: a repeat is negligible)
+  data::DataLoader dropping(images, labels, {.batch_size = 3, .drop_last = true});
+  EXPECT_EQ(dropping.size(), 3u);
+  EXPECT_THROW(dropping.batch(3), ValueError);
+}
+
+TEST(DataLoader, ScalesPixelsToUnitRangeLikeToTensor) {
+  const Tensor images = from_vector<std::uint8_t>({0, 51, 128, 255}, {1, 4});
+  data::DataLoader loader(images, zeros({1}, DType::Int64), {.batch_size = 1, .shuffle = false});
+  const auto x = loader.batch(0).inputs.to_vector<float>();
+  EXPECT_EQ(x, (std::vector<float>{0.0f, 51.0f / 255.0f, 128.0f / 255.0f, 1.0f}));
+  EXPECT_THROW(data::DataLoader(images, zeros({2}, DType::Int64), {}), ShapeError);
+  EXPECT_THROW(data::DataLoader(zeros({1, 4}), zeros({1}, DType::Int64), {}), DTypeError);
+  EXPECT_THROW(data::DataLoader(images, zeros({1}, DType::Int64), {.batch_size = 0}), ValueError);
+}

@@ -1,0 +1,100 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "accel/autograd/grad_mode.h"
+#include "accel/nn/layers.h"
+#include "accel/ops/ops.h"
+
+using namespace accel;
+
+TEST(Linear, PyTorchDefaultInitBounds) {
+  Generator g(1);
+  nn::Linear layer(784, 256, true, g);
+  EXPECT_EQ(layer.weight.shape(), (Shape{256, 784}));
+  EXPECT_EQ(layer.bias.shape(), (Shape{256}));
+  const float bound = 1.0f / std::sqrt(784.0f);
+  float lo = 1, hi = -1;
+  for (float v : layer.weight.to_vector<float>()) {
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  EXPECT_GE(lo, -bound);
+  EXPECT_LE(hi, bound);
+  EXPECT_LT(lo, -0.9f * bound);  // the whole range is used
+  EXPECT_GT(hi, 0.9f * bound);
+  EXPECT_TRUE(layer.weight.requires_grad());
+  EXPECT_THROW(nn::Linear(0, 3), ValueError);
+}
+
+TEST(Sequential, NamesParametersAsPyTorchDoes) {
+  nn::Sequential model(nn::Linear(784, 256), nn::ReLU(), nn::Linear(256, 10));
+  const auto named = model.named_parameters();
+  ASSERT_EQ(named.size(), 4u);
+  EXPECT_EQ(named[0].first, "0.weight");
+  EXPECT_EQ(named[1].first, "0.bias");
+  EXPECT_EQ(named[2].first, "2.weight");
+  EXPECT_EQ(named[3].first, "2.bias");
+  std::int64_t count = 0;
+  for (const Tensor& p : model.parameters()) count += p.numel();
+  EXPECT_EQ(count, 203530);  // the seed model's parameter count
+  EXPECT_NE(model.to_string().find("(1): ReLU()"), std::string::npos);
+}
+
+TEST(Sequential, FusedLinearReluEqualsTheLayersOneByOne) {
+  Generator g(2);
+  nn::Sequential model(nn::Linear(8, 6, true, g), nn::ReLU(), nn::Linear(6, 3, true, g));
+  const Tensor x = randn({5, 8}, g);
+  const auto fused = model(x).to_vector<float>();
+  Tensor h = x;
+  for (std::size_t i = 0; i < model.size(); ++i) h = model[i](h);
+  EXPECT_EQ(fused, h.to_vector<float>());
+}
+
+TEST(Module, StateDictRoundTripAndErrors) {
+  Generator g(3);
+  nn::Sequential a(nn::Linear(4, 3, true, g), nn::ReLU(), nn::Linear(3, 2, true, g));
+  nn::Sequential b(nn::Linear(4, 3, true, g), nn::ReLU(), nn::Linear(3, 2, true, g));
+  const Tensor x = randn({2, 4}, g);
+  EXPECT_NE(a(x).to_vector<float>(), b(x).to_vector<float>());
+  b.load_state_dict(a.state_dict());
+  EXPECT_EQ(a(x).to_vector<float>(), b(x).to_vector<float>());
+  auto state = a.state_dict();
+  state["0.weight"] = zeros({3, 5});
+  EXPECT_THROW(b.load_state_dict(state), ShapeError);
+  state.erase("0.weight");
+  EXPECT_THROW(b.load_state_dict(state), ValueError);
+  auto extra = a.state_dict();
+  extra["9.weight"] = zeros({1});
+  EXPECT_THROW(b.load_state_dict(extra), ValueError);
+  EXPECT_NO_THROW(b.load_state_dict(extra, false));
+}
+
+TEST(Module, TrainEvalReachesChildrenAndDropoutObeys) {
+  Generator g(4);
+  nn::Sequential model(nn::Flatten(), nn::Dropout(0.5, g));
+  const Tensor x = ones({2, 3, 4});
+  EXPECT_EQ(model(x).shape(), (Shape{2, 12}));
+  model.eval();
+  EXPECT_FALSE(model[1].is_training());
+  EXPECT_EQ(model(x).to_vector<float>(), std::vector<float>(24, 1.0f));
+  model.train();
+  const auto dropped = model(x).to_vector<float>();
+  EXPECT_NE(dropped, std::vector<float>(24, 1.0f));
+}
+
+TEST(Module, ToCudaWithoutADeviceFailsCleanlyAndKeepsTheModel) {
+  nn::Sequential model(nn::Linear(4, 2));
+  const auto before = model.parameters()[0].to_vector<float>();
+  EXPECT_THROW(model.to(Device("cuda")), DeviceError);
+  EXPECT_EQ(model.parameters()[0].device(), kCPU);
+  EXPECT_EQ(model.parameters()[0].to_vector<float>(), before);
+}
+
+TEST(Module, ZeroGradDropsGradients) {
+  nn::Linear layer(3, 2);
+  sum(layer(ones({1, 3}))).backward();
+  EXPECT_TRUE(layer.weight.grad().defined());
+  layer.zero_grad();
+  EXPECT_FALSE(layer.weight.grad().defined());
+}

@@ -1,0 +1,65 @@
+// The seed workflow on the real Fashion-MNIST (Debian's dataset-fashion-mnist), and the
+// `accel train` command's behaviour on bad input.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "accel/train/seed_trainer.h"
+
+using namespace accel;
+
+namespace {
+
+struct CommandResult {
+  int status;
+  std::string output;
+};
+
+CommandResult run_command(const std::string& command) {
+  std::array<char, 4096> buffer{};
+  std::string output;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return {-1, "popen failed"};
+  while (fgets(buffer.data(), buffer.size(), pipe)) output += buffer.data();
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+}  // namespace
+
+TEST(SeedTraining, FiveEpochsAtBatch64ReachTheAccuracyTarget) {
+  train::SeedConfig config;
+  config.epochs = 5;
+  config.batch_size = 64;
+  config.device = "cpu";
+  const train::TrainReport report = train::train_seed_model(config);
+  ASSERT_EQ(report.epochs.size(), 5u);
+  for (std::size_t i = 1; i < report.epochs.size(); ++i) {
+    EXPECT_LT(report.epochs[i].train_loss, report.epochs[i - 1].train_loss) << "epoch " << i + 1;
+  }
+  EXPECT_GE(report.epochs.back().test_accuracy, 0.87);
+}
+
+TEST(TrainCommand, MissingDatasetExplainsTheFix) {
+  const auto result = run_command(std::string(ACCEL_CLI_PATH) + " train --epochs 1 --data /nonexistent/fashion");
+  EXPECT_EQ(result.status, 1) << result.output;
+  EXPECT_NE(result.output.find("apt-get install dataset-fashion-mnist"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("--data"), std::string::npos) << result.output;
+}
+
+TEST(TrainCommand, CudaWithoutAGpuIsAnErrorNotACrash) {
+  const auto result = run_command(std::string(ACCEL_CLI_PATH) + " train --epochs 1 --device cuda");
+  EXPECT_EQ(result.status, 1) << result.output;
+  // "no CUDA device: ..." here; where a GPU exists, the message that its kernels are not built yet.
+  EXPECT_NE(result.output.find("CUDA"), std::string::npos) << result.output;
+}
+
+TEST(TrainCommand, BadFlagsAreRejectedByTheParser) {
+  EXPECT_NE(run_command(std::string(ACCEL_CLI_PATH) + " train --batch-size 0").status, 0);
+  const auto result = run_command(std::string(ACCEL_CLI_PATH) + " train --device tpu:9 --epochs 1");
+  EXPECT_EQ(result.status, 1) << result.output;
+  EXPECT_NE(result.output.find("unknown device"), std::string::npos) << result.output;
+}
