@@ -31,7 +31,10 @@ int main(int argc, char** argv) try {
     const Tensor& x = batch.inputs;
     const Tensor& y = batch.labels;
     optimizer.zero_grad();
-    Tensor output = model(x); Tensor loss = criterion(output, y); loss.backward(); optimizer.step();
+    Tensor output = model(x);
+    Tensor loss = criterion(output, y);
+    loss.backward();
+    optimizer.step();
     if (i % 200 == 0) std::printf("step %zu  loss %.4f\n", i, loss.item<double>());
   }
   const auto test_set = data::load_fashion_mnist(argc > 1 ? argv[1] : "", false);

@@ -47,7 +47,8 @@ TEST(Gradients, MatmulAndLinear) {
   expect_gradients_match("linear without bias", [](Inputs in) { return linear(in[0], in[1]); }, {x, w});
   // Keep pre-activations away from ReLU's kink so finite differences stay on one side.
   const Tensor shifted_bias = from_vector<float>({3.0f, -3.0f, 2.5f}, {3});
-  expect_gradients_match("linear_relu", [](Inputs in) { return linear_relu(in[0], in[1], in[2]); }, {x, w, shifted_bias});
+  expect_gradients_match("linear_relu", [](Inputs in) { return linear_relu(in[0], in[1], in[2]); },
+                         {x, w, shifted_bias});
 }
 
 TEST(Gradients, Reductions) {
@@ -66,7 +67,8 @@ TEST(Gradients, SoftmaxAndLosses) {
   expect_gradients_match("log_softmax dim 0", [](Inputs in) { return log_softmax(in[0], 0); }, {logits});
   expect_gradients_match("softmax", [](Inputs in) { return softmax(in[0], 1); }, {logits});
   expect_gradients_match("cross_entropy", [](Inputs in) { return cross_entropy(in[0], in[1]); }, {logits, targets});
-  expect_gradients_match("mse_loss", [](Inputs in) { return mse_loss(in[0], in[1]); }, {logits, random_tensor({4, 5}, 13)});
+  expect_gradients_match("mse_loss", [](Inputs in) { return mse_loss(in[0], in[1]); },
+                         {logits, random_tensor({4, 5}, 13)});
 }
 
 TEST(Gradients, ViewsAndConversions) {
@@ -87,13 +89,12 @@ TEST(Gradients, TheSeedModelEndToEnd) {
   const Tensor x = random_tensor({4, 6}, 16);
   const Tensor y = from_vector<std::int64_t>({0, 2, 1, 2}, {4});
   const auto params = model.parameters();
-  expect_gradients_match(
-      "Sequential(Linear, ReLU, Linear) + cross_entropy",
-      [&](Inputs in) {
-        const Tensor h = relu(linear(in[0], in[1], in[2]));
-        return cross_entropy(linear(h, in[3], in[4]), y);
-      },
-      {x, params[0], params[1], params[2], params[3]});
+  expect_gradients_match("Sequential(Linear, ReLU, Linear) + cross_entropy",
+                         [&](Inputs in) {
+                           const Tensor h = relu(linear(in[0], in[1], in[2]));
+                           return cross_entropy(linear(h, in[3], in[4]), y);
+                         },
+                         {x, params[0], params[1], params[2], params[3]});
 }
 
 TEST(Gradients, DTypeRoundTripPassesTheGradientStraightThrough) {

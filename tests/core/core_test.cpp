@@ -12,7 +12,8 @@
 using namespace accel;
 
 TEST(DType, NamesSizesAndParsingRoundTrip) {
-  for (DType d : {DType::Float32, DType::Float16, DType::BFloat16, DType::Int64, DType::Int32, DType::UInt8, DType::Bool}) {
+  for (DType d :
+       {DType::Float32, DType::Float16, DType::BFloat16, DType::Int64, DType::Int32, DType::UInt8, DType::Bool}) {
     EXPECT_EQ(parse_dtype(dtype_name(d)), d);
   }
   EXPECT_EQ(element_size(DType::Float32), 4u);
@@ -81,8 +82,8 @@ TEST(HalfPrecision, Float16ConversionsRoundToNearestEven) {
   EXPECT_EQ(float_to_half_bits(1.0f), 0x3c00);
   EXPECT_EQ(float_to_half_bits(-2.0f), 0xc000);
   EXPECT_EQ(float_to_half_bits(65504.0f), 0x7bff);
-  EXPECT_EQ(float_to_half_bits(65520.0f), 0x7c00);  // rounds to infinity
-  EXPECT_EQ(float_to_half_bits(5.9604645e-8f), 0x0001);  // smallest subnormal
+  EXPECT_EQ(float_to_half_bits(65520.0f), 0x7c00);               // rounds to infinity
+  EXPECT_EQ(float_to_half_bits(5.9604645e-8f), 0x0001);          // smallest subnormal
   EXPECT_EQ(float_to_half_bits(1.0f + 1.0f / 2048.0f), 0x3c00);  // tie to even (down)
   EXPECT_EQ(float_to_half_bits(1.0f + 3.0f / 2048.0f), 0x3c02);  // tie to even (up)
   EXPECT_TRUE(std::isnan(half_bits_to_float(float_to_half_bits(std::nanf("")))));

@@ -16,7 +16,9 @@ namespace {
 
 class TempDir {
  public:
-  TempDir() : path_(fs::temp_directory_path() / ("accel_data_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++))) {
+  TempDir()
+      : path_(fs::temp_directory_path() /
+              ("accel_data_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++))) {
     fs::create_directories(path_);
   }
   ~TempDir() { fs::remove_all(path_); }
@@ -39,7 +41,8 @@ std::vector<unsigned char> idx_bytes(std::vector<std::uint32_t> dims, const std:
 }
 
 void write_raw(const std::string& path, const std::vector<unsigned char>& bytes) {
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
 
 void write_gz(const std::string& path, const std::vector<unsigned char>& bytes) {
@@ -52,7 +55,8 @@ void write_gz(const std::string& path, const std::vector<unsigned char>& bytes) 
 void write_split(const TempDir& dir, const std::string& prefix, std::vector<unsigned char> labels) {
   std::vector<unsigned char> pixels;
   for (std::size_t i = 0; i < labels.size() * 4; ++i) pixels.push_back(static_cast<unsigned char>(i * 10 % 256));
-  write_gz(dir.file(prefix + "-images-idx3-ubyte.gz"), idx_bytes({static_cast<std::uint32_t>(labels.size()), 2, 2}, pixels));
+  write_gz(dir.file(prefix + "-images-idx3-ubyte.gz"),
+           idx_bytes({static_cast<std::uint32_t>(labels.size()), 2, 2}, pixels));
   write_gz(dir.file(prefix + "-labels-idx1-ubyte.gz"), idx_bytes({static_cast<std::uint32_t>(labels.size())}, labels));
 }
 
@@ -98,9 +102,11 @@ TEST(Idx, BadInputIsADataErrorNamingTheFile) {
   EXPECT_NE(error_of<DataError>([&] { data::read_idx(dir.file("header.idx")); }).find("truncated"), std::string::npos);
 
   write_raw(dir.file("float.idx"), idx_bytes({1}, {0, 0, 0, 0}, 0x0d));
-  EXPECT_NE(error_of<DataError>([&] { data::read_idx(dir.file("float.idx")); }).find("element type"), std::string::npos);
+  EXPECT_NE(error_of<DataError>([&] { data::read_idx(dir.file("float.idx")); }).find("element type"),
+            std::string::npos);
 
-  EXPECT_NE(error_of<DataError>([&] { data::read_idx(dir.file("absent.idx")); }).find("cannot open"), std::string::npos);
+  EXPECT_NE(error_of<DataError>([&] { data::read_idx(dir.file("absent.idx")); }).find("cannot open"),
+            std::string::npos);
 }
 
 TEST(FashionMnist, LoadsASplitAndValidatesLabels) {

@@ -23,7 +23,8 @@ Tensor random_tensor(const Shape& shape, std::uint64_t seed) {
 
 void expect_all_near(const std::vector<float>& actual, const std::vector<float>& expected, float tol = 1e-5f) {
   ASSERT_EQ(actual.size(), expected.size());
-  for (std::size_t i = 0; i < actual.size(); ++i) EXPECT_NEAR(actual[i], expected[i], tol * std::max(1.0f, std::abs(expected[i]))) << "at " << i;
+  for (std::size_t i = 0; i < actual.size(); ++i)
+    EXPECT_NEAR(actual[i], expected[i], tol * std::max(1.0f, std::abs(expected[i]))) << "at " << i;
 }
 
 std::vector<float> naive_matmul(const std::vector<float>& a, const std::vector<float>& b, int m, int k, int n) {
@@ -43,7 +44,8 @@ void expect_error_mentions(const std::function<void()>& f, const std::vector<std
     f();
     FAIL() << "expected an error";
   } catch (const E& e) {
-    for (const auto& part : parts) EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what() << " lacks " << part;
+    for (const auto& part : parts)
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what() << " lacks " << part;
   }
 }
 
@@ -99,7 +101,8 @@ TEST(Elementwise, LargeInputsTakeTheParallelPathWithTheSameResult) {
 TEST(Elementwise, UnaryOps) {
   const Tensor a = from_vector<float>({-2.0f, 0.5f, 3.0f}, {3});
   expect_all_near(exp(a).to_vector<float>(), {std::exp(-2.0f), std::exp(0.5f), std::exp(3.0f)});
-  expect_all_near(log(from_vector<float>({0.5f, 1.0f, 8.0f}, {3})).to_vector<float>(), {std::log(0.5f), 0.0f, std::log(8.0f)});
+  expect_all_near(log(from_vector<float>({0.5f, 1.0f, 8.0f}, {3})).to_vector<float>(),
+                  {std::log(0.5f), 0.0f, std::log(8.0f)});
   EXPECT_EQ(relu(a).to_vector<float>(), (std::vector<float>{0.0f, 0.5f, 3.0f}));
 }
 
@@ -133,8 +136,11 @@ TEST(Linear, AddsBiasAndFusesRelu) {
   expect_all_near(linear(x, w, bias).to_vector<float>(), ref);
   for (float& v : ref) v = std::max(v, 0.0f);
   expect_all_near(linear_relu(x, w, bias).to_vector<float>(), ref);
-  expect_error_mentions<ShapeError>([] { linear(zeros({64, 28, 28}), zeros({256, 784})); },
-                                    {"[64, 28, 28]", "Flatten", "784"});
+  expect_error_mentions<ShapeError>(
+      [] {
+        linear(zeros({64, 28, 28}), zeros({256, 784}));
+      },
+      {"[64, 28, 28]", "Flatten", "784"});
   expect_error_mentions<ShapeError>([] { linear(zeros({64, 100}), zeros({256, 784})); }, {"100", "784"});
   expect_error_mentions<ShapeError>([] { linear(zeros({2, 4}), zeros({3, 4}), zeros({4})); }, {"bias", "[3]"});
 }
@@ -159,7 +165,11 @@ TEST(Reductions, SumAndMeanOverAnyDims) {
   const float total = std::accumulate(v.begin(), v.end(), 0.0f);
   EXPECT_NEAR(sum(t).item<float>(), total, 1e-5);
   EXPECT_NEAR(mean(t).item<float>(), total / 24.0f, 1e-6);
-  expect_all_near(mean(t, {1}).to_vector<float>(), [&] { auto r = over1; for (float& x : r) x /= 3.0f; return r; }());
+  expect_all_near(mean(t, {1}).to_vector<float>(), [&] {
+    auto r = over1;
+    for (float& x : r) x /= 3.0f;
+    return r;
+  }());
   EXPECT_EQ(sum(from_vector<bool>({true, false, true}, {3})).item<std::int64_t>(), 2);
   EXPECT_THROW(sum(t, {1, 1}), ShapeError);
   EXPECT_THROW(sum(t, {3}), ShapeError);
@@ -178,7 +188,8 @@ TEST(Comparison, EqBroadcastsAndAcceptsIntegers) {
             (std::vector<bool>{true, false, true}));
   EXPECT_EQ(eq(from_vector<float>({1, 2, 1, 2}, {2, 2}), from_vector<float>({1, 2}, {2})).to_vector<bool>(),
             (std::vector<bool>{true, true, true, true}));
-  EXPECT_EQ(eq(from_vector<float>({2}, {1}), from_vector<std::int64_t>({2}, {1})).to_vector<bool>(), (std::vector<bool>{true}));
+  EXPECT_EQ(eq(from_vector<float>({2}, {1}), from_vector<std::int64_t>({2}, {1})).to_vector<bool>(),
+            (std::vector<bool>{true}));
 }
 
 TEST(Softmax, LogSoftmaxIsNormalisedAlongAnyDim) {
@@ -202,8 +213,11 @@ TEST(Losses, CrossEntropyMatchesTheDefinition) {
   const auto lp = log_softmax(logits, 1).to_vector<float>();
   const double expected = -(lp[3] + lp[10] + lp[29] + lp[33]) / 4.0;
   EXPECT_NEAR(cross_entropy(logits, targets).item<double>(), expected, 1e-5);
-  expect_error_mentions<ValueError>([&] { cross_entropy(logits, from_vector<std::int64_t>({3, 0, 10, 3}, {4})); },
-                                    {"target 10", "10 classes"});
+  expect_error_mentions<ValueError>(
+      [&] {
+        cross_entropy(logits, from_vector<std::int64_t>({3, 0, 10, 3}, {4}));
+      },
+      {"target 10", "10 classes"});
   expect_error_mentions<DTypeError>([&] { cross_entropy(logits, zeros({4})); }, {"int64"});
   expect_error_mentions<ShapeError>([&] { cross_entropy(logits, zeros({5}, DType::Int64)); }, {"[4]", "[5]"});
 }

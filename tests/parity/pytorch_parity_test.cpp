@@ -83,9 +83,10 @@ TEST(PyTorchParity, SeedModelLossesMatchForTheFirst100Steps) {
   // and PyTorch then differs from *itself* on the AVX-512 kernels by 1.9e-4 at step 90 (see
   // docs/design.md, "Parity"). So the reference runs on the kernels made for this CPU.
   const std::string blas_core = cpu_has_avx512() ? "OPENBLAS_CORETYPE=SkylakeX " : "";
-  const std::string command = blas_core + std::string(kPython) + " " + ACCEL_SOURCE_DIR + "/tests/parity/torch_seed_reference.py --dir " +
-                              dir.string() + " --data " + data::kFashionMnistDefaultDir + " --steps " + std::to_string(kSteps) +
-                              " --batch-size " + std::to_string(kBatch);
+  const std::string command = blas_core + std::string(kPython) + " " + ACCEL_SOURCE_DIR +
+                              "/tests/parity/torch_seed_reference.py --dir " + dir.string() + " --data " +
+                              data::kFashionMnistDefaultDir + " --steps " + std::to_string(kSteps) + " --batch-size " +
+                              std::to_string(kBatch);
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
 
   optim::Adam optimizer(params, {.lr = 0.001});
@@ -112,7 +113,8 @@ TEST(PyTorchParity, SeedModelLossesMatchForTheFirst100Steps) {
     const auto theirs = read_binary<float>(dir / ("torch_" + std::string(name) + "_final.bin"));
     ASSERT_EQ(ours.size(), theirs.size());
     double worst = 0;
-    for (std::size_t i = 0; i < ours.size(); ++i) worst = std::max(worst, std::abs(static_cast<double>(ours[i]) - theirs[i]));
+    for (std::size_t i = 0; i < ours.size(); ++i)
+      worst = std::max(worst, std::abs(static_cast<double>(ours[i]) - theirs[i]));
     EXPECT_LT(worst, 1e-4 * max_abs(theirs)) << name << ": max |accel - torch| after " << kSteps << " steps";
   }
   fs::remove_all(dir);

@@ -106,8 +106,10 @@ TEST(TensorConversion, DTypesConvertLikePyTorch) {
   Tensor f = from_vector<float>({-1.5f, 0.0f, 2.7f, 255.0f}, {4});
   EXPECT_EQ(f.to(DType::Int64).to_vector<std::int64_t>(), (std::vector<std::int64_t>{-1, 0, 2, 255}));
   EXPECT_EQ(f.to(DType::Bool).to_vector<bool>(), (std::vector<bool>{true, false, true, true}));
-  EXPECT_EQ(f.to(DType::BFloat16).to(DType::Float32).to_vector<float>(), (std::vector<float>{-1.5f, 0.0f, 2.703125f, 255.0f}));
-  EXPECT_EQ(f.to(DType::Float16).to(DType::Float32).to_vector<float>(), (std::vector<float>{-1.5f, 0.0f, 2.69921875f, 255.0f}));
+  EXPECT_EQ(f.to(DType::BFloat16).to(DType::Float32).to_vector<float>(),
+            (std::vector<float>{-1.5f, 0.0f, 2.703125f, 255.0f}));
+  EXPECT_EQ(f.to(DType::Float16).to(DType::Float32).to_vector<float>(),
+            (std::vector<float>{-1.5f, 0.0f, 2.69921875f, 255.0f}));
   Tensor u = from_vector<std::uint8_t>({0, 128, 255}, {3});
   EXPECT_EQ(u.to(DType::Float32).to_vector<float>(), (std::vector<float>{0.0f, 128.0f, 255.0f}));
   EXPECT_EQ(iota({2, 3}).t().to(DType::Int32).to_vector<std::int32_t>(), (std::vector<std::int32_t>{0, 3, 1, 4, 2, 5}));

@@ -59,19 +59,22 @@ void record(const char* name, Tensor& output, const std::vector<Tensor>& inputs,
 
 void backward(const Tensor& root, const Tensor& gradient) {
   if (!root.requires_grad()) {
-    throw ValueError("backward: the tensor does not require grad (no parameter or input with "
-                     "requires_grad_() contributed to it, or it was computed under NoGradGuard)");
+    throw ValueError(
+        "backward: the tensor does not require grad (no parameter or input with "
+        "requires_grad_() contributed to it, or it was computed under NoGradGuard)");
   }
   Tensor seed = gradient;
   if (!seed.defined()) {
     if (root.numel() != 1) {
-      throw ShapeError("backward: grad can be implicitly created only for a one-element output, "
-                       "this one is " + root.shape().to_string() + "; pass a gradient of that shape");
+      throw ShapeError(
+          "backward: grad can be implicitly created only for a one-element output, "
+          "this one is " +
+          root.shape().to_string() + "; pass a gradient of that shape");
     }
     seed = ones(root.shape(), root.dtype(), root.device());
   } else if (seed.shape() != root.shape()) {
-    throw ShapeError("backward: gradient shape " + seed.shape().to_string() +
-                     " does not match the output's " + root.shape().to_string());
+    throw ShapeError("backward: gradient shape " + seed.shape().to_string() + " does not match the output's " +
+                     root.shape().to_string());
   }
   NoGradGuard no_grad;  // gradient rules run without recording
   if (!root.grad_fn()) {

@@ -23,8 +23,7 @@ struct Edge {
 // The gradient rule: given dL/d(output), returns dL/d(input i) for each input. An entry may be
 // left undefined where needs_grad[i] is false: the rule should skip that work (the seed's
 // first Linear never computes a gradient for the images).
-using BackwardFn =
-    std::function<std::vector<Tensor>(const Tensor& grad_output, const std::vector<bool>& needs_grad)>;
+using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output, const std::vector<bool>& needs_grad)>;
 
 class Node {
  public:

@@ -53,17 +53,15 @@ class Backend {
   virtual void copy_to_host(void* host_dst, const void* src, std::size_t nbytes) = 0;
   // dst = src over `shape`, both given by strides in elements, converting the dtype.
   virtual void copy_strided(const void* src, DType src_dtype, const Shape& shape,
-                            const std::vector<std::int64_t>& src_strides, void* dst,
-                            DType dst_dtype, const std::vector<std::int64_t>& dst_strides) = 0;
+                            const std::vector<std::int64_t>& src_strides, void* dst, DType dst_dtype,
+                            const std::vector<std::int64_t>& dst_strides) = 0;
   virtual void fill(void* dst, DType dtype, std::int64_t n, double value) = 0;
 
   // out[i] = a[i] op b[i] over `shape`, a and b given by (possibly 0 = broadcast) strides.
-  virtual void binary(BinaryOp op, const float* a, const std::vector<std::int64_t>& a_strides,
-                      const float* b, const std::vector<std::int64_t>& b_strides, float* out,
-                      const Shape& shape) = 0;
+  virtual void binary(BinaryOp op, const float* a, const std::vector<std::int64_t>& a_strides, const float* b,
+                      const std::vector<std::int64_t>& b_strides, float* out, const Shape& shape) = 0;
   // out = a op scalar (contiguous).
-  virtual void binary_scalar(BinaryOp op, const float* a, float scalar, float* out,
-                             std::int64_t n) = 0;
+  virtual void binary_scalar(BinaryOp op, const float* a, float scalar, float* out, std::int64_t n) = 0;
   virtual void unary(UnaryOp op, const float* in, float* out, std::int64_t n) = 0;
   // dst = grad where out > 0, else 0.
   virtual void relu_backward(const float* grad, const float* out, float* dst, std::int64_t n) = 0;
@@ -73,33 +71,30 @@ class Backend {
   // C = epilogue(op(A) * op(B)), row-major, op = transpose when the flag is set. The epilogue
   // adds `bias` (n floats, one per column, or null), then beta * C (beta 0 or 1: 1 accumulates
   // into C), then applies ReLU when `relu` is set, all fused into the GEMM.
-  virtual void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
-                    const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float* c,
-                    std::int64_t ldc, const float* bias = nullptr, float beta = 0.0f,
-                    bool relu = false) = 0;
+  virtual void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
+                    std::int64_t lda, const float* b, std::int64_t ldb, float* c, std::int64_t ldc,
+                    const float* bias = nullptr, float beta = 0.0f, bool relu = false) = 0;
 
   // out[o, i] = sum_r in[o, r, i] for float32 (out float32) or int64 (out int64).
-  virtual void sum(const void* in, DType dtype, std::int64_t outer, std::int64_t reduced,
-                   std::int64_t inner, void* out) = 0;
+  virtual void sum(const void* in, DType dtype, std::int64_t outer, std::int64_t reduced, std::int64_t inner,
+                   void* out) = 0;
   // out[o, i] = argmax_r in[o, r, i] (first maximum wins, as PyTorch).
-  virtual void argmax(const float* in, std::int64_t outer, std::int64_t reduced,
-                      std::int64_t inner, std::int64_t* out) = 0;
-  virtual void log_softmax(const float* in, std::int64_t outer, std::int64_t reduced,
-                           std::int64_t inner, float* out) = 0;
+  virtual void argmax(const float* in, std::int64_t outer, std::int64_t reduced, std::int64_t inner,
+                      std::int64_t* out) = 0;
+  virtual void log_softmax(const float* in, std::int64_t outer, std::int64_t reduced, std::int64_t inner,
+                           float* out) = 0;
   // dst = grad - exp(out) * sum_r grad.
-  virtual void log_softmax_backward(const float* grad, const float* out, std::int64_t outer,
-                                    std::int64_t reduced, std::int64_t inner, float* dst) = 0;
+  virtual void log_softmax_backward(const float* grad, const float* out, std::int64_t outer, std::int64_t reduced,
+                                    std::int64_t inner, float* dst) = 0;
 
   // Fused softmax + cross-entropy over logits [rows, cols] with class-index targets:
   // writes softmax probabilities and the mean loss (one float at `loss`). Throws ValueError
   // for a target outside [0, cols).
-  virtual void softmax_cross_entropy(const float* logits, const std::int64_t* targets,
-                                     std::int64_t rows, std::int64_t cols, float* probs,
-                                     float* loss) = 0;
+  virtual void softmax_cross_entropy(const float* logits, const std::int64_t* targets, std::int64_t rows,
+                                     std::int64_t cols, float* probs, float* loss) = 0;
   // dlogits = (probs - onehot(targets)) * scale, where scale = grad_of_loss / rows.
-  virtual void softmax_cross_entropy_backward(const float* probs, const std::int64_t* targets,
-                                              std::int64_t rows, std::int64_t cols,
-                                              const float* grad_loss, float* dlogits) = 0;
+  virtual void softmax_cross_entropy_backward(const float* probs, const std::int64_t* targets, std::int64_t rows,
+                                              std::int64_t cols, const float* grad_loss, float* dlogits) = 0;
 
   // One fused step over every parameter.
   virtual void adam_step(std::span<const ParamBuffers> params, const AdamHyper& hyper) = 0;

@@ -8,8 +8,7 @@ namespace accel {
 
 Device::Device(std::string_view spec) {
   const auto fail = [&]() {
-    return DeviceError("unknown device '" + std::string(spec) +
-                       "': expected 'cpu', 'cuda' or 'cuda:N' (N >= 0)");
+    return DeviceError("unknown device '" + std::string(spec) + "': expected 'cpu', 'cuda' or 'cuda:N' (N >= 0)");
   };
   if (spec == "cpu") {
     *this = Device(DeviceType::CPU, 0);
@@ -28,8 +27,6 @@ Device::Device(std::string_view spec) {
   *this = Device(DeviceType::CUDA, ordinal);
 }
 
-std::string Device::to_string() const {
-  return is_cpu() ? "cpu" : "cuda:" + std::to_string(index);
-}
+std::string Device::to_string() const { return is_cpu() ? "cpu" : "cuda:" + std::to_string(index); }
 
 }  // namespace accel

@@ -58,8 +58,8 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
     const std::int64_t sb = i < n - b.ndim() ? 1 : b[i - (n - b.ndim())];
     if (sa != sb && sa != 1 && sb != 1) {
       throw ShapeError(std::string(op) + ": shapes " + a.to_string() + " and " + b.to_string() +
-                       " cannot be broadcast (dim " + std::to_string(i) + ": " +
-                       std::to_string(sa) + " vs " + std::to_string(sb) + ")");
+                       " cannot be broadcast (dim " + std::to_string(i) + ": " + std::to_string(sa) + " vs " +
+                       std::to_string(sb) + ")");
     }
     out[i] = sa == 1 ? sb : sa;
   }

@@ -16,7 +16,9 @@ LabelledImages load_fashion_mnist(const std::string& dir_arg, bool train) {
     }
     throw DataError("Fashion-MNIST not found: " + (std::filesystem::path(dir) / (stem + ".gz")).string() +
                     " does not exist. Install Debian's copy with `apt-get install dataset-fashion-mnist` "
-                    "(it lands in " + kFashionMnistDefaultDir + "), or pass --data DIR with the four IDX files "
+                    "(it lands in " +
+                    kFashionMnistDefaultDir +
+                    "), or pass --data DIR with the four IDX files "
                     "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-...)");
   };
   const std::string image_path = find(prefix + "-images-idx3-ubyte");
@@ -31,8 +33,8 @@ LabelledImages load_fashion_mnist(const std::string& dir_arg, bool train) {
     throw DataError(label_path + ": expected 1 dimension (labels), found " + std::to_string(labels.dims.size()));
   }
   if (images.dims[0] != labels.dims[0]) {
-    throw DataError(image_path + " holds " + std::to_string(images.dims[0]) + " images but " + label_path +
-                    " holds " + std::to_string(labels.dims[0]) + " labels");
+    throw DataError(image_path + " holds " + std::to_string(images.dims[0]) + " images but " + label_path + " holds " +
+                    std::to_string(labels.dims[0]) + " labels");
   }
   const std::int64_t n = images.dims[0];
   const std::int64_t pixels = images.dims[1] * images.dims[2];

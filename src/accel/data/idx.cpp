@@ -71,7 +71,8 @@ IdxArray read_idx(const std::string& path) {
     count *= big_endian(size);
   }
   constexpr std::uint64_t kMaxBytes = 1ull << 34;  // 16 GiB: a header beyond this is corrupt
-  if (count > kMaxBytes) throw DataError(path + ": header claims " + std::to_string(count) + " bytes of data; the file is corrupt");
+  if (count > kMaxBytes)
+    throw DataError(path + ": header claims " + std::to_string(count) + " bytes of data; the file is corrupt");
   out.values.resize(count);
   const std::size_t got = read_up_to(file.get(), out.values.data(), count, path);
   if (got != count) {

@@ -46,9 +46,9 @@ class HostAllocator final : public Allocator {
         ptr = std::aligned_alloc(kAlignment, rounded);
       }
       if (ptr == nullptr) {
-        throw OutOfMemoryError("host allocation of " + std::to_string(nbytes) +
-                               " bytes failed: the machine is out of memory (" + std::to_string(stats_.allocated_bytes) +
-                               " bytes held by accel tensors); use a smaller batch size");
+        throw OutOfMemoryError(
+            "host allocation of " + std::to_string(nbytes) + " bytes failed: the machine is out of memory (" +
+            std::to_string(stats_.allocated_bytes) + " bytes held by accel tensors); use a smaller batch size");
       }
     }
     stats_.allocated_bytes += static_cast<std::int64_t>(nbytes);

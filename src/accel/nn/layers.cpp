@@ -9,8 +9,8 @@ namespace accel::nn {
 Linear::Linear(std::int64_t in_features, std::int64_t out_features, bool with_bias, Generator& gen)
     : in_features_(in_features), out_features_(out_features) {
   if (in_features <= 0 || out_features <= 0) {
-    throw ValueError("Linear: in_features and out_features must be positive, got " +
-                     std::to_string(in_features) + " and " + std::to_string(out_features));
+    throw ValueError("Linear: in_features and out_features must be positive, got " + std::to_string(in_features) +
+                     " and " + std::to_string(out_features));
   }
   const double bound = 1.0 / std::sqrt(static_cast<double>(in_features));
   weight = register_parameter("weight", rand(Shape{out_features, in_features}, gen, -bound, bound));

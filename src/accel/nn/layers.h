@@ -16,8 +16,7 @@ namespace accel::nn {
 // W (kaiming_uniform with a = sqrt(5)) and b.
 class Linear : public Module {
  public:
-  Linear(std::int64_t in_features, std::int64_t out_features, bool bias = true,
-         Generator& gen = default_generator());
+  Linear(std::int64_t in_features, std::int64_t out_features, bool bias = true, Generator& gen = default_generator());
   Tensor forward(const Tensor& input) override;
   std::string to_string() const override;
 

@@ -32,8 +32,17 @@ Tensor binary_forward(BinaryOp op, const char* name, const Tensor& a, const Tens
   const Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
   Tensor out = empty(shape, DType::Float32, a.device());
   backend_for(a.device())
-      .binary(op, a.data_ptr<float>(), broadcast_strides(a, shape), b.data_ptr<float>(),
-              broadcast_strides(b, shape), out.data_ptr<float>(), shape);
+      .binary(op, a.data_ptr<float>(), broadcast_strides(a, shape), b.data_ptr<float>(), broadcast_strides(b, shape),
+              out.data_ptr<float>(), shape);
+  return out;
+}
+
+Tensor scalar_forward(BinaryOp op, const char* name, const Tensor& a, double scalar) {
+  check_float32(name, a, "input");
+  const Tensor in = a.contiguous();
+  Tensor out = empty(a.shape(), DType::Float32, a.device());
+  backend_for(a.device())
+      .binary_scalar(op, in.data_ptr<float>(), static_cast<float>(scalar), out.data_ptr<float>(), a.numel());
   return out;
 }
 
@@ -84,46 +93,37 @@ Tensor div(const Tensor& a, const Tensor& b) {
 }
 
 Tensor add(const Tensor& a, double scalar) {
-  check_float32("add", a, "input");
-  const Tensor in = a.contiguous();
-  Tensor out = empty(a.shape(), DType::Float32, a.device());
-  backend_for(a.device()).binary_scalar(BinaryOp::Add, in.data_ptr<float>(), static_cast<float>(scalar),
-                                        out.data_ptr<float>(), a.numel());
-  record("AddScalarBackward", out, {a}, [](const Tensor& g, const std::vector<bool>&) { return std::vector<Tensor>{g}; });
+  Tensor out = scalar_forward(BinaryOp::Add, "add", a, scalar);
+  record("AddScalarBackward", out, {a},
+         [](const Tensor& g, const std::vector<bool>&) { return std::vector<Tensor>{g}; });
   return out;
 }
 
 Tensor mul(const Tensor& a, double scalar) {
-  check_float32("mul", a, "input");
-  const Tensor in = a.contiguous();
-  Tensor out = empty(a.shape(), DType::Float32, a.device());
-  backend_for(a.device()).binary_scalar(BinaryOp::Mul, in.data_ptr<float>(), static_cast<float>(scalar),
-                                        out.data_ptr<float>(), a.numel());
-  record("MulScalarBackward", out, {a}, [scalar](const Tensor& g, const std::vector<bool>&) {
-    return std::vector<Tensor>{mul(g, scalar)};
-  });
+  Tensor out = scalar_forward(BinaryOp::Mul, "mul", a, scalar);
+  record("MulScalarBackward", out, {a},
+         [scalar](const Tensor& g, const std::vector<bool>&) { return std::vector<Tensor>{mul(g, scalar)}; });
   return out;
 }
 
 Tensor neg(const Tensor& a) {
   Tensor out = unary_forward(UnaryOp::Neg, "neg", a);
-  record("NegBackward", out, {a}, [](const Tensor& g, const std::vector<bool>&) { return std::vector<Tensor>{neg(g)}; });
+  record("NegBackward", out, {a},
+         [](const Tensor& g, const std::vector<bool>&) { return std::vector<Tensor>{neg(g)}; });
   return out;
 }
 
 Tensor exp(const Tensor& a) {
   Tensor out = unary_forward(UnaryOp::Exp, "exp", a);
-  record("ExpBackward", out, {a}, [out = out.detach()](const Tensor& g, const std::vector<bool>&) {
-    return std::vector<Tensor>{mul(g, out)};
-  });
+  record("ExpBackward", out, {a},
+         [out = out.detach()](const Tensor& g, const std::vector<bool>&) { return std::vector<Tensor>{mul(g, out)}; });
   return out;
 }
 
 Tensor log(const Tensor& a) {
   Tensor out = unary_forward(UnaryOp::Log, "log", a);
-  record("LogBackward", out, {a}, [a = a.detach()](const Tensor& g, const std::vector<bool>&) {
-    return std::vector<Tensor>{div(g, a)};
-  });
+  record("LogBackward", out, {a},
+         [a = a.detach()](const Tensor& g, const std::vector<bool>&) { return std::vector<Tensor>{div(g, a)}; });
   return out;
 }
 
@@ -132,8 +132,8 @@ Tensor relu(const Tensor& a) {
   record("ReluBackward", out, {a}, [out = out.detach()](const Tensor& g, const std::vector<bool>&) {
     const Tensor grad = g.contiguous();
     Tensor dx = empty(out.shape(), DType::Float32, out.device());
-    backend_for(out.device()).relu_backward(grad.data_ptr<float>(), out.data_ptr<float>(),
-                                            dx.data_ptr<float>(), out.numel());
+    backend_for(out.device())
+        .relu_backward(grad.data_ptr<float>(), out.data_ptr<float>(), dx.data_ptr<float>(), out.numel());
     return std::vector<Tensor>{dx};
   });
   return out;
@@ -144,7 +144,8 @@ Tensor relu(const Tensor& a) {
 namespace {
 void check_inplace(const char* op, const Tensor& a) {
   if (autograd::is_grad_enabled() && a.requires_grad()) {
-    throw ValueError(std::string(op) + ": a tensor that requires grad cannot be changed in place "
+    throw ValueError(std::string(op) +
+                     ": a tensor that requires grad cannot be changed in place "
                      "while autograd records; wrap the update in NoGradGuard");
   }
 }
@@ -160,16 +161,17 @@ void add_(Tensor& a, const Tensor& b) {
                      a.shape().to_string());
   }
   if (!a.is_contiguous()) throw ValueError("add_: the destination must be contiguous");
-  backend_for(a.device()).binary(BinaryOp::Add, a.data_ptr<float>(), a.strides(), b.data_ptr<float>(),
-                                 broadcast_strides(b, a.shape()), a.data_ptr<float>(), a.shape());
+  backend_for(a.device())
+      .binary(BinaryOp::Add, a.data_ptr<float>(), a.strides(), b.data_ptr<float>(), broadcast_strides(b, a.shape()),
+              a.data_ptr<float>(), a.shape());
 }
 
 void mul_(Tensor& a, double scalar) {
   check_inplace("mul_", a);
   check_float32("mul_", a, "destination");
   if (!a.is_contiguous()) throw ValueError("mul_: the destination must be contiguous");
-  backend_for(a.device()).binary_scalar(BinaryOp::Mul, a.data_ptr<float>(), static_cast<float>(scalar),
-                                        a.data_ptr<float>(), a.numel());
+  backend_for(a.device())
+      .binary_scalar(BinaryOp::Mul, a.data_ptr<float>(), static_cast<float>(scalar), a.data_ptr<float>(), a.numel());
 }
 
 void zero_(Tensor& a) {
@@ -181,12 +183,13 @@ void zero_(Tensor& a) {
 void copy_(Tensor& dst, const Tensor& src) {
   check_inplace("copy_", dst);
   if (dst.shape() != src.shape()) {
-    throw ShapeError("copy_: source " + src.shape().to_string() + " and destination " +
-                     dst.shape().to_string() + " differ in shape");
+    throw ShapeError("copy_: source " + src.shape().to_string() + " and destination " + dst.shape().to_string() +
+                     " differ in shape");
   }
   const Tensor from = src.to(dst.device());
-  backend_for(dst.device()).copy_strided(from.raw_data(), from.dtype(), from.shape(), from.strides(),
-                                         dst.raw_data(), dst.dtype(), dst.strides());
+  backend_for(dst.device())
+      .copy_strided(from.raw_data(), from.dtype(), from.shape(), from.strides(), dst.raw_data(), dst.dtype(),
+                    dst.strides());
 }
 
 Tensor ones_like(const Tensor& a) { return ones(a.shape(), a.dtype(), a.device()); }

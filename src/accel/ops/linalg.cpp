@@ -48,8 +48,8 @@ Tensor mm(const Tensor& a, const Tensor& b) {
 Tensor relu_grad(const Tensor& g, const Tensor& out) {
   const Tensor grad = g.contiguous();
   Tensor dx = empty(out.shape(), DType::Float32, out.device());
-  backend_for(out.device()).relu_backward(grad.data_ptr<float>(), out.data_ptr<float>(), dx.data_ptr<float>(),
-                                          out.numel());
+  backend_for(out.device())
+      .relu_backward(grad.data_ptr<float>(), out.data_ptr<float>(), dx.data_ptr<float>(), out.numel());
   return dx;
 }
 
@@ -117,13 +117,14 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   }
   if (a.shape()[1] != b.shape()[0]) {
     throw ShapeError("matmul: shapes " + a.shape().to_string() + " and " + b.shape().to_string() +
-                     " cannot be multiplied (" + std::to_string(a.shape()[1]) + " != " +
-                     std::to_string(b.shape()[0]) + ")");
+                     " cannot be multiplied (" + std::to_string(a.shape()[1]) + " != " + std::to_string(b.shape()[0]) +
+                     ")");
   }
   Tensor out = mm(a, b);
-  autograd::record("MatmulBackward", out, {a, b}, [a = a.detach(), b = b.detach()](const Tensor& g, const std::vector<bool>& need) {
-    return std::vector<Tensor>{need[0] ? mm(g, b.t()) : Tensor(), need[1] ? mm(a.t(), g) : Tensor()};
-  });
+  autograd::record("MatmulBackward", out, {a, b},
+                   [a = a.detach(), b = b.detach()](const Tensor& g, const std::vector<bool>& need) {
+                     return std::vector<Tensor>{need[0] ? mm(g, b.t()) : Tensor(), need[1] ? mm(a.t(), g) : Tensor()};
+                   });
   return out;
 }
 

@@ -31,8 +31,9 @@ Tensor log_softmax(const Tensor& a, std::int64_t dim) {
   autograd::record("LogSoftmaxBackward", out, {a}, [out = out.detach(), l](const Tensor& g, const std::vector<bool>&) {
     const Tensor grad = g.contiguous();
     Tensor dx = empty(out.shape(), DType::Float32, out.device());
-    backend_for(out.device()).log_softmax_backward(grad.data_ptr<float>(), out.data_ptr<float>(), l.outer,
-                                                   l.reduced, l.inner, dx.data_ptr<float>());
+    backend_for(out.device())
+        .log_softmax_backward(grad.data_ptr<float>(), out.data_ptr<float>(), l.outer, l.reduced, l.inner,
+                              dx.data_ptr<float>());
     return std::vector<Tensor>{dx};
   });
   return out;
@@ -51,8 +52,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets) {
     throw ShapeError("cross_entropy: logits must be [N, C], got " + logits.shape().to_string());
   }
   if (targets.dim() != 1 || targets.shape()[0] != logits.shape()[0]) {
-    throw ShapeError("cross_entropy: targets must be [" + std::to_string(logits.shape()[0]) +
-                     "] to match logits " + logits.shape().to_string() + ", got " + targets.shape().to_string());
+    throw ShapeError("cross_entropy: targets must be [" + std::to_string(logits.shape()[0]) + "] to match logits " +
+                     logits.shape().to_string() + ", got " + targets.shape().to_string());
   }
   const std::int64_t rows = logits.shape()[0], cols = logits.shape()[1];
   const Tensor x = logits.contiguous();
@@ -76,8 +77,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets) {
 
 Tensor mse_loss(const Tensor& input, const Tensor& target) {
   if (input.shape() != target.shape()) {
-    throw ShapeError("mse_loss: input " + input.shape().to_string() + " and target " +
-                     target.shape().to_string() + " must have the same shape");
+    throw ShapeError("mse_loss: input " + input.shape().to_string() + " and target " + target.shape().to_string() +
+                     " must have the same shape");
   }
   const Tensor diff = sub(input, target);
   return mean(mul(diff, diff));

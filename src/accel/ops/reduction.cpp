@@ -13,8 +13,8 @@ namespace accel {
 namespace {
 
 struct Reduction {
-  std::vector<bool> reduced;         // per input dim
-  std::vector<std::int64_t> kept;    // output sizes with keepdim
+  std::vector<bool> reduced;           // per input dim
+  std::vector<std::int64_t> kept;      // output sizes with keepdim
   std::vector<std::int64_t> squeezed;  // output sizes without keepdim
   std::int64_t reduced_count = 1;
 };
@@ -65,8 +65,10 @@ void run_sum(const Tensor& a, const Reduction& r, Tensor& out) {
     return;
   }
   std::vector<std::int64_t> order;
-  for (std::size_t i = 0; i < a.dim(); ++i) if (!r.reduced[i]) order.push_back(static_cast<std::int64_t>(i));
-  for (std::size_t i = 0; i < a.dim(); ++i) if (r.reduced[i]) order.push_back(static_cast<std::int64_t>(i));
+  for (std::size_t i = 0; i < a.dim(); ++i)
+    if (!r.reduced[i]) order.push_back(static_cast<std::int64_t>(i));
+  for (std::size_t i = 0; i < a.dim(); ++i)
+    if (r.reduced[i]) order.push_back(static_cast<std::int64_t>(i));
   const Tensor in = a.permute(order).contiguous();
   be.sum(in.raw_data(), a.dtype(), a.numel() / std::max<std::int64_t>(r.reduced_count, 1), r.reduced_count, 1,
          out.raw_data());
@@ -91,9 +93,10 @@ Tensor sum(const Tensor& a, const std::vector<std::int64_t>& dims, bool keepdim)
     run_sum(a, r, out);
   }
   if (!keepdim) out = out.view(r.squeezed);
-  autograd::record("SumBackward", out, {a}, [in_shape = a.shape(), kept = r.kept](const Tensor& g, const std::vector<bool>&) {
-    return std::vector<Tensor>{g.reshape(kept).expand(in_shape)};
-  });
+  autograd::record("SumBackward", out, {a},
+                   [in_shape = a.shape(), kept = r.kept](const Tensor& g, const std::vector<bool>&) {
+                     return std::vector<Tensor>{g.reshape(kept).expand(in_shape)};
+                   });
   return out;
 }
 
@@ -124,7 +127,8 @@ Tensor sum_to(const Tensor& a, const Shape& shape) {
 Tensor argmax(const Tensor& a, std::int64_t dim, bool keepdim) {
   detail::check_float32("argmax", a, "input");
   const std::size_t axis = normalize_dim(dim, a.dim(), "argmax");
-  if (a.shape()[axis] == 0) throw ShapeError("argmax: dim " + std::to_string(dim) + " of " + a.shape().to_string() + " is empty");
+  if (a.shape()[axis] == 0)
+    throw ShapeError("argmax: dim " + std::to_string(dim) + " of " + a.shape().to_string() + " is empty");
   const Tensor in = a.contiguous();
   std::int64_t outer = 1, inner = 1;
   for (std::size_t i = 0; i < axis; ++i) outer *= a.shape()[i];

@@ -68,7 +68,9 @@ void Optimizer::zero_grad(bool set_to_none) {
 }
 
 SGD::SGD(std::vector<Tensor> params, SGDOptions options)
-    : Optimizer(std::move(params)), options_(options), momentum_buffers_(params_.size()),
+    : Optimizer(std::move(params)),
+      options_(options),
+      momentum_buffers_(params_.size()),
       has_buffer_(params_.size(), false) {
   check_range("SGD", "lr", options.lr, 0.0, false, 1e30);
   check_range("SGD", "momentum", options.momentum, 0.0, false, 1e30);
@@ -103,9 +105,12 @@ void SGD::step() {
         .push_back({p.data_ptr<float>(), grads.back().data_ptr<float>(), buffer, nullptr, p.numel()});
   }
   if (!device) return;
-  SgdHyper hyper{static_cast<float>(options_.lr), static_cast<float>(options_.momentum),
-                 static_cast<float>(options_.dampening), static_cast<float>(options_.weight_decay),
-                 options_.nesterov, true};
+  SgdHyper hyper{static_cast<float>(options_.lr),
+                 static_cast<float>(options_.momentum),
+                 static_cast<float>(options_.dampening),
+                 static_cast<float>(options_.weight_decay),
+                 options_.nesterov,
+                 true};
   if (!starting.empty()) backend_for(*device).sgd_step(starting, hyper);
   hyper.first_step = false;
   if (!continuing.empty()) backend_for(*device).sgd_step(continuing, hyper);
@@ -114,8 +119,12 @@ void SGD::step() {
 Adam::Adam(std::vector<Tensor> params, AdamOptions options) : Adam(std::move(params), options, false) {}
 
 Adam::Adam(std::vector<Tensor> params, AdamOptions options, bool decoupled)
-    : Optimizer(std::move(params)), options_(options), decoupled_(decoupled), exp_avg_(params_.size()),
-      exp_avg_sq_(params_.size()), steps_(params_.size(), 0) {
+    : Optimizer(std::move(params)),
+      options_(options),
+      decoupled_(decoupled),
+      exp_avg_(params_.size()),
+      exp_avg_sq_(params_.size()),
+      steps_(params_.size(), 0) {
   const char* name = decoupled ? "AdamW" : "Adam";
   check_range(name, "lr", options.lr, 0.0, false, 1e30);
   check_range(name, "eps", options.eps, 0.0, false, 1e30);
@@ -141,13 +150,17 @@ void Adam::step() {
       exp_avg_[i] = zeros(p.shape(), DType::Float32, p.device());
       exp_avg_sq_[i] = zeros(p.shape(), DType::Float32, p.device());
     }
-    by_step[++steps_[i]].push_back({p.data_ptr<float>(), grads.back().data_ptr<float>(),
-                                    exp_avg_[i].data_ptr<float>(), exp_avg_sq_[i].data_ptr<float>(), p.numel()});
+    by_step[++steps_[i]].push_back({p.data_ptr<float>(), grads.back().data_ptr<float>(), exp_avg_[i].data_ptr<float>(),
+                                    exp_avg_sq_[i].data_ptr<float>(), p.numel()});
   }
   for (auto& [step, buffers] : by_step) {
-    const AdamHyper hyper{static_cast<float>(options_.lr), static_cast<float>(options_.beta1),
-                          static_cast<float>(options_.beta2), static_cast<float>(options_.eps),
-                          static_cast<float>(options_.weight_decay), decoupled_, step};
+    const AdamHyper hyper{static_cast<float>(options_.lr),
+                          static_cast<float>(options_.beta1),
+                          static_cast<float>(options_.beta2),
+                          static_cast<float>(options_.eps),
+                          static_cast<float>(options_.weight_decay),
+                          decoupled_,
+                          step};
     backend_for(*device).adam_step(buffers, hyper);
   }
 }

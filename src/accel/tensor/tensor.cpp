@@ -13,8 +13,7 @@
 namespace accel {
 
 Storage::Storage(std::size_t nbytes, Device device)
-    : allocator_(&backend_for(device).allocator()), nbytes_(nbytes),
-      data_(allocator_->allocate(nbytes)) {}
+    : allocator_(&backend_for(device).allocator()), nbytes_(nbytes), data_(allocator_->allocate(nbytes)) {}
 
 Storage::~Storage() { allocator_->deallocate(data_, nbytes_); }
 
@@ -22,8 +21,7 @@ namespace {
 
 std::shared_ptr<TensorImpl> make_impl(const Shape& shape, DType dtype, Device device) {
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(
-      static_cast<std::size_t>(shape.numel()) * element_size(dtype), device);
+  impl->storage = std::make_shared<Storage>(static_cast<std::size_t>(shape.numel()) * element_size(dtype), device);
   impl->shape = shape;
   impl->strides = shape.contiguous_strides();
   impl->dtype = dtype;
@@ -32,8 +30,7 @@ std::shared_ptr<TensorImpl> make_impl(const Shape& shape, DType dtype, Device de
 
 // A view sharing storage; views of tensors that require grad are not tracked by autograd
 // (ops build differentiable reshapes from these through their own nodes).
-Tensor make_view(const Tensor& base, Shape shape, std::vector<std::int64_t> strides,
-                 std::int64_t offset) {
+Tensor make_view(const Tensor& base, Shape shape, std::vector<std::int64_t> strides, std::int64_t offset) {
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = base.impl().storage;
   impl->shape = std::move(shape);
@@ -44,8 +41,7 @@ Tensor make_view(const Tensor& base, Shape shape, std::vector<std::int64_t> stri
 }
 
 // Records a view's (or copy's) gradient rule when autograd tracks `base`.
-Tensor tracked(Tensor out, const Tensor& base, const char* name,
-               std::function<Tensor(const Tensor&)> rule) {
+Tensor tracked(Tensor out, const Tensor& base, const char* name, std::function<Tensor(const Tensor&)> rule) {
   autograd::record(name, out, {base}, [rule = std::move(rule)](const Tensor& g, const std::vector<bool>&) {
     return std::vector<Tensor>{rule(g)};
   });
@@ -56,15 +52,15 @@ Tensor tracked(Tensor out, const Tensor& base, const char* name,
 Tensor scatter_to_zeros(const Tensor& g, const Shape& in_shape, const std::function<Tensor(const Tensor&)>& view_of) {
   Tensor full_grad = zeros(in_shape, g.dtype(), g.device());
   const Tensor target = view_of(full_grad);
-  backend_for(g.device()).copy_strided(g.raw_data(), g.dtype(), g.shape(), g.strides(),
-                                        target.raw_data(), target.dtype(), target.strides());
+  backend_for(g.device())
+      .copy_strided(g.raw_data(), g.dtype(), g.shape(), g.strides(), target.raw_data(), target.dtype(),
+                    target.strides());
   return full_grad;
 }
 
 // Resolves at most one -1 in the requested sizes against numel; throws ShapeError naming
 // both shapes when the element counts differ.
-Shape infer_shape(std::vector<std::int64_t> sizes, std::int64_t numel, const Shape& from,
-                  const char* op) {
+Shape infer_shape(std::vector<std::int64_t> sizes, std::int64_t numel, const Shape& from, const char* op) {
   std::int64_t known = 1;
   std::ptrdiff_t infer_at = -1;
   const auto requested = [&] {
@@ -83,16 +79,15 @@ Shape infer_shape(std::vector<std::int64_t> sizes, std::int64_t numel, const Sha
   }
   if (infer_at >= 0) {
     if (known == 0 || numel % known != 0) {
-      throw ShapeError(std::string(op) + ": cannot reshape " + from.to_string() + " (" +
-                       std::to_string(numel) + " elements) to " + requested());
+      throw ShapeError(std::string(op) + ": cannot reshape " + from.to_string() + " (" + std::to_string(numel) +
+                       " elements) to " + requested());
     }
     sizes[static_cast<std::size_t>(infer_at)] = numel / known;
     known = numel;
   }
   if (known != numel) {
-    throw ShapeError(std::string(op) + ": cannot reshape " + from.to_string() + " (" +
-                     std::to_string(numel) + " elements) to " + requested() + " (" +
-                     std::to_string(known) + " elements)");
+    throw ShapeError(std::string(op) + ": cannot reshape " + from.to_string() + " (" + std::to_string(numel) +
+                     " elements) to " + requested() + " (" + std::to_string(known) + " elements)");
   }
   return Shape(std::move(sizes));
 }
@@ -106,9 +101,9 @@ TensorImpl& Tensor::impl() const {
 
 void Tensor::check_dtype(DType expected, const char* op) const {
   if (dtype() != expected) {
-    throw DTypeError(std::string(op) + ": expected dtype " + std::string(dtype_name(expected)) +
-                     ", got " + std::string(dtype_name(dtype())) + "; convert with .to(DType::" +
-                     std::string(dtype_name(expected)) + ")");
+    throw DTypeError(std::string(op) + ": expected dtype " + std::string(dtype_name(expected)) + ", got " +
+                     std::string(dtype_name(dtype())) +
+                     "; convert with .to(DType::" + std::string(dtype_name(expected)) + ")");
   }
 }
 
@@ -123,14 +118,13 @@ bool Tensor::is_contiguous() const {
 }
 
 void* Tensor::raw_data() const {
-  return static_cast<char*>(impl().storage->data()) +
-         offset() * static_cast<std::int64_t>(element_size(dtype()));
+  return static_cast<char*>(impl().storage->data()) + offset() * static_cast<std::int64_t>(element_size(dtype()));
 }
 
 double Tensor::item_double() const {
   if (numel() != 1) {
-    throw ShapeError("item: the tensor has " + std::to_string(numel()) + " elements " +
-                     shape().to_string() + "; item() needs exactly one");
+    throw ShapeError("item: the tensor has " + std::to_string(numel()) + " elements " + shape().to_string() +
+                     "; item() needs exactly one");
   }
   const Tensor host = to(kCPU).contiguous();
   if (dtype() == DType::Int64) return static_cast<double>(*host.data_ptr<std::int64_t>());
@@ -170,7 +164,9 @@ Tensor Tensor::flatten(std::int64_t start_dim, std::int64_t end_dim) const {
   if (dim() == 0) return reshape({1});
   const std::size_t s = normalize_dim(start_dim, dim(), "flatten");
   const std::size_t e = normalize_dim(end_dim, dim(), "flatten");
-  if (s > e) throw ShapeError("flatten: start_dim " + std::to_string(start_dim) + " is after end_dim " + std::to_string(end_dim));
+  if (s > e)
+    throw ShapeError("flatten: start_dim " + std::to_string(start_dim) + " is after end_dim " +
+                     std::to_string(end_dim));
   std::vector<std::int64_t> sizes;
   for (std::size_t i = 0; i < s; ++i) sizes.push_back(shape()[i]);
   std::int64_t merged = 1;
@@ -187,14 +183,15 @@ Tensor Tensor::transpose(std::int64_t dim0, std::int64_t dim1) const {
   auto st = strides();
   std::swap(s[a], s[b]);
   std::swap(st[a], st[b]);
-  return tracked(make_view(*this, s, st, offset()), *this, "TransposeBackward",
-                 [a, b](const Tensor& g) { return g.transpose(static_cast<std::int64_t>(a), static_cast<std::int64_t>(b)); });
+  return tracked(make_view(*this, s, st, offset()), *this, "TransposeBackward", [a, b](const Tensor& g) {
+    return g.transpose(static_cast<std::int64_t>(a), static_cast<std::int64_t>(b));
+  });
 }
 
 Tensor Tensor::permute(const std::vector<std::int64_t>& dims) const {
   if (dims.size() != dim()) {
-    throw ShapeError("permute: got " + std::to_string(dims.size()) + " dims for a " +
-                     std::to_string(dim()) + "-dim tensor " + shape().to_string());
+    throw ShapeError("permute: got " + std::to_string(dims.size()) + " dims for a " + std::to_string(dim()) +
+                     "-dim tensor " + shape().to_string());
   }
   std::vector<std::int64_t> sizes(dim()), st(dim()), inverse(dim(), -1);
   for (std::size_t i = 0; i < dim(); ++i) {
@@ -209,7 +206,8 @@ Tensor Tensor::permute(const std::vector<std::int64_t>& dims) const {
 }
 
 Tensor Tensor::t() const {
-  if (dim() != 2) throw ShapeError("t: expected a 2-D tensor, got " + shape().to_string() + "; use transpose(dim0, dim1)");
+  if (dim() != 2)
+    throw ShapeError("t: expected a 2-D tensor, got " + shape().to_string() + "; use transpose(dim0, dim1)");
   return transpose(0, 1);
 }
 
@@ -238,8 +236,8 @@ Tensor Tensor::select(std::int64_t d, std::int64_t index) const {
   const std::size_t axis = normalize_dim(d, dim(), "select");
   const std::int64_t n = shape()[axis];
   if (index < -n || index >= n) {
-    throw ShapeError("select: index " + std::to_string(index) + " is out of range for dim " +
-                     std::to_string(d) + " of size " + std::to_string(n));
+    throw ShapeError("select: index " + std::to_string(index) + " is out of range for dim " + std::to_string(d) +
+                     " of size " + std::to_string(n));
   }
   if (index < 0) index += n;
   std::vector<std::int64_t> sizes = shape().sizes();
@@ -248,10 +246,9 @@ Tensor Tensor::select(std::int64_t d, std::int64_t index) const {
   sizes.erase(sizes.begin() + static_cast<std::ptrdiff_t>(axis));
   st.erase(st.begin() + static_cast<std::ptrdiff_t>(axis));
   const Shape in_shape = shape();
-  return tracked(make_view(*this, Shape(sizes), st, new_offset), *this, "SelectBackward",
-                 [=](const Tensor& g) {
-                   return scatter_to_zeros(g, in_shape, [&](const Tensor& z) { return z.select(d, index); });
-                 });
+  return tracked(make_view(*this, Shape(sizes), st, new_offset), *this, "SelectBackward", [=](const Tensor& g) {
+    return scatter_to_zeros(g, in_shape, [&](const Tensor& z) { return z.select(d, index); });
+  });
 }
 
 Tensor Tensor::expand(const Shape& target) const {
@@ -264,9 +261,9 @@ Tensor Tensor::expand(const Shape& target) const {
     if (shape()[i] == target[lead + i]) {
       st[lead + i] = strides()[i];
     } else if (shape()[i] != 1) {
-      throw ShapeError("expand: dim " + std::to_string(i) + " of " + shape().to_string() +
-                       " has size " + std::to_string(shape()[i]) + " and cannot become " +
-                       std::to_string(target[lead + i]) + " (only size-1 dims expand)");
+      throw ShapeError("expand: dim " + std::to_string(i) + " of " + shape().to_string() + " has size " +
+                       std::to_string(shape()[i]) + " and cannot become " + std::to_string(target[lead + i]) +
+                       " (only size-1 dims expand)");
     }
   }
   const Shape in_shape = shape();
@@ -282,8 +279,7 @@ Tensor Tensor::contiguous() const {
 Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
   Tensor out(make_impl(shape(), target, device()));
-  backend_for(device()).copy_strided(raw_data(), dtype(), shape(), strides(), out.raw_data(), target,
-                                      out.strides());
+  backend_for(device()).copy_strided(raw_data(), dtype(), shape(), strides(), out.raw_data(), target, out.strides());
   if (!is_floating_point(target)) return out;  // integer results carry no gradient
   const DType source = dtype();
   return tracked(out, *this, "ToDTypeBackward", [source](const Tensor& g) { return g.to(source); });
@@ -300,8 +296,8 @@ Tensor Tensor::to(Device target) const {
   } else if (target.is_cpu()) {
     backend_for(device()).copy_to_host(out.raw_data(), src.raw_data(), nbytes);
   } else {
-    throw DeviceError("to: copies between two devices (" + device().to_string() + " -> " +
-                      target.to_string() + ") go through the host: call .to(cpu) first");
+    throw DeviceError("to: copies between two devices (" + device().to_string() + " -> " + target.to_string() +
+                      ") go through the host: call .to(cpu) first");
   }
   const Device source = device();
   return tracked(out, *this, "ToDeviceBackward", [source](const Tensor& g) { return g.to(source); });
@@ -309,8 +305,7 @@ Tensor Tensor::to(Device target) const {
 
 Tensor Tensor::clone() const {
   Tensor out(make_impl(shape(), dtype(), device()));
-  backend_for(device()).copy_strided(raw_data(), dtype(), shape(), strides(), out.raw_data(), dtype(),
-                                      out.strides());
+  backend_for(device()).copy_strided(raw_data(), dtype(), shape(), strides(), out.raw_data(), dtype(), out.strides());
   return tracked(out, *this, "CloneBackward", [](const Tensor& g) { return g; });
 }
 
@@ -338,8 +333,7 @@ std::string Tensor::to_string() const {
   os << "[";
   for (std::size_t i = 0; i < values.size() && i < kShown; ++i) os << (i ? ", " : "") << values[i];
   if (values.size() > kShown) os << ", ...";
-  os << "], shape=" << shape().to_string() << ", dtype=" << dtype_name(dtype())
-     << ", device=" << device().to_string();
+  os << "], shape=" << shape().to_string() << ", dtype=" << dtype_name(dtype()) << ", device=" << device().to_string();
   if (requires_grad()) os << ", requires_grad=true";
   os << ")";
   return os.str();
@@ -347,9 +341,7 @@ std::string Tensor::to_string() const {
 
 // ---- creation --------------------------------------------------------------------------
 
-Tensor empty(const Shape& shape, DType dtype, Device device) {
-  return Tensor(make_impl(shape, dtype, device));
-}
+Tensor empty(const Shape& shape, DType dtype, Device device) { return Tensor(make_impl(shape, dtype, device)); }
 
 Tensor full(const Shape& shape, double value, DType dtype, Device device) {
   Tensor out = empty(shape, dtype, device);
@@ -402,8 +394,8 @@ Tensor rand(const Shape& shape, Generator& gen, double low, double high, Device 
 
 Tensor randint(std::int64_t low, std::int64_t high, const Shape& shape, Generator& gen, Device device) {
   if (high <= low) {
-    throw ValueError("randint: high (" + std::to_string(high) + ") must be greater than low (" +
-                     std::to_string(low) + ")");
+    throw ValueError("randint: high (" + std::to_string(high) + ") must be greater than low (" + std::to_string(low) +
+                     ")");
   }
   Tensor out = empty(shape, DType::Int64);
   auto* p = out.data_ptr<std::int64_t>();

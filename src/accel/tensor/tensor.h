@@ -43,11 +43,26 @@ struct TensorImpl {
 
 template <typename T>
 constexpr DType dtype_of();
-template <> constexpr DType dtype_of<float>() { return DType::Float32; }
-template <> constexpr DType dtype_of<std::int64_t>() { return DType::Int64; }
-template <> constexpr DType dtype_of<std::int32_t>() { return DType::Int32; }
-template <> constexpr DType dtype_of<std::uint8_t>() { return DType::UInt8; }
-template <> constexpr DType dtype_of<bool>() { return DType::Bool; }
+template <>
+constexpr DType dtype_of<float>() {
+  return DType::Float32;
+}
+template <>
+constexpr DType dtype_of<std::int64_t>() {
+  return DType::Int64;
+}
+template <>
+constexpr DType dtype_of<std::int32_t>() {
+  return DType::Int32;
+}
+template <>
+constexpr DType dtype_of<std::uint8_t>() {
+  return DType::UInt8;
+}
+template <>
+constexpr DType dtype_of<bool>() {
+  return DType::Bool;
+}
 
 class Tensor {
  public:
@@ -134,16 +149,15 @@ Tensor zeros(const Shape& shape, DType dtype = DType::Float32, Device device = k
 Tensor ones(const Shape& shape, DType dtype = DType::Float32, Device device = kCPU);
 Tensor full(const Shape& shape, double value, DType dtype = DType::Float32, Device device = kCPU);
 // [start, end) in steps of `step`, as int64 unless dtype says otherwise.
-Tensor arange(double start, double end, double step = 1.0, DType dtype = DType::Int64,
-              Device device = kCPU);
+Tensor arange(double start, double end, double step = 1.0, DType dtype = DType::Int64, Device device = kCPU);
 Tensor arange(std::int64_t end, DType dtype = DType::Int64, Device device = kCPU);
 Tensor randn(const Shape& shape, Generator& gen = default_generator(), Device device = kCPU);
 // Uniform in [low, high).
-Tensor rand(const Shape& shape, Generator& gen = default_generator(), double low = 0.0,
-            double high = 1.0, Device device = kCPU);
+Tensor rand(const Shape& shape, Generator& gen = default_generator(), double low = 0.0, double high = 1.0,
+            Device device = kCPU);
 // Integers uniform in [low, high), int64.
-Tensor randint(std::int64_t low, std::int64_t high, const Shape& shape,
-               Generator& gen = default_generator(), Device device = kCPU);
+Tensor randint(std::int64_t low, std::int64_t high, const Shape& shape, Generator& gen = default_generator(),
+               Device device = kCPU);
 // A tensor holding a copy of `values` (numel must equal values.size()).
 template <typename T>
 Tensor from_vector(const std::vector<T>& values, const Shape& shape, Device device = kCPU);

@@ -27,8 +27,7 @@ Device resolve_device(const std::string& spec, std::string* note) {
   }
 }
 
-double evaluate_accuracy(nn::Module& model, const data::LabelledImages& data, Device device,
-                         std::int64_t batch_size) {
+double evaluate_accuracy(nn::Module& model, const data::LabelledImages& data, Device device, std::int64_t batch_size) {
   autograd::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
@@ -60,8 +59,9 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
   model.to(device);
   optim::Adam optimizer(model.parameters(), {.lr = config.lr});
   nn::CrossEntropyLoss criterion;
-  data::DataLoader loader(train_set.images, train_set.labels,
-                          {.batch_size = config.batch_size, .shuffle = true, .seed = config.seed + 1, .device = device});
+  data::DataLoader loader(
+      train_set.images, train_set.labels,
+      {.batch_size = config.batch_size, .shuffle = true, .seed = config.seed + 1, .device = device});
 
   for (int epoch = 1; epoch <= config.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();

@@ -21,14 +21,14 @@ struct SeedConfig {
   std::int64_t hidden = 256;
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
   std::uint64_t seed = 0;
-  int threads = 0;              // 0: all cores
-  std::string data_dir;         // empty: Debian's dataset-fashion-mnist folder
+  int threads = 0;       // 0: all cores
+  std::string data_dir;  // empty: Debian's dataset-fashion-mnist folder
 };
 
 struct EpochStats {
-  int epoch = 0;                  // 1-based
-  double train_loss = 0.0;        // mean of the epoch's batch losses
-  double train_seconds = 0.0;     // the training loop alone (no evaluation, no loading)
+  int epoch = 0;               // 1-based
+  double train_loss = 0.0;     // mean of the epoch's batch losses
+  double train_seconds = 0.0;  // the training loop alone (no evaluation, no loading)
   double samples_per_second = 0.0;
   double test_accuracy = 0.0;
 };
@@ -46,7 +46,6 @@ Device resolve_device(const std::string& spec, std::string* note = nullptr);
 double evaluate_accuracy(nn::Module& model, const data::LabelledImages& data, Device device,
                          std::int64_t batch_size = 1000);
 
-TrainReport train_seed_model(const SeedConfig& config,
-                             const std::function<void(const EpochStats&)>& on_epoch = {});
+TrainReport train_seed_model(const SeedConfig& config, const std::function<void(const EpochStats&)>& on_epoch = {});
 
 }  // namespace accel::train

@@ -85,34 +85,45 @@ void map_kernel(const float* in, float* out, std::int64_t n, F f) {
 
 }  // namespace
 
-void CpuBackend::binary(BinaryOp op, const float* a, const std::vector<std::int64_t>& a_strides,
-                        const float* b, const std::vector<std::int64_t>& b_strides, float* out,
-                        const Shape& shape) {
+void CpuBackend::binary(BinaryOp op, const float* a, const std::vector<std::int64_t>& a_strides, const float* b,
+                        const std::vector<std::int64_t>& b_strides, float* out, const Shape& shape) {
   switch (op) {
-    case BinaryOp::Add: return binary_kernel<BinaryOp::Add>(a, a_strides, b, b_strides, out, shape);
-    case BinaryOp::Sub: return binary_kernel<BinaryOp::Sub>(a, a_strides, b, b_strides, out, shape);
-    case BinaryOp::Mul: return binary_kernel<BinaryOp::Mul>(a, a_strides, b, b_strides, out, shape);
-    case BinaryOp::Div: return binary_kernel<BinaryOp::Div>(a, a_strides, b, b_strides, out, shape);
+    case BinaryOp::Add:
+      return binary_kernel<BinaryOp::Add>(a, a_strides, b, b_strides, out, shape);
+    case BinaryOp::Sub:
+      return binary_kernel<BinaryOp::Sub>(a, a_strides, b, b_strides, out, shape);
+    case BinaryOp::Mul:
+      return binary_kernel<BinaryOp::Mul>(a, a_strides, b, b_strides, out, shape);
+    case BinaryOp::Div:
+      return binary_kernel<BinaryOp::Div>(a, a_strides, b, b_strides, out, shape);
   }
 }
 
-void CpuBackend::binary_scalar(BinaryOp op, const float* a, float scalar, float* out,
-                               std::int64_t n) {
+void CpuBackend::binary_scalar(BinaryOp op, const float* a, float scalar, float* out, std::int64_t n) {
   switch (op) {
-    case BinaryOp::Add: return scalar_kernel<BinaryOp::Add>(a, scalar, out, n);
-    case BinaryOp::Sub: return scalar_kernel<BinaryOp::Sub>(a, scalar, out, n);
-    case BinaryOp::Mul: return scalar_kernel<BinaryOp::Mul>(a, scalar, out, n);
-    case BinaryOp::Div: return scalar_kernel<BinaryOp::Div>(a, scalar, out, n);
+    case BinaryOp::Add:
+      return scalar_kernel<BinaryOp::Add>(a, scalar, out, n);
+    case BinaryOp::Sub:
+      return scalar_kernel<BinaryOp::Sub>(a, scalar, out, n);
+    case BinaryOp::Mul:
+      return scalar_kernel<BinaryOp::Mul>(a, scalar, out, n);
+    case BinaryOp::Div:
+      return scalar_kernel<BinaryOp::Div>(a, scalar, out, n);
   }
 }
 
 void CpuBackend::unary(UnaryOp op, const float* in, float* out, std::int64_t n) {
   switch (op) {
-    case UnaryOp::Relu: return map_kernel(in, out, n, [](float x) { return x > 0.0f ? x : 0.0f; });
-    case UnaryOp::Neg: return map_kernel(in, out, n, [](float x) { return -x; });
-    case UnaryOp::Exp: return map_kernel(in, out, n, [](float x) { return std::exp(x); });
-    case UnaryOp::Log: return map_kernel(in, out, n, [](float x) { return std::log(x); });
-    case UnaryOp::Square: return map_kernel(in, out, n, [](float x) { return x * x; });
+    case UnaryOp::Relu:
+      return map_kernel(in, out, n, [](float x) { return x > 0.0f ? x : 0.0f; });
+    case UnaryOp::Neg:
+      return map_kernel(in, out, n, [](float x) { return -x; });
+    case UnaryOp::Exp:
+      return map_kernel(in, out, n, [](float x) { return std::exp(x); });
+    case UnaryOp::Log:
+      return map_kernel(in, out, n, [](float x) { return std::log(x); });
+    case UnaryOp::Square:
+      return map_kernel(in, out, n, [](float x) { return x * x; });
   }
 }
 

@@ -47,10 +47,9 @@ class GemmCache {
     auto it = plans_.find(key);
     if (it == plans_.end()) it = plans_.emplace(key, plan(key)).first;
     const GemmPlan& p = it->second;
-    std::unordered_map<int, dnnl::memory> args{
-        {DNNL_ARG_SRC, dnnl::memory(p.a, engine_, const_cast<float*>(a))},
-        {DNNL_ARG_WEIGHTS, dnnl::memory(p.b, engine_, const_cast<float*>(b))},
-        {DNNL_ARG_DST, dnnl::memory(p.c, engine_, c)}};
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, dnnl::memory(p.a, engine_, const_cast<float*>(a))},
+                                               {DNNL_ARG_WEIGHTS, dnnl::memory(p.b, engine_, const_cast<float*>(b))},
+                                               {DNNL_ARG_DST, dnnl::memory(p.c, engine_, c)}};
     if (key.bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p.bias, engine_, const_cast<float*>(bias)));
     p.primitive.execute(stream_, args);
     stream_.wait();
@@ -87,8 +86,8 @@ GemmCache& cache() {
 }  // namespace
 
 void CpuBackend::gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
-                      std::int64_t lda, const float* b, std::int64_t ldb, float* c, std::int64_t ldc,
-                      const float* bias, float beta, bool relu) {
+                      std::int64_t lda, const float* b, std::int64_t ldb, float* c, std::int64_t ldc, const float* bias,
+                      float beta, bool relu) {
   if (m == 0 || n == 0) return;
   if (beta != 0.0f && beta != 1.0f) {
     throw ValueError("cpu gemm: beta must be 0 or 1, got " + std::to_string(beta));

@@ -12,31 +12,47 @@ namespace {
 // float values, and for int64 up to 2^53 (PyTorch's conversions have the same range).
 double load_as_double(const void* base, DType dtype, std::int64_t index) {
   switch (dtype) {
-    case DType::Float32: return static_cast<const float*>(base)[index];
-    case DType::Float16: return half_bits_to_float(static_cast<const std::uint16_t*>(base)[index]);
+    case DType::Float32:
+      return static_cast<const float*>(base)[index];
+    case DType::Float16:
+      return half_bits_to_float(static_cast<const std::uint16_t*>(base)[index]);
     case DType::BFloat16:
       return bfloat16_bits_to_float(static_cast<const std::uint16_t*>(base)[index]);
-    case DType::Int64: return static_cast<double>(static_cast<const std::int64_t*>(base)[index]);
-    case DType::Int32: return static_cast<const std::int32_t*>(base)[index];
-    case DType::UInt8: return static_cast<const std::uint8_t*>(base)[index];
-    case DType::Bool: return static_cast<const bool*>(base)[index] ? 1.0 : 0.0;
+    case DType::Int64:
+      return static_cast<double>(static_cast<const std::int64_t*>(base)[index]);
+    case DType::Int32:
+      return static_cast<const std::int32_t*>(base)[index];
+    case DType::UInt8:
+      return static_cast<const std::uint8_t*>(base)[index];
+    case DType::Bool:
+      return static_cast<const bool*>(base)[index] ? 1.0 : 0.0;
   }
   return 0.0;
 }
 
 void store_from_double(void* base, DType dtype, std::int64_t index, double value) {
   switch (dtype) {
-    case DType::Float32: static_cast<float*>(base)[index] = static_cast<float>(value); break;
+    case DType::Float32:
+      static_cast<float*>(base)[index] = static_cast<float>(value);
+      break;
     case DType::Float16:
       static_cast<std::uint16_t*>(base)[index] = float_to_half_bits(static_cast<float>(value));
       break;
     case DType::BFloat16:
       static_cast<std::uint16_t*>(base)[index] = float_to_bfloat16_bits(static_cast<float>(value));
       break;
-    case DType::Int64: static_cast<std::int64_t*>(base)[index] = static_cast<std::int64_t>(value); break;
-    case DType::Int32: static_cast<std::int32_t*>(base)[index] = static_cast<std::int32_t>(value); break;
-    case DType::UInt8: static_cast<std::uint8_t*>(base)[index] = static_cast<std::uint8_t>(value); break;
-    case DType::Bool: static_cast<bool*>(base)[index] = value != 0.0; break;
+    case DType::Int64:
+      static_cast<std::int64_t*>(base)[index] = static_cast<std::int64_t>(value);
+      break;
+    case DType::Int32:
+      static_cast<std::int32_t*>(base)[index] = static_cast<std::int32_t>(value);
+      break;
+    case DType::UInt8:
+      static_cast<std::uint8_t*>(base)[index] = static_cast<std::uint8_t>(value);
+      break;
+    case DType::Bool:
+      static_cast<bool*>(base)[index] = value != 0.0;
+      break;
   }
 }
 
@@ -51,8 +67,8 @@ void CpuBackend::copy_to_host(void* host_dst, const void* src, std::size_t nbyte
 }
 
 void CpuBackend::copy_strided(const void* src, DType src_dtype, const Shape& shape,
-                              const std::vector<std::int64_t>& src_strides, void* dst,
-                              DType dst_dtype, const std::vector<std::int64_t>& dst_strides) {
+                              const std::vector<std::int64_t>& src_strides, void* dst, DType dst_dtype,
+                              const std::vector<std::int64_t>& dst_strides) {
   const std::int64_t n = shape.numel();
   if (n == 0) return;
   const std::size_t ndim = shape.ndim();
@@ -96,8 +112,7 @@ void CpuBackend::copy_strided(const void* src, DType src_dtype, const Shape& sha
       }
     } else {
       for (std::int64_t i = 0; i < inner; ++i) {
-        store_from_double(dst, dst_dtype, out_at + i * out_step,
-                          load_as_double(src, src_dtype, in_at + i * in_step));
+        store_from_double(dst, dst_dtype, out_at + i * out_step, load_as_double(src, src_dtype, in_at + i * in_step));
       }
     }
     for (std::size_t d = ndim ? ndim - 1 : 0; d-- > 0;) {  // advance the odometer

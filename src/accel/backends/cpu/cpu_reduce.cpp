@@ -11,8 +11,7 @@ namespace accel::cpu {
 namespace {
 
 template <typename T>
-void sum_kernel(const T* in, std::int64_t outer, std::int64_t reduced, std::int64_t inner,
-                T* out) {
+void sum_kernel(const T* in, std::int64_t outer, std::int64_t reduced, std::int64_t inner, T* out) {
   const std::int64_t n = outer * reduced * inner;
   if (inner == 1) {
 #pragma omp parallel for if (n >= kParallelThreshold)
@@ -39,21 +38,20 @@ void sum_kernel(const T* in, std::int64_t outer, std::int64_t reduced, std::int6
 
 }  // namespace
 
-void CpuBackend::sum(const void* in, DType dtype, std::int64_t outer, std::int64_t reduced,
-                     std::int64_t inner, void* out) {
+void CpuBackend::sum(const void* in, DType dtype, std::int64_t outer, std::int64_t reduced, std::int64_t inner,
+                     void* out) {
   if (dtype == DType::Float32) {
     sum_kernel(static_cast<const float*>(in), outer, reduced, inner, static_cast<float*>(out));
   } else if (dtype == DType::Int64) {
-    sum_kernel(static_cast<const std::int64_t*>(in), outer, reduced, inner,
-               static_cast<std::int64_t*>(out));
+    sum_kernel(static_cast<const std::int64_t*>(in), outer, reduced, inner, static_cast<std::int64_t*>(out));
   } else {
     throw DTypeError("cpu sum kernel: dtype " + std::string(dtype_name(dtype)) +
                      " is not supported (float32 or int64)");
   }
 }
 
-void CpuBackend::argmax(const float* in, std::int64_t outer, std::int64_t reduced,
-                        std::int64_t inner, std::int64_t* out) {
+void CpuBackend::argmax(const float* in, std::int64_t outer, std::int64_t reduced, std::int64_t inner,
+                        std::int64_t* out) {
   for (std::int64_t o = 0; o < outer; ++o) {
     for (std::int64_t i = 0; i < inner; ++i) {
       const float* base = in + o * reduced * inner + i;
@@ -72,8 +70,8 @@ void CpuBackend::argmax(const float* in, std::int64_t outer, std::int64_t reduce
   }
 }
 
-void CpuBackend::log_softmax(const float* in, std::int64_t outer, std::int64_t reduced,
-                             std::int64_t inner, float* out) {
+void CpuBackend::log_softmax(const float* in, std::int64_t outer, std::int64_t reduced, std::int64_t inner,
+                             float* out) {
 #pragma omp parallel for if (outer * reduced * inner >= kParallelThreshold)
   for (std::int64_t o = 0; o < outer; ++o) {
     for (std::int64_t i = 0; i < inner; ++i) {
@@ -89,8 +87,8 @@ void CpuBackend::log_softmax(const float* in, std::int64_t outer, std::int64_t r
   }
 }
 
-void CpuBackend::log_softmax_backward(const float* grad, const float* out, std::int64_t outer,
-                                      std::int64_t reduced, std::int64_t inner, float* dst) {
+void CpuBackend::log_softmax_backward(const float* grad, const float* out, std::int64_t outer, std::int64_t reduced,
+                                      std::int64_t inner, float* dst) {
 #pragma omp parallel for if (outer * reduced * inner >= kParallelThreshold)
   for (std::int64_t o = 0; o < outer; ++o) {
     for (std::int64_t i = 0; i < inner; ++i) {
@@ -105,14 +103,13 @@ void CpuBackend::log_softmax_backward(const float* grad, const float* out, std::
   }
 }
 
-void CpuBackend::softmax_cross_entropy(const float* logits, const std::int64_t* targets,
-                                       std::int64_t rows, std::int64_t cols, float* probs,
-                                       float* loss) {
+void CpuBackend::softmax_cross_entropy(const float* logits, const std::int64_t* targets, std::int64_t rows,
+                                       std::int64_t cols, float* probs, float* loss) {
   for (std::int64_t r = 0; r < rows; ++r) {
     if (targets[r] < 0 || targets[r] >= cols) {
-      throw ValueError("cross_entropy: target " + std::to_string(targets[r]) + " at row " +
-                       std::to_string(r) + " is out of range for " + std::to_string(cols) +
-                       " classes (valid: 0 to " + std::to_string(cols - 1) + ")");
+      throw ValueError("cross_entropy: target " + std::to_string(targets[r]) + " at row " + std::to_string(r) +
+                       " is out of range for " + std::to_string(cols) + " classes (valid: 0 to " +
+                       std::to_string(cols - 1) + ")");
     }
   }
   double total = 0.0;
@@ -135,9 +132,8 @@ void CpuBackend::softmax_cross_entropy(const float* logits, const std::int64_t* 
   *loss = rows ? static_cast<float>(total / static_cast<double>(rows)) : std::nanf("");
 }
 
-void CpuBackend::softmax_cross_entropy_backward(const float* probs, const std::int64_t* targets,
-                                                std::int64_t rows, std::int64_t cols,
-                                                const float* grad_loss, float* dlogits) {
+void CpuBackend::softmax_cross_entropy_backward(const float* probs, const std::int64_t* targets, std::int64_t rows,
+                                                std::int64_t cols, const float* grad_loss, float* dlogits) {
   const float scale = *grad_loss / static_cast<float>(rows);
 #pragma omp parallel for if (rows * cols >= kParallelThreshold)
   for (std::int64_t r = 0; r < rows; ++r) {

@@ -23,13 +23,13 @@ int device_count() { return query().count; }
 std::string unavailable_reason(int index) {
   const DeviceQuery q = query();
   if (q.status != cudaSuccess) {
-    return std::string("no CUDA device: cudaGetDeviceCount returned ") + cudaGetErrorName(q.status) +
-           " (" + cudaGetErrorString(q.status) + "); use --device cpu";
+    return std::string("no CUDA device: cudaGetDeviceCount returned ") + cudaGetErrorName(q.status) + " (" +
+           cudaGetErrorString(q.status) + "); use --device cpu";
   }
   if (q.count == 0) return "no CUDA device: the CUDA runtime sees 0 devices; use --device cpu";
   if (index < 0 || index >= q.count) {
-    return "no CUDA device cuda:" + std::to_string(index) + ": this machine has " +
-           std::to_string(q.count) + " (cuda:0 to cuda:" + std::to_string(q.count - 1) + ")";
+    return "no CUDA device cuda:" + std::to_string(index) + ": this machine has " + std::to_string(q.count) +
+           " (cuda:0 to cuda:" + std::to_string(q.count - 1) + ")";
   }
   return {};
 }

@@ -1,0 +1,45 @@
+# accel: the two commands a new machine needs (each installs what is missing first).
+#   make run    build and train the seed's model on Fashion-MNIST (ARGS="--epochs 5 --batch-size 512")
+#   make test   build and run the whole test suite
+# And: make asan (the suite under AddressSanitizer + UBSan), make format-check, make bench.
+
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+ARGS ?= --epochs 5
+CMAKE_FLAGS ?=
+
+.PHONY: run test build deps-run deps-test asan format-check format bench clean
+
+run: deps-run build
+	./$(BUILD)/accel train $(ARGS)
+
+test: deps-test build
+	cd $(BUILD) && ctest --output-on-failure -j2
+
+build:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake --build $(BUILD)
+
+deps-run:
+	scripts/install-deps.sh run
+
+deps-test:
+	scripts/install-deps.sh test
+
+asan: deps-test
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DACCEL_SANITIZE=ON
+	cmake --build $(ASAN_BUILD)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j2
+
+format-check: deps-test
+	git ls-files '*.h' '*.cpp' | xargs clang-format --dry-run -Werror
+
+format:
+	git ls-files '*.h' '*.cpp' | xargs clang-format -i
+
+bench: build
+	scripts/install-deps.sh bench
+	bench/train_bench.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,67 @@
+#!/usr/bin/python3
+"""The seed's training loop in PyTorch, timed per epoch like `accel train` (the loop alone,
+data already in memory as uint8, batches converted with /255 as torchvision's ToTensor).
+
+  python3 bench/torch_seed.py --batch-size 64 --epochs 2 [--threads N]
+Prints one JSON line: {"epochs": [{"epoch": 1, "train_seconds": ...}, ...]}.
+"""
+import argparse
+import gzip
+import json
+import os
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def read_idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave the default)")
+    parser.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    images = torch.from_numpy(read_idx(os.path.join(args.data, "train-images-idx3-ubyte.gz")).reshape(-1, 784).copy())
+    labels = torch.from_numpy(read_idx(os.path.join(args.data, "train-labels-idx1-ubyte.gz")).astype(np.int64))
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
+    criterion = nn.CrossEntropyLoss()
+
+    epochs = []
+    n = images.shape[0]
+    for epoch in range(1, args.epochs + 1):
+        order = torch.randperm(n)
+        start = time.perf_counter()
+        total = 0.0
+        for begin in range(0, n, args.batch_size):
+            idx = order[begin:begin + args.batch_size]
+            x = images[idx].float().div(255).to(device)
+            y = labels[idx].to(device)
+            optimizer.zero_grad()
+            output = model(x)
+            loss = criterion(output, y)
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+        seconds = time.perf_counter() - start
+        epochs.append({"epoch": epoch, "train_seconds": seconds, "loss": total / ((n + args.batch_size - 1) // args.batch_size)})
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "epochs": epochs}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+#!/usr/bin/python3
+"""accel vs PyTorch on the seed's training loop, side by side in one run.
+
+Each repeat runs every configuration once, in turn (interleaved, so a slow minute of this
+machine hits all of them alike); the report gives the median seconds per epoch over all
+repeats and epochs, the ratio to accel, and each process's peak RSS.
+
+  bench/train_bench.py [--repeats 3] [--epochs 2] [--batches 64,512]
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(command, env_extra):
+    env = dict(os.environ, **env_extra)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        sys.exit(f"bench: {' '.join(command)} failed:\n{err}{out}")
+    line = [l for l in out.splitlines() if l.startswith("{")][-1]
+    return json.loads(line)
+
+
+def peak_rss_mib(command, env_extra):
+    """Runs the command under /usr/bin/time -v and returns its maximum resident set in MiB."""
+    env = dict(os.environ, **env_extra)
+    proc = subprocess.run(["/usr/bin/time", "-v"] + command, capture_output=True, text=True, env=env)
+    for line in proc.stderr.splitlines():
+        if "Maximum resident set size" in line:
+            return int(line.split(":")[1]) / 1024.0
+    return float("nan")
+
+
+def cpu_model():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batches", default="64,512")
+    parser.add_argument("--accel", default=os.path.join(ROOT, "build", "accel"))
+    args = parser.parse_args()
+
+    torch_script = os.path.join(ROOT, "bench", "torch_seed.py")
+    configs = []
+    for batch in [int(b) for b in args.batches.split(",")]:
+        e = str(args.epochs)
+        configs += [
+            (batch, "accel", [args.accel, "train", "--epochs", e, "--batch-size", str(batch), "--device", "cpu", "--json"], {}),
+            (batch, "torch default", ["/usr/bin/python3", torch_script, "--epochs", e, "--batch-size", str(batch)], {}),
+            (batch, "torch best (1 thread, OpenBLAS 2)", ["/usr/bin/python3", torch_script, "--epochs", e,
+                                                           "--batch-size", str(batch), "--threads", "1"],
+             {"OPENBLAS_NUM_THREADS": "2"}),
+        ]
+
+    times = {(c[0], c[1]): [] for c in configs}
+    for repeat in range(args.repeats):
+        for batch, name, command, env in configs:
+            result = run(command, env)
+            times[(batch, name)] += [e["train_seconds"] for e in result["epochs"]]
+            print(f"  repeat {repeat + 1}/{args.repeats}  batch {batch:4d}  {name:36s} "
+                  + " ".join(f"{e['train_seconds']:.3f}" for e in result["epochs"]), flush=True)
+
+    rss = {}
+    for batch, name, command, env in configs:
+        if batch == configs[0][0]:
+            rss[name] = peak_rss_mib(command, env)
+
+    print()
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores; repeats {args.repeats} x epochs {args.epochs}")
+    print(f"{'batch':>5}  {'configuration':36s} {'median s/epoch':>14} {'min':>7} {'max':>7} {'vs accel':>9}")
+    for batch in sorted({c[0] for c in configs}):
+        accel_median = statistics.median(times[(batch, "accel")])
+        for b, name, _, _ in configs:
+            if b != batch:
+                continue
+            t = times[(b, name)]
+            ratio = statistics.median(t) / accel_median
+            print(f"{batch:5d}  {name:36s} {statistics.median(t):14.3f} {min(t):7.3f} {max(t):7.3f} {ratio:8.2f}x")
+    print()
+    print("peak RSS (MiB, batch %d): " % configs[0][0] + ", ".join(f"{k} {v:.0f}" for k, v in rss.items()))
+
+
+if __name__ == "__main__":
+    main()
