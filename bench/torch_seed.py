@@ -2,7 +2,7 @@
 """The seed's training loop in PyTorch, timed per epoch like `accel train` (the loop alone,
 data already in memory as uint8, batches converted with /255 as torchvision's ToTensor).
 
-  python3 bench/torch_seed.py --batch-size 64 --epochs 2 [--threads N]
+  python3 bench/torch_seed.py --batch-size 64 --epochs 2 [--threads N] [--flush-denormal]
 Prints one JSON line: {"epochs": [{"epoch": 1, "train_seconds": ...}, ...]}.
 """
 import argparse
@@ -30,9 +30,12 @@ def main():
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave the default)")
     parser.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    parser.add_argument("--flush-denormal", action="store_true", help="torch.set_flush_denormal(True)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.flush_denormal:
+        torch.set_flush_denormal(True)
     torch.manual_seed(0)
     images = torch.from_numpy(read_idx(os.path.join(args.data, "train-images-idx3-ubyte.gz")).reshape(-1, 784).copy())
     labels = torch.from_numpy(read_idx(os.path.join(args.data, "train-labels-idx1-ubyte.gz")).astype(np.int64))

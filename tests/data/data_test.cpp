@@ -159,6 +159,14 @@ TEST(DataLoader, SeededShuffleCoversEverySampleOnce) {
   EXPECT_THROW(dropping.batch(3), ValueError);
 }
 
+TEST(DataLoader, EveryPixelValueIsExactlyTheQuotientBy255) {
+  std::vector<std::uint8_t> all(256);
+  for (int v = 0; v < 256; ++v) all[static_cast<std::size_t>(v)] = static_cast<std::uint8_t>(v);
+  data::DataLoader loader(from_vector(all, {1, 256}), zeros({1}, DType::Int64), {.batch_size = 1, .shuffle = false});
+  const auto x = loader.batch(0).inputs.to_vector<float>();
+  for (int v = 0; v < 256; ++v) ASSERT_EQ(x[static_cast<std::size_t>(v)], static_cast<float>(v) / 255.0f) << v;
+}
+
 TEST(DataLoader, ScalesPixelsToUnitRangeLikeToTensor) {
   const Tensor images = from_vector<std::uint8_t>({0, 51, 128, 255}, {1, 4});
   data::DataLoader loader(images, zeros({1}, DType::Int64), {.batch_size = 1, .shuffle = false});
