@@ -21,10 +21,10 @@ Backend& backend_for(Device device) {
                     " is present, but this build's CUDA backend has no tensor kernels yet "
                     "(the CUDA backend issue adds them); use --device cpu");
 #else
-  throw DeviceError(
-      "no CUDA device: this build of accel has no CUDA backend (the CUDA toolkit "
-      "was not found at configure time); use device cpu, or rebuild where nvcc is "
-      "installed");
+  throw DeviceError("no CUDA device for " + device.to_string() +
+                    ": this build of accel has no CUDA backend (the CUDA toolkit "
+                    "was not found at configure time); use device cpu, or rebuild where nvcc is "
+                    "installed");
 #endif
 }
 
