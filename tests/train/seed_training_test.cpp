@@ -2,33 +2,15 @@
 // `accel train` command's behaviour on bad input.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
-#include <memory>
 #include <string>
+
+#include "../support/command.h"
 
 #include "accel/train/seed_trainer.h"
 
 using namespace accel;
 
-namespace {
-
-struct CommandResult {
-  int status;
-  std::string output;
-};
-
-CommandResult run_command(const std::string& command) {
-  std::array<char, 4096> buffer{};
-  std::string output;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return {-1, "popen failed"};
-  while (fgets(buffer.data(), buffer.size(), pipe)) output += buffer.data();
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
-}  // namespace
+using accel::testing::run_command;
 
 TEST(SeedTraining, FiveEpochsAtBatch64ReachTheAccuracyTarget) {
   train::SeedConfig config;

@@ -1,66 +1,22 @@
-// The `accel` command. Subcommands: train (the seed's model on Fashion-MNIST).
+// The `accel` command: train (the seed's model), info and smi (hardware inspection).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
-#include <string>
 
 #include "accel/core/error.h"
-#include "accel/train/seed_trainer.h"
-
-namespace {
-
-int run_train(accel::train::SeedConfig config, bool json) {
-  std::string note;
-  config.device = accel::train::resolve_device(config.device, &note).to_string();
-  std::printf("accel train: 784-%lld-10 MLP, Adam(lr=%g), cross-entropy, batch %lld, %d epoch(s) on %s\n",
-              static_cast<long long>(config.hidden), config.lr, static_cast<long long>(config.batch_size),
-              config.epochs, config.device.c_str());
-  if (!note.empty()) std::printf("device: %s\n", note.c_str());
-  std::fflush(stdout);
-  const auto report = accel::train::train_seed_model(config, [&](const accel::train::EpochStats& s) {
-    std::printf("epoch %d  loss %.4f  train %.3f s  %.0f samples/s  test accuracy %.4f\n", s.epoch, s.train_loss,
-                s.train_seconds, s.samples_per_second, s.test_accuracy);
-    std::fflush(stdout);
-  });
-  if (json) {
-    std::printf("{\"device\": \"%s\", \"batch_size\": %lld, \"epochs\": [", report.device.to_string().c_str(),
-                static_cast<long long>(config.batch_size));
-    for (std::size_t i = 0; i < report.epochs.size(); ++i) {
-      const auto& s = report.epochs[i];
-      std::printf("%s{\"epoch\": %d, \"loss\": %.6f, \"train_seconds\": %.6f, \"test_accuracy\": %.6f}", i ? ", " : "",
-                  s.epoch, s.train_loss, s.train_seconds, s.test_accuracy);
-    }
-    std::printf("]}\n");
-  }
-  return 0;
-}
-
-}  // namespace
+#include "commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"accel: a self-hosted accelerator platform (engine, hardware inspection, runtimes)"};
   app.require_subcommand(1);
-
-  accel::train::SeedConfig config;
-  bool json = false;
-  CLI::App* train = app.add_subcommand("train", "Train the seed's 784-256-10 MLP on Fashion-MNIST");
-  train->add_option("--epochs", config.epochs, "Passes over the 60,000 training images")->capture_default_str();
-  train->add_option("--batch-size", config.batch_size, "Samples per step")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  train->add_option("--lr", config.lr, "Adam learning rate")->capture_default_str();
-  train->add_option("--hidden", config.hidden, "Hidden units")->capture_default_str()->check(CLI::PositiveNumber);
-  train->add_option("--device", config.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
-  train->add_option("--seed", config.seed, "Seed for initial weights and shuffling")->capture_default_str();
-  train->add_option("--threads", config.threads, "CPU threads (0 = all cores)")->capture_default_str();
-  train->add_option(
-      "--data", config.data_dir,
-      std::string("Folder with the Fashion-MNIST IDX files (default ") + accel::data::kFashionMnistDefaultDir + ")");
-  train->add_flag("--json", json, "Also print the results as one JSON line");
-
-  CLI11_PARSE(app, argc, argv);
+  int exit_code = 0;
+  accel::cli::add_train_command(app, exit_code);
+  accel::cli::add_info_command(app, exit_code);
+  accel::cli::add_smi_command(app, exit_code);
   try {
-    if (*train) return run_train(config, json);
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
   } catch (const accel::Error& e) {
     std::fprintf(stderr, "accel: error: %s\n", e.what());
     return 1;
@@ -68,5 +24,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "accel: internal error: %s\n", e.what());
     return 2;
   }
-  return 0;
+  return exit_code;
 }

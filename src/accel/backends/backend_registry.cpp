@@ -6,26 +6,17 @@
 #include "accel/backends/backend.h"
 #include "accel/backends/cpu/cpu_backend.h"
 #include "accel/core/error.h"
-#ifdef ACCEL_WITH_CUDA
-#include "accel/backends/cuda/cuda_device.h"  // cuda::device_count, cuda::unavailable_reason
-#endif
+#include "accel/hw/cuda_runtime.h"  // cuda_unavailable_reason
 
 namespace accel {
 
 Backend& backend_for(Device device) {
   if (device.is_cpu()) return cpu::backend();
-#ifdef ACCEL_WITH_CUDA
-  const std::string reason = cuda::unavailable_reason(device.index);
+  const std::string reason = hw::cuda_unavailable_reason(device.index);
   if (!reason.empty()) throw DeviceError(reason);
   throw DeviceError("device " + device.to_string() +
                     " is present, but this build's CUDA backend has no tensor kernels yet "
                     "(the CUDA backend issue adds them); use --device cpu");
-#else
-  throw DeviceError("no CUDA device for " + device.to_string() +
-                    ": this build of accel has no CUDA backend (the CUDA toolkit "
-                    "was not found at configure time); use device cpu, or rebuild where nvcc is "
-                    "installed");
-#endif
 }
 
 namespace cpu {
@@ -43,11 +34,9 @@ void flush_denormals_on_all_threads() {
 }
 
 CpuBackend& backend() {
-  static CpuBackend& instance = [] -> CpuBackend& {
-    static CpuBackend created;
-    flush_denormals_on_all_threads();
-    return created;
-  }();
+  static CpuBackend instance;
+  static const bool flushed = (flush_denormals_on_all_threads(), true);
+  (void)flushed;
   return instance;
 }
 
