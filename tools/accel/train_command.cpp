@@ -1,36 +1,66 @@
-// accel train: the seed's model on Fashion-MNIST.
+// accel train: the seed's model on Fashion-MNIST, with the device's memory use at the end.
 #include <cstdio>
 #include <string>
 
+#include "accel/memory/device_allocators.h"
 #include "accel/train/seed_trainer.h"
 #include "commands.h"
 
 namespace accel::cli {
 namespace {
 
-int run_train(train::SeedConfig config, bool json) {
+std::string mib_text(std::int64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / 1048576.0);
+  return text;
+}
+
+void print_json(const train::TrainReport& report, std::int64_t batch_size) {
+  std::printf("{\"device\": \"%s\", \"simulated\": %s, \"batch_size\": %lld, \"peak_allocated\": %lld, \"epochs\": [",
+              report.device.to_string().c_str(), report.device.is_sim() ? "true" : "false",
+              static_cast<long long>(batch_size), static_cast<long long>(report.memory.peak_allocated));
+  for (std::size_t i = 0; i < report.epochs.size(); ++i) {
+    const auto& s = report.epochs[i];
+    std::printf("%s{\"epoch\": %d, \"loss\": %.6f, \"train_seconds\": %.6f, \"test_accuracy\": %.6f}", i ? ", " : "",
+                s.epoch, s.train_loss, s.train_seconds, s.test_accuracy);
+  }
+  std::printf("]}\n");
+}
+
+int run_train(train::SeedConfig config, bool json, bool summary) {
   std::string note;
-  config.device = train::resolve_device(config.device, &note).to_string();
+  const Device device = train::resolve_device(config.device, &note);
+  config.device = device.to_string();
   std::printf("accel train: 784-%lld-10 MLP, Adam(lr=%g), cross-entropy, batch %lld, %d epoch(s) on %s\n",
               static_cast<long long>(config.hidden), config.lr, static_cast<long long>(config.batch_size),
-              config.epochs, config.device.c_str());
+              config.epochs, device.describe().c_str());
   if (!note.empty()) std::printf("device: %s\n", note.c_str());
+  if (device.is_sim()) {
+    const auto [free, total] = memory::caching_allocator(device).mem_get_info();
+    std::printf("device: %s is simulated: CPU compute, %s of simulated device memory (%s free)\n",
+                device.to_string().c_str(), mib_text(static_cast<std::int64_t>(total)).c_str(),
+                mib_text(static_cast<std::int64_t>(free)).c_str());
+  }
   std::fflush(stdout);
   const auto report = train::train_seed_model(config, [&](const train::EpochStats& s) {
     std::printf("epoch %d  loss %.4f  train %.3f s  %.0f samples/s  test accuracy %.4f\n", s.epoch, s.train_loss,
                 s.train_seconds, s.samples_per_second, s.test_accuracy);
     std::fflush(stdout);
   });
-  if (json) {
-    std::printf("{\"device\": \"%s\", \"batch_size\": %lld, \"epochs\": [", report.device.to_string().c_str(),
-                static_cast<long long>(config.batch_size));
-    for (std::size_t i = 0; i < report.epochs.size(); ++i) {
-      const auto& s = report.epochs[i];
-      std::printf("%s{\"epoch\": %d, \"loss\": %.6f, \"train_seconds\": %.6f, \"test_accuracy\": %.6f}", i ? ", " : "",
-                  s.epoch, s.train_loss, s.train_seconds, s.test_accuracy);
-    }
-    std::printf("]}\n");
+  if (report.memory.peak_reserved) {
+    std::printf("memory on %s: peak allocated %s, peak reserved %s\n", device.describe().c_str(),
+                mib_text(report.memory.peak_allocated).c_str(), mib_text(*report.memory.peak_reserved).c_str());
+  } else {
+    std::printf("memory on %s: peak allocated %s (host tensors)\n", device.describe().c_str(),
+                mib_text(report.memory.peak_allocated).c_str());
   }
+  if (summary) {
+    std::fputs(report.memory.summary.empty()
+                   ? "--memory-summary: the CPU has no caching allocator; run on cuda or sim\n"
+                   : report.memory.summary.c_str(),
+               stdout);
+  }
+  if (json) print_json(report, config.batch_size);
   return 0;
 }
 
@@ -39,6 +69,7 @@ int run_train(train::SeedConfig config, bool json) {
 void add_train_command(CLI::App& app, int& exit_code) {
   auto config = std::make_shared<train::SeedConfig>();
   auto json = std::make_shared<bool>(false);
+  auto summary = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand("train", "Train the seed's 784-256-10 MLP on Fashion-MNIST");
   cmd->add_option("--epochs", config->epochs, "Passes over the 60,000 training images")->capture_default_str();
   cmd->add_option("--batch-size", config->batch_size, "Samples per step")
@@ -46,14 +77,19 @@ void add_train_command(CLI::App& app, int& exit_code) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--lr", config->lr, "Adam learning rate")->capture_default_str();
   cmd->add_option("--hidden", config->hidden, "Hidden units")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--device", config->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--device", config->device, "auto, cpu, cuda, cuda:N, or sim[:N] (a simulated device)")
+      ->capture_default_str();
   cmd->add_option("--seed", config->seed, "Seed for initial weights and shuffling")->capture_default_str();
   cmd->add_option("--threads", config->threads, "CPU threads (0 = all cores)")->capture_default_str();
   cmd->add_option(
       "--data", config->data_dir,
       std::string("Folder with the Fashion-MNIST IDX files (default ") + data::kFashionMnistDefaultDir + ")");
+  cmd->add_option("--memory-fraction", config->memory_fraction,
+                  "Cap the device's reserved memory at this fraction of its capacity (cuda, sim)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_flag("--memory-summary", *summary, "Print the device's memory summary table at the end");
   cmd->add_flag("--json", *json, "Also print the results as one JSON line");
-  cmd->callback([config, json, &exit_code] { exit_code = run_train(*config, *json); });
+  cmd->callback([config, json, summary, &exit_code] { exit_code = run_train(*config, *json, *summary); });
 }
 
 }  // namespace accel::cli

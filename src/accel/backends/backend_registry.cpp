@@ -1,17 +1,23 @@
 #include <omp.h>
 #include <xmmintrin.h>  // _mm_getcsr/_mm_setcsr: the FTZ/DAZ flags
 
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include "accel/backends/backend.h"
 #include "accel/backends/cpu/cpu_backend.h"
+#include "accel/backends/cpu/sim_backend.h"
 #include "accel/core/error.h"
-#include "accel/hw/cuda_runtime.h"  // cuda_unavailable_reason
+#include "accel/hw/cuda_runtime.h"           // cuda_unavailable_reason
+#include "accel/memory/device_allocators.h"  // caching_allocator: sim memory
 
 namespace accel {
 
 Backend& backend_for(Device device) {
   if (device.is_cpu()) return cpu::backend();
+  if (device.is_sim()) return cpu::sim_backend(device.index);
   const std::string reason = hw::cuda_unavailable_reason(device.index);
   if (!reason.empty()) throw DeviceError(reason);
   throw DeviceError("device " + device.to_string() +
@@ -38,6 +44,21 @@ CpuBackend& backend() {
   static const bool flushed = (flush_denormals_on_all_threads(), true);
   (void)flushed;
   return instance;
+}
+
+memory::Allocator& SimBackend::allocator() { return memory::caching_allocator(device()); }
+
+SimBackend& sim_backend(int index) {
+  if (index < 0) throw DeviceError("sim device index must be >= 0, got " + std::to_string(index));
+  static std::mutex mutex;
+  static auto* backends = new std::map<int, std::unique_ptr<SimBackend>>();  // never destroyed, as allocators
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& slot = (*backends)[index];
+  if (!slot) {
+    slot = std::make_unique<SimBackend>(index);
+    flush_denormals_on_all_threads();
+  }
+  return *slot;
 }
 
 }  // namespace cpu

@@ -5,6 +5,7 @@
 #include "accel/autograd/grad_mode.h"
 #include "accel/backends/backend.h"
 #include "accel/data/dataloader.h"
+#include "accel/memory/device_allocators.h"  // caching_allocator: peaks and the fraction cap
 #include "accel/nn/layers.h"
 #include "accel/ops/ops.h"
 #include "accel/optim/optimizer.h"
@@ -48,6 +49,18 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
   TrainReport report;
   report.device = resolve_device(config.device, &report.device_note);
   const Device device = report.device;
+  if (device.is_cpu()) {
+    if (config.memory_fraction) {
+      throw ValueError(
+          "--memory-fraction caps a cuda or sim device's memory; host memory has no such cap (use a "
+          "sim device to rehearse a budget: --device sim)");
+    }
+    memory::host_allocator().reset_peak_stats();
+  } else {
+    memory::CachingAllocator& allocator = memory::caching_allocator(device);
+    if (config.memory_fraction) allocator.set_per_process_memory_fraction(*config.memory_fraction);
+    allocator.reset_peak_memory_stats();
+  }
 
   const data::LabelledImages train_set = data::load_fashion_mnist(config.data_dir, true);
   const data::LabelledImages test_set = data::load_fashion_mnist(config.data_dir, false);
@@ -85,6 +98,14 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
     stats.test_accuracy = evaluate_accuracy(model, test_set, device);
     report.epochs.push_back(stats);
     if (on_epoch) on_epoch(stats);
+  }
+  if (device.is_cpu()) {
+    report.memory.peak_allocated = memory::host_allocator().stats().peak_allocated_bytes;
+  } else {
+    const memory::CachingAllocator& allocator = memory::caching_allocator(device);
+    report.memory.peak_allocated = allocator.max_memory_allocated();
+    report.memory.peak_reserved = allocator.max_memory_reserved();
+    report.memory.summary = allocator.memory_summary();
   }
   return report;
 }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,8 +22,9 @@ struct SeedConfig {
   std::int64_t hidden = 256;
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
   std::uint64_t seed = 0;
-  int threads = 0;       // 0: all cores
-  std::string data_dir;  // empty: Debian's dataset-fashion-mnist folder
+  int threads = 0;                        // 0: all cores
+  std::string data_dir;                   // empty: Debian's dataset-fashion-mnist folder
+  std::optional<double> memory_fraction;  // cap on the device's reserved memory (cuda, sim)
 };
 
 struct EpochStats {
@@ -33,10 +35,19 @@ struct EpochStats {
   double test_accuracy = 0.0;
 };
 
+// Memory the run used on its device: the caching allocator's peaks on cuda and sim devices,
+// the host allocator's peak (no reserve) on the CPU.
+struct MemoryReport {
+  std::int64_t peak_allocated = 0;
+  std::optional<std::int64_t> peak_reserved;
+  std::string summary;  // memory_summary() of cuda/sim devices
+};
+
 struct TrainReport {
   Device device;
   std::string device_note;  // why "auto" chose what it chose
   std::vector<EpochStats> epochs;
+  MemoryReport memory;
 };
 
 // "auto" picks CUDA when a usable device exists, else the CPU; `note` says why.

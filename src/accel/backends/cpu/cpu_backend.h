@@ -8,7 +8,7 @@
 
 namespace accel::cpu {
 
-class CpuBackend final : public Backend {
+class CpuBackend : public Backend {
  public:
   Device device() const override { return kCPU; }
   memory::Allocator& allocator() override { return memory::host_allocator(); }

@@ -1,0 +1,44 @@
+// A simulated device: `capacity` bytes served from host memory, so a memory budget can be
+// rehearsed on a CPU (and the allocator tested deterministically). Events stay pending until
+// complete_events() is called, which lets tests exercise cross-stream deferral.
+#pragma once
+
+#include <mutex>
+#include <set>
+
+#include "accel/memory/device_memory.h"
+
+namespace accel::memory {
+
+class SimulatedMemory final : public DeviceMemory {
+ public:
+  SimulatedMemory(std::size_t capacity, int index = 0, bool events_complete_immediately = true);
+  ~SimulatedMemory() override;
+
+  void* raw_allocate(std::size_t bytes) override;
+  void raw_free(void* ptr, std::size_t bytes) override;
+  std::size_t total_memory() const override { return capacity_; }
+  std::size_t free_memory() const override;
+  void synchronize() override { complete_events(); }
+  EventId record_event(StreamId stream) override;
+  bool event_done(EventId event) override;
+  void release_event(EventId event) override;
+  std::string name() const override;
+  bool simulated() const override { return true; }
+
+  // Marks every recorded event done (the streams' work has finished).
+  void complete_events();
+  std::size_t raw_allocations() const;  // live raw_allocate blocks, for tests
+
+ private:
+  std::size_t capacity_;
+  int index_;
+  bool immediate_;
+  mutable std::mutex mutex_;
+  std::size_t used_ = 0;
+  std::size_t live_ = 0;
+  EventId next_event_ = 1;
+  std::set<EventId> pending_;
+};
+
+}  // namespace accel::memory
