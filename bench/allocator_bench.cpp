@@ -75,11 +75,14 @@ int main(int argc, char** argv) {
     // Interleave three repeats of each and keep the best, so both see the same machine state.
     double best_malloc = 1e30, best_caching = 1e30;
     for (int repeat = 0; repeat < 3; ++repeat) {
-      best_malloc = std::min(best_malloc, ns_per_pair(p, rounds, [](std::size_t n) { return std::malloc(n); },
-                                                      [](void* ptr, std::size_t) { std::free(ptr); }));
-      CachingAllocator caching(std::make_unique<SimulatedMemory>(std::size_t{64} << 30), {}, Device(DeviceType::Sim, 0));
-      best_caching = std::min(best_caching, ns_per_pair(p, rounds, [&](std::size_t n) { return caching.malloc(n); },
-                                                        [&](void* ptr, std::size_t) { caching.free(ptr); }));
+      best_malloc = std::min(best_malloc, ns_per_pair(
+                                              p, rounds, [](std::size_t n) { return std::malloc(n); },
+                                              [](void* ptr, std::size_t) { std::free(ptr); }));
+      CachingAllocator caching(std::make_unique<SimulatedMemory>(std::size_t{64} << 30), {},
+                               Device(DeviceType::Sim, 0));
+      best_caching = std::min(best_caching, ns_per_pair(
+                                                p, rounds, [&](std::size_t n) { return caching.malloc(n); },
+                                                [&](void* ptr, std::size_t) { caching.free(ptr); }));
     }
     std::printf("%-34s %14.1f %16.1f %7.2fx\n", p.name, best_malloc, best_caching, best_malloc / best_caching);
   }

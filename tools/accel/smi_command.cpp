@@ -1,4 +1,6 @@
 // accel smi: nvidia-smi's familiar views from NVML: the table, --query-gpu CSV, --json, -l.
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -11,6 +13,7 @@
 #include "accel/core/error.h"
 #include "accel/hw/host_info.h"
 #include "accel/hw/snapshot.h"
+#include "accel/memory/usage_publisher.h"  // read_published_usage: accel processes
 #include "commands.h"
 #include "format.h"
 
@@ -196,6 +199,52 @@ std::string table(const GpuReport& report) {
   return out;
 }
 
+// What accel processes' caching allocators hold, next to NVML's view of the same process.
+std::string accel_usage_table(const GpuReport& report, const std::vector<memory::PublishedUsage>& usage) {
+  if (usage.empty()) return "";
+  std::string out = "\n+" + std::string(89, '-') + "+\n";
+  out += "| " + pad("accel processes (their caching allocators; NVML counts the CUDA context too)", 87) + " |\n";
+  const auto row = [](const std::string& pid, const std::string& device, const std::string& allocated,
+                      const std::string& reserved, const std::string& peak, const std::string& peak_reserved,
+                      const std::string& nvml) {
+    return "| " + pad(pid, 7, true) + "   " + pad(device, 22) + pad(allocated, 10, true) + pad(reserved, 10, true) +
+           pad(peak, 11, true) + pad(peak_reserved, 10, true) + pad(nvml, 14, true) + " |\n";
+  };
+  out += row("PID", "Device", "Allocated", "Reserved", "Peak alloc", "Peak rsv", "NVML used");
+  out += "|" + std::string(89, '=') + "|\n";
+  const auto mib_text = [](std::int64_t bytes) { return std::to_string(bytes / (1024 * 1024)) + "MiB"; };
+  for (const memory::PublishedUsage& u : usage) {
+    std::string nvml = u.simulated ? "simulated" : "-";
+    for (const hw::GpuProcess& p : report.processes) {
+      if (u.device.is_cuda() && static_cast<int>(p.pid) == u.pid && static_cast<int>(p.gpu_index) == u.device.index &&
+          p.used_memory) {
+        nvml = mib_text(static_cast<std::int64_t>(*p.used_memory));
+      }
+    }
+    out += row(std::to_string(u.pid), u.device.describe(), mib_text(u.allocated), mib_text(u.reserved),
+               mib_text(u.peak_allocated), mib_text(u.peak_reserved), nvml);
+  }
+  out += "+" + std::string(89, '-') + "+\n";
+  return out;
+}
+
+// hw's smi document plus "accel_processes": the allocator counters accel processes publish.
+std::string smi_json_with_accel_usage(const GpuReport& report, const std::vector<memory::PublishedUsage>& usage) {
+  nlohmann::ordered_json doc = nlohmann::ordered_json::parse(hw::smi_json(report));
+  nlohmann::ordered_json processes = nlohmann::ordered_json::array();
+  for (const memory::PublishedUsage& u : usage) {
+    processes.push_back({{"pid", u.pid},
+                         {"device", u.device.to_string()},
+                         {"simulated", u.simulated},
+                         {"allocated", u.allocated},
+                         {"reserved", u.reserved},
+                         {"peak_allocated", u.peak_allocated},
+                         {"peak_reserved", u.peak_reserved}});
+  }
+  doc["accel_processes"] = processes;
+  return doc.dump(2);
+}
+
 std::string no_gpu_text(const GpuReport& report) {
   const hw::CpuInfo cpu = hw::query_cpu();
   const hw::MemoryInfo memory = hw::query_memory();
@@ -219,13 +268,12 @@ int run_smi(const SmiOptions& o) {
     const GpuReport report = hw::query_gpus();
     std::string out;
     if (o.json) {
-      out = hw::smi_json(report) + "\n";
-    } else if (!report.available) {
-      out = no_gpu_text(report);
-    } else if (!o.query.empty()) {
+      out = smi_json_with_accel_usage(report, memory::read_published_usage()) + "\n";
+    } else if (!o.query.empty() && report.available) {
       out = query_csv(report, o.query, o.format);
     } else {
-      out = table(report);
+      out = report.available ? table(report) : no_gpu_text(report);
+      out += accel_usage_table(report, memory::read_published_usage());
     }
     std::fputs(out.c_str(), stdout);
     std::fflush(stdout);

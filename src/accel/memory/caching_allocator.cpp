@@ -254,6 +254,7 @@ void* CachingAllocator::malloc(std::size_t bytes, StreamId stream) {
   update_stat(stats_.active, small, 1);
   update_stat(stats_.active_bytes, small, static_cast<std::int64_t>(block->size));
   update_stat(stats_.requested_bytes, small, static_cast<std::int64_t>(bytes));
+  publish();
   return block->ptr;
 }
 
@@ -270,6 +271,7 @@ void CachingAllocator::free(void* ptr) {
   update_stat(stats_.allocation, block->small, -1);
   update_stat(stats_.allocated_bytes, block->small, -static_cast<std::int64_t>(block->size));
   update_stat(stats_.requested_bytes, block->small, -static_cast<std::int64_t>(block->requested));
+  publish();
   if (!block->stream_uses.empty()) {
     // Other streams may still read it: reuse waits for an event on each of them.
     for (StreamId s : block->stream_uses) pending_events_.emplace_back(device_->record_event(s), block);
@@ -355,6 +357,19 @@ void CachingAllocator::release_cached_blocks() {
 void CachingAllocator::empty_cache() {
   std::lock_guard<std::mutex> lock(mutex_);
   release_cached_blocks();
+  publish();
+}
+
+void CachingAllocator::publish_usage(std::unique_ptr<UsagePublisher> publisher) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  publisher_ = std::move(publisher);
+  publish();
+}
+
+void CachingAllocator::publish() {
+  if (!publisher_) return;
+  publisher_->update(stats_.allocated_bytes[kAllPools].current, stats_.reserved_bytes[kAllPools].current,
+                     stats_.allocated_bytes[kAllPools].peak, stats_.reserved_bytes[kAllPools].peak);
 }
 
 std::int64_t CachingAllocator::memory_allocated() const {
@@ -384,6 +399,7 @@ void CachingAllocator::reset_peak_memory_stats() {
         &stats_.reserved_bytes, &stats_.active_bytes, &stats_.inactive_split_bytes, &stats_.requested_bytes}) {
     for (Stat& stat : *s) stat.peak = stat.current;
   }
+  publish();
 }
 
 MemoryStats CachingAllocator::memory_stats() const {

@@ -30,6 +30,7 @@
 #include "accel/memory/allocator.h"
 #include "accel/memory/device_memory.h"
 #include "accel/memory/memory_stats.h"
+#include "accel/memory/usage_publisher.h"
 
 namespace accel::memory {
 
@@ -87,6 +88,8 @@ class CachingAllocator final : public Allocator {
   // {free, total} bytes of the device, as cudaMemGetInfo.
   std::pair<std::size_t, std::size_t> mem_get_info() const;
   std::string device_name() const { return device_->name(); }
+  // Publishes the live counters for `accel smi` (see usage_publisher.h) from now on.
+  void publish_usage(std::unique_ptr<UsagePublisher> publisher);
   bool simulated() const { return device_->simulated(); }
 
   // For tests: every block of every segment as (address, size, allocated), in address order.
@@ -115,6 +118,7 @@ class CachingAllocator final : public Allocator {
   void process_events();
   [[noreturn]] void throw_oom(std::size_t request, std::size_t segment_size, const char* reason);
   void update_stat(StatArray& stat, bool small, std::int64_t amount);
+  void publish();
 
   std::unique_ptr<DeviceMemory> device_;
   AllocatorConfig config_;
@@ -124,6 +128,7 @@ class CachingAllocator final : public Allocator {
   std::unordered_map<void*, Block*> active_;
   std::vector<std::pair<EventId, Block*>> pending_events_;
   MemoryStats stats_;
+  std::unique_ptr<UsagePublisher> publisher_;
 };
 
 }  // namespace accel::memory

@@ -74,7 +74,10 @@ CachingAllocator& caching_allocator(Device device) {
   }
   std::lock_guard<std::mutex> lock(registry_mutex);
   auto& slot = registry()[{static_cast<int>(device.type), device.index}];
-  if (!slot) slot = create(device);
+  if (!slot) {
+    slot = create(device);
+    slot->publish_usage(std::make_unique<UsagePublisher>(device, device.is_sim()));
+  }
   return *slot;
 }
 
