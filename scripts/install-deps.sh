@@ -6,7 +6,7 @@
 set -euo pipefail
 
 what=${1:-run}
-packages=(build-essential cmake ninja-build pkg-config libdnnl-dev zlib1g-dev libcli11-dev nlohmann-json3-dev dataset-fashion-mnist)
+packages=(build-essential cmake ninja-build pkg-config libdnnl-dev zlib1g-dev libcli11-dev nlohmann-json3-dev libsqlite3-dev libssl-dev libcpp-httplib-dev dataset-fashion-mnist)
 case "$what" in
   run) ;;
   test) packages+=(libgtest-dev python3-torch python3-numpy clang-format) ;;

@@ -1,4 +1,5 @@
-// The `accel` command: train (the seed's model), info and smi (hardware inspection).
+// The `accel` command: train (the seed's model), info and smi (hardware inspection), serve,
+// admin, runtime and run (the runtime service and its client).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
@@ -13,6 +14,8 @@ int main(int argc, char** argv) {
   accel::cli::add_train_command(app, exit_code);
   accel::cli::add_info_command(app, exit_code);
   accel::cli::add_smi_command(app, exit_code);
+  accel::cli::add_serve_command(app, exit_code);
+  accel::cli::add_runtime_commands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,40 @@
+// LocalExecutor: runtimes as local process groups. A runtime's worker is the leader of its own
+// process group (so one signal reaches every job of the runtime); each job runs under a small
+// monitor process in that group which records the job's exit status in a file, so the status
+// survives a restart of the daemon. Workers and jobs run as an unprivileged user (`nobody`)
+// when the service runs as root, with core dumps off.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace accel::runtime {
+
+using Environment = std::vector<std::pair<std::string, std::string>>;
+
+class LocalExecutor {
+ public:
+  // `run_as`: user for workers and jobs when running as root ("" keeps the service's user).
+  explicit LocalExecutor(std::string run_as);
+
+  // Starts the worker of a runtime in `workdir`; returns its pid, which is also its group id.
+  int start_worker(const std::string& workdir, const Environment& env);
+  // Starts `argv` in the worker's group with output to `output_path`; the monitor writes the
+  // exit status (128 + signal for a signal) to `exit_path`. Returns the monitor's pid.
+  int start_job(int worker_group, const std::string& workdir, const std::vector<std::string>& argv,
+                const Environment& env, const std::string& output_path, const std::string& exit_path);
+  // Gives `path` (a runtime's working directory) to the worker user.
+  void hand_over(const std::string& path) const;
+
+  static bool alive(int pid);  // reaps exited children first, so a zombie counts as gone
+  static void signal_group(int group, int signal);
+  static std::optional<int> read_exit_status(const std::string& exit_path);
+
+ private:
+  std::string run_as_;
+  int uid_ = -1, gid_ = -1;  // the worker user's ids when privileges are dropped
+};
+
+}  // namespace accel::runtime

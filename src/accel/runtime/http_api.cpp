@@ -1,0 +1,120 @@
+#include "accel/runtime/http_api.h"
+
+#include <httplib.h>
+
+#include <functional>
+
+namespace accel::runtime {
+namespace {
+
+void send_json(httplib::Response& res, int status, const Json& body) {
+  res.status = status;
+  res.set_content(body.dump(2) + "\n", "application/json");
+}
+
+Json parse_body(const httplib::Request& req) {
+  if (req.body.empty()) return Json::object();
+  try {
+    return Json::parse(req.body);
+  } catch (const Json::exception& e) {
+    throw ApiError(400, std::string("malformed JSON in the request body: ") + e.what());
+  }
+}
+
+using Handler = std::function<void(const User&, const httplib::Request&, httplib::Response&)>;
+
+}  // namespace
+
+HttpApi::HttpApi(RuntimeService& service) : service_(service), server_(std::make_unique<httplib::Server>()) {
+  httplib::Server& s = *server_;
+  // Every route but /metrics and /v1/health needs a token; errors become JSON with the status.
+  const auto authed = [this](Handler handler) {
+    return [this, handler](const httplib::Request& req, httplib::Response& res) {
+      try {
+        const User user = service_.authenticate(req.get_header_value("Authorization"));
+        handler(user, req, res);
+      } catch (const ApiError& e) {
+        send_json(res, e.status(), {{"error", e.what()}, {"status", e.status()}});
+      } catch (const std::exception& e) {
+        send_json(res, 500, {{"error", std::string("internal error: ") + e.what()}, {"status", 500}});
+      }
+    };
+  };
+  s.Get("/v1/health", [](const httplib::Request&, httplib::Response& res) { send_json(res, 200, {{"status", "ok"}}); });
+  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(service_.metrics(), "text/plain; version=0.0.4");
+  });
+  s.Get("/v1/runtime-types", authed([this](const User& u, const httplib::Request&, httplib::Response& res) {
+          send_json(res, 200, service_.runtime_types(u));
+        }));
+  s.Post("/v1/runtimes", authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+           send_json(res, 201, service_.create(u, parse_body(req)));
+         }));
+  s.Get("/v1/runtimes", authed([this](const User& u, const httplib::Request&, httplib::Response& res) {
+          send_json(res, 200, service_.list(u));
+        }));
+  s.Get(R"(/v1/runtimes/([\w-]+))", authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+          send_json(res, 200, service_.get(u, req.matches[1]));
+        }));
+  s.Delete(R"(/v1/runtimes/([\w-]+))",
+           authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+             send_json(res, 200, service_.remove(u, req.matches[1]));
+           }));
+  s.Post(R"(/v1/runtimes/([\w-]+)/restart)",
+         authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+           send_json(res, 200, service_.restart(u, req.matches[1]));
+         }));
+  s.Post(R"(/v1/runtimes/([\w-]+)/change-type)",
+         authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+           send_json(res, 200, service_.change_type(u, req.matches[1], parse_body(req)));
+         }));
+  s.Post(R"(/v1/runtimes/([\w-]+)/heartbeat)",
+         authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+           send_json(res, 200, service_.heartbeat(u, req.matches[1]));
+         }));
+  s.Post(R"(/v1/runtimes/([\w-]+)/jobs)",
+         authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+           send_json(res, 201, service_.run_job(u, req.matches[1], parse_body(req)));
+         }));
+  s.Get(R"(/v1/runtimes/([\w-]+)/jobs/([\w-]+))",
+        authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+          send_json(res, 200, service_.job(u, req.matches[1], req.matches[2]));
+        }));
+  // Output from ?offset=N; X-Accel-Next-Offset and X-Accel-Job-Done tell a client how to go on.
+  s.Get(R"(/v1/runtimes/([\w-]+)/jobs/([\w-]+)/output)",
+        authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+          std::size_t offset = 0;
+          if (req.has_param("offset")) {
+            try {
+              offset = std::stoull(req.get_param_value("offset"));
+            } catch (const std::exception&) {
+              throw ApiError(400, "parameter 'offset' must be a non-negative integer");
+            }
+          }
+          bool done = false;
+          const std::string text = service_.job_output(u, req.matches[1], req.matches[2], offset, done);
+          res.set_header("X-Accel-Next-Offset", std::to_string(offset + text.size()));
+          res.set_header("X-Accel-Job-Done", done ? "true" : "false");
+          res.set_content(text, "text/plain");
+        }));
+  s.Get(R"(/v1/runtimes/([\w-]+)/resources)",
+        authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+          send_json(res, 200, service_.resources(u, req.matches[1]));
+        }));
+  s.Get(R"(/v1/runtimes/([\w-]+)/events)",
+        authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+          send_json(res, 200, service_.events(u, req.matches[1]));
+        }));
+}
+
+HttpApi::~HttpApi() = default;
+
+int HttpApi::bind(const std::string& host, int port) {
+  if (port == 0) return server_->bind_to_any_port(host.c_str());
+  return server_->bind_to_port(host.c_str(), port) ? port : -1;
+}
+
+void HttpApi::serve() { server_->listen_after_bind(); }
+void HttpApi::stop() { server_->stop(); }
+
+}  // namespace accel::runtime

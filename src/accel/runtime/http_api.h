@@ -1,0 +1,29 @@
+// The REST/JSON API (v1, docs/api.md) over a RuntimeService, served by cpp-httplib.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "accel/runtime/runtime_service.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace accel::runtime {
+
+class HttpApi {
+ public:
+  explicit HttpApi(RuntimeService& service);
+  ~HttpApi();
+  // Binds host:port (port 0 picks a free one) and returns the port; then serve() blocks.
+  int bind(const std::string& host, int port);
+  void serve();
+  void stop();
+
+ private:
+  RuntimeService& service_;
+  std::unique_ptr<httplib::Server> server_;
+};
+
+}  // namespace accel::runtime

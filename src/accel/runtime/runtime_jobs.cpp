@@ -1,0 +1,199 @@
+// Jobs inside runtimes, their output, a runtime's resources, and the Prometheus metrics.
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+
+#include "accel/hw/gpu_info.h"
+#include "accel/hw/host_info.h"
+#include "accel/memory/usage_publisher.h"
+#include "accel/runtime/runtime_service.h"
+
+namespace accel::runtime {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string job_id() {
+  static std::mt19937_64 gen(std::random_device{}());
+  static const char* digits = "0123456789abcdef";
+  std::string id = "job-";
+  for (int i = 0; i < 10; ++i) id += digits[gen() % 16];
+  return id;
+}
+
+// Resident memory of every process in a process group (the runtime's worker and jobs).
+std::uint64_t group_rss(int group) {
+  std::uint64_t total = 0;
+  const long page = sysconf(_SC_PAGESIZE);
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream fields(line.substr(close + 2));
+    std::string state;
+    long ppid = 0, pgrp = 0;
+    fields >> state >> ppid >> pgrp;
+    if (pgrp != group) continue;
+    std::ifstream statm(entry.path() / "statm");
+    std::uint64_t size = 0, resident = 0;
+    if (statm >> size >> resident) total += resident * static_cast<std::uint64_t>(page);
+  }
+  return total;
+}
+
+std::uint64_t directory_bytes(const std::string& path) {
+  std::uint64_t total = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::recursive_directory_iterator(path, fs::directory_options::skip_permission_denied, ec)) {
+    if (entry.is_regular_file(ec)) total += entry.file_size(ec);
+  }
+  return total;
+}
+
+}  // namespace
+
+Json RuntimeService::run_job(const User& user, const std::string& id, const Json& body) {
+  if (!body.is_object() || !body.contains("command") || !body["command"].is_array() || body["command"].empty()) {
+    throw ApiError(400, "field 'command' is required: a non-empty array of strings, e.g. [\"nvidia-smi\"]");
+  }
+  std::vector<std::string> command;
+  for (const Json& part : body["command"]) {
+    if (!part.is_string()) throw ApiError(400, "field 'command' must hold only strings");
+    command.push_back(part);
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  Runtime& rt = owned(user, id);
+  if (rt.state != "running")
+    throw ApiError(409, "runtime " + id + " is " + rt.state + "; jobs run in a running runtime");
+  Job job;
+  job.id = job_id();
+  job.runtime_id = id;
+  job.user = rt.user;
+  job.command = command;
+  job.state = "running";
+  job.started_at = now_seconds();
+  const std::string base = job_dir(rt) + "/" + job.id;
+  job.monitor_pid =
+      executor_.start_job(rt.worker_pid, rt.workdir, command, lease_environment(rt), base + ".out", base + ".exit");
+  jobs_[job.id] = job;
+  save(job);
+  touch(rt);
+  save(rt);
+  event(rt, "job_started", "job " + job.id + ": " + command.front());
+  return to_json(job);
+}
+
+Json RuntimeService::job(const User& user, const std::string& id, const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  owned(user, id);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end() || it->second.runtime_id != id) throw ApiError(404, "no job '" + job_id + "' in runtime " + id);
+  return to_json(it->second);
+}
+
+std::string RuntimeService::job_output(const User& user, const std::string& id, const std::string& job_id,
+                                       std::size_t offset, bool& done) {
+  std::string path;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    Runtime& rt = owned(user, id);
+    auto it = jobs_.find(job_id);
+    if (it == jobs_.end() || it->second.runtime_id != id)
+      throw ApiError(404, "no job '" + job_id + "' in runtime " + id);
+    done = it->second.state != "running";
+    path = job_dir(rt) + "/" + job_id + ".out";
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  in.seekg(static_cast<std::streamoff>(offset));
+  std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return out;
+}
+
+Json RuntimeService::resources(const User& user, const std::string& id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Runtime& rt = owned(user, id);
+  const hw::MemoryInfo memory = hw::query_memory();
+  struct statvfs disk {};
+  statvfs(rt.workdir.empty() ? data_dir_.c_str() : rt.workdir.c_str(), &disk);
+  // Colab's resource monitor: RAM, disk, and the accelerator's memory and utilisation.
+  Json out = {{"runtime", id},
+              {"ram",
+               {{"used", rt.state == "running" ? group_rss(rt.worker_pid) : 0},
+                {"total", memory.total},
+                {"host_used", memory.used}}},
+              {"disk",
+               {{"used", rt.workdir.empty() ? 0 : directory_bytes(rt.workdir)},
+                {"total", static_cast<std::uint64_t>(disk.f_blocks) * disk.f_frsize},
+                {"free", static_cast<std::uint64_t>(disk.f_bavail) * disk.f_frsize}}},
+              {"gpu", nullptr}};
+  for (const Accelerator& a : inventory_) {
+    if (a.id != rt.accelerator_id) continue;
+    Json gpu = {{"name", a.name},           {"type", a.type},
+                {"simulated", a.simulated}, {"memory_total", static_cast<std::uint64_t>(a.memory_gb * 1e9)},
+                {"memory_used", 0},         {"utilization", nullptr}};
+    if (a.simulated) {
+      // What the runtime's accel processes hold on their sim device (published counters).
+      std::int64_t used = 0;
+      for (const memory::PublishedUsage& u : memory::read_published_usage()) {
+        if (getpgid(u.pid) == rt.worker_pid) used += u.reserved;
+      }
+      gpu["memory_used"] = used;
+    } else {
+      for (const hw::GpuInfo& g : hw::query_gpus().gpus) {
+        if (static_cast<int>(g.index) != a.device_index) continue;
+        gpu["memory_used"] = g.memory_used;
+        gpu["utilization"] = g.utilization_gpu ? Json(*g.utilization_gpu) : Json(nullptr);
+      }
+    }
+    out["gpu"] = gpu;
+  }
+  return out;
+}
+
+std::string RuntimeService::metrics() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::map<std::string, int> by_state = {
+      {"queued", 0}, {"starting", 0}, {"running", 0}, {"terminating", 0}, {"terminated", 0}};
+  for (const auto& [id, rt] : runtimes_) ++by_state[rt.state];
+  std::string out = "# HELP accel_runtimes Runtimes by state.\n# TYPE accel_runtimes gauge\n";
+  for (const auto& [state, count] : by_state)
+    out += "accel_runtimes{state=\"" + state + "\"} " + std::to_string(count) + "\n";
+  out += "# HELP accel_accelerators Accelerators offered, and those not leased.\n# TYPE accel_accelerators gauge\n";
+  std::map<std::pair<std::string, bool>, std::pair<int, int>> accelerators;
+  for (const Accelerator& a : inventory_) {
+    auto& [total, free] = accelerators[{a.type, a.simulated}];
+    ++total;
+    const bool leased = std::any_of(runtimes_.begin(), runtimes_.end(), [&](const auto& e) {
+      const Runtime& rt = e.second;
+      return rt.accelerator_id == a.id &&
+             (rt.state == "starting" || rt.state == "running" || rt.state == "terminating");
+    });
+    free += leased ? 0 : 1;
+  }
+  for (const auto& [key, counts] : accelerators) {
+    const std::string labels = "type=\"" + key.first + "\",simulated=\"" + (key.second ? "true" : "false") + "\"";
+    out += "accel_accelerators{" + labels + ",status=\"total\"} " + std::to_string(counts.first) + "\n";
+    out += "accel_accelerators{" + labels + ",status=\"free\"} " + std::to_string(counts.second) + "\n";
+  }
+  int running_jobs = 0;
+  for (const auto& [id, job] : jobs_) running_jobs += job.state == "running";
+  out += "# HELP accel_jobs_running Jobs executing.\n# TYPE accel_jobs_running gauge\naccel_jobs_running " +
+         std::to_string(running_jobs) + "\n";
+  out += "# HELP accel_jobs_total Jobs started.\n# TYPE accel_jobs_total counter\naccel_jobs_total " +
+         std::to_string(jobs_.size()) + "\n";
+  return out;
+}
+
+}  // namespace accel::runtime

@@ -1,0 +1,685 @@
+// The runtime lifecycle: placement, queue, preemption, limits, restart, reconciliation.
+#include "accel/runtime/runtime_service.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+
+#include "accel/hw/catalog.h"
+#include "accel/hw/gpu_info.h"
+#include "accel/runtime/token.h"
+
+namespace accel::runtime {
+namespace fs = std::filesystem;
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+namespace {
+
+std::string random_id(const char* prefix) {
+  static std::mt19937_64 gen(std::random_device{}());
+  static const char* digits = "0123456789abcdef";
+  std::string id = prefix;
+  for (int i = 0; i < 10; ++i) id += digits[gen() % 16];
+  return id;
+}
+
+bool is_active(const Runtime& rt) { return rt.state != "terminated"; }
+bool holds_accelerator(const Runtime& rt) {
+  return !rt.accelerator_id.empty() && (rt.state == "starting" || rt.state == "running" || rt.state == "terminating");
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& s : items) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+}  // namespace
+
+RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool start_ticker)
+    : config_(std::move(config)), data_dir_(std::move(data_dir)), executor_(config_.worker_user) {
+  fs::create_directories(data_dir_ + "/runtimes");
+  store_ = std::make_unique<Store>(data_dir_ + "/service.db");
+  if (config_.discover_gpus) {
+    const hw::GpuReport gpus = hw::query_gpus();
+    for (const hw::GpuInfo& g : gpus.gpus) {
+      const hw::AcceleratorSpec* spec = hw::match_catalog(g.name, g.memory_total);
+      if (!spec) continue;  // not a type tiers can name
+      inventory_.push_back({"gpu" + std::to_string(g.index), spec->type, "gpu", g.name, false,
+                            static_cast<int>(g.index), static_cast<double>(g.memory_total) / 1e9});
+    }
+  }
+  int sim_index = 0;
+  for (const SimulatedDevices& group : config_.simulated) {
+    const hw::AcceleratorSpec* spec = hw::find_catalog_type(group.type);
+    for (int i = 0; i < group.count; ++i) {
+      inventory_.push_back({"sim-" + group.type + "-" + std::to_string(i), spec->type, spec->kind,
+                            std::string(spec->name) + " (simulated)", true, sim_index++, spec->memory_gb});
+    }
+  }
+  reconcile();
+  if (start_ticker) {
+    ticker_ = std::thread([this] {
+      while (!stopping_) {
+        {
+          std::unique_lock<std::mutex> lock(wake_mutex_);
+          wake_.wait_for(lock, std::chrono::duration<double>(config_.tick_s), [this] { return stopping_.load(); });
+        }
+        if (!stopping_) tick();
+      }
+    });
+  }
+}
+
+RuntimeService::~RuntimeService() {
+  stopping_ = true;
+  wake_.notify_all();
+  if (ticker_.joinable()) ticker_.join();
+}
+
+const TierPolicy& RuntimeService::tier_of(const std::string& tier) const {
+  auto it = config_.tiers.find(tier);
+  if (it == config_.tiers.end()) throw ApiError(403, "your tier '" + tier + "' is not configured on this service");
+  return it->second;
+}
+
+User RuntimeService::authenticate(const std::string& header) {
+  const std::string prefix = "Bearer ";
+  if (header.rfind(prefix, 0) != 0 || header.size() == prefix.size()) {
+    throw ApiError(401, "missing token: send 'Authorization: Bearer TOKEN' (accel admin user add prints one)");
+  }
+  auto user = store_->user_by_token_hash(hash_token(header.substr(prefix.size())));
+  if (!user) throw ApiError(401, "unknown token");
+  return *user;
+}
+
+// ---- persistence ---------------------------------------------------------------------------
+
+Json RuntimeService::to_json(const Runtime& rt) const {
+  Json j = {{"id", rt.id},
+            {"user", rt.user},
+            {"tier", rt.tier},
+            {"requested_type", rt.requested_type},
+            {"type", rt.type},
+            {"accelerator", rt.accelerator_id},
+            {"state", rt.state},
+            {"reason", rt.reason},
+            {"priority", rt.priority},
+            {"preemptible", rt.preemptible},
+            {"background_execution", rt.background},
+            {"created_at", rt.created_at},
+            {"started_at", rt.started_at},
+            {"ended_at", rt.ended_at},
+            {"last_activity", rt.last_activity},
+            {"terminate_at", rt.terminate_at},
+            {"warned_idle", rt.warned_idle},
+            {"warned_lifetime", rt.warned_lifetime},
+            {"worker_pid", rt.worker_pid},
+            {"workdir", rt.workdir},
+            {"pending_reason", rt.pending_reason}};
+  for (const Accelerator& a : inventory_) {
+    if (a.id == rt.accelerator_id) {
+      j["accelerator_name"] = a.name;
+      j["simulated"] = a.simulated;
+    }
+  }
+  return j;
+}
+
+Json RuntimeService::to_json(const Job& job) const {
+  return {{"id", job.id},
+          {"runtime", job.runtime_id},
+          {"user", job.user},
+          {"command", job.command},
+          {"state", job.state},
+          {"monitor_pid", job.monitor_pid},
+          {"exit_code", job.exit_code ? Json(*job.exit_code) : Json(nullptr)},
+          {"started_at", job.started_at},
+          {"ended_at", job.ended_at}};
+}
+
+void RuntimeService::save(const Runtime& rt) { store_->put("runtimes", rt.id, rt.user, to_json(rt)); }
+void RuntimeService::save(const Job& job) { store_->put("jobs", job.id, job.user, to_json(job)); }
+
+void RuntimeService::event(const Runtime& rt, const std::string& kind, const std::string& message) {
+  store_->add_event({now_seconds(), rt.id, kind, message});
+}
+
+void RuntimeService::reconcile() {
+  for (const Json& j : store_->all("runtimes")) {
+    Runtime rt;
+    rt.id = j["id"];
+    rt.user = j["user"];
+    rt.tier = j.value("tier", "");
+    rt.requested_type = j["requested_type"];
+    rt.type = j["type"];
+    rt.accelerator_id = j["accelerator"];
+    rt.state = j["state"];
+    rt.reason = j["reason"];
+    rt.priority = j["priority"];
+    rt.preemptible = j["preemptible"];
+    rt.background = j["background_execution"];
+    rt.created_at = j["created_at"];
+    rt.started_at = j["started_at"];
+    rt.ended_at = j["ended_at"];
+    rt.last_activity = j["last_activity"];
+    rt.terminate_at = j["terminate_at"];
+    rt.warned_idle = j["warned_idle"];
+    rt.warned_lifetime = j["warned_lifetime"];
+    rt.worker_pid = j["worker_pid"];
+    rt.workdir = j["workdir"];
+    rt.pending_reason = j["pending_reason"];
+    runtimes_[rt.id] = rt;
+  }
+  for (const Json& j : store_->all("jobs")) {
+    Job job;
+    job.id = j["id"];
+    job.runtime_id = j["runtime"];
+    job.user = j["user"];
+    job.command = j["command"].get<std::vector<std::string>>();
+    job.state = j["state"];
+    job.monitor_pid = j["monitor_pid"];
+    if (!j["exit_code"].is_null()) job.exit_code = j["exit_code"].get<int>();
+    job.started_at = j["started_at"];
+    job.ended_at = j["ended_at"];
+    jobs_[job.id] = job;
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& [id, rt] : runtimes_) {
+    if (rt.state != "running" && rt.state != "starting" && rt.state != "terminating") continue;
+    if (LocalExecutor::alive(rt.worker_pid)) {
+      event(rt, "adopted", "service restarted; worker " + std::to_string(rt.worker_pid) + " is alive and re-adopted");
+      continue;
+    }
+    executor_.signal_group(rt.worker_pid, SIGKILL);  // any job left without its worker
+    rt.pending_reason = rt.state == "terminating" ? rt.pending_reason : "worker crashed";
+    event(rt, "worker_lost", "service restarted; worker " + std::to_string(rt.worker_pid) + " is gone");
+    finish_termination(rt);
+  }
+  for (auto& [id, job] : jobs_) {
+    if (job.state == "running" && LocalExecutor::alive(job.monitor_pid)) {
+      if (auto rt = runtimes_.find(job.runtime_id); rt != runtimes_.end())
+        event(rt->second, "adopted", "job " + id + " re-adopted");
+    }
+  }
+}
+
+// ---- placement -----------------------------------------------------------------------------
+
+std::vector<std::string> RuntimeService::candidate_types(const User& user, const std::string& requested) {
+  const TierPolicy& tier = tier_of(user.tier);
+  std::vector<std::string> valid = {"cpu", "gpu", "tpu"};
+  for (const hw::AcceleratorSpec& spec : hw::accelerator_catalog())
+    valid.push_back(std::string(spec.kind) + ":" + spec.type);
+  std::vector<std::string> types;
+  const auto colon = requested.find(':');
+  const std::string kind = requested.substr(0, colon);
+  if (requested == "cpu") {
+    types = {"cpu"};
+  } else if ((kind == "gpu" || kind == "tpu") && colon == std::string::npos) {
+    for (const std::string& t : tier.accelerator_types) {
+      const hw::AcceleratorSpec* spec = hw::find_catalog_type(t);
+      if (spec && spec->kind == kind) types.push_back(t);
+    }
+    if (types.empty())
+      throw ApiError(403,
+                     "tier " + tier.name + " includes no " + kind + " (allowed: " + join(tier.accelerator_types) + ")");
+    return types;
+  } else if ((kind == "gpu" || kind == "tpu") && colon != std::string::npos) {
+    const std::string type = requested.substr(colon + 1);
+    const hw::AcceleratorSpec* spec = hw::find_catalog_type(type);
+    if (!spec || spec->kind != kind) {
+      throw ApiError(400, "unknown runtime type '" + requested + "' in field 'type'; valid: " + join(valid));
+    }
+    types = {type};
+  } else {
+    throw ApiError(400, "unknown runtime type '" + requested + "' in field 'type'; valid: " + join(valid));
+  }
+  for (const std::string& t : types) {
+    if (std::find(tier.accelerator_types.begin(), tier.accelerator_types.end(), t) == tier.accelerator_types.end()) {
+      throw ApiError(
+          403, "tier " + tier.name + " does not include " + t + " (allowed: " + join(tier.accelerator_types) + ")");
+    }
+  }
+  return types;
+}
+
+const Accelerator* RuntimeService::free_accelerator(const std::vector<std::string>& types) const {
+  for (const std::string& type : types) {
+    for (const Accelerator& a : inventory_) {
+      if (a.type != type) continue;
+      const bool taken = std::any_of(runtimes_.begin(), runtimes_.end(), [&](const auto& entry) {
+        return holds_accelerator(entry.second) && entry.second.accelerator_id == a.id;
+      });
+      if (!taken) return &a;
+    }
+  }
+  return nullptr;
+}
+
+bool RuntimeService::place(Runtime& rt) {
+  std::vector<std::string> types;
+  if (rt.requested_type == "cpu") {
+    start(rt, nullptr);
+    return true;
+  }
+  types = candidate_types(User{rt.user, rt.tier, false}, rt.requested_type);
+  if (const Accelerator* a = free_accelerator(types)) {
+    start(rt, a);
+    return true;
+  }
+  return false;
+}
+
+Environment RuntimeService::lease_environment(const Runtime& rt) const {
+  Environment env = {
+      {"ACCEL_RUNTIME_ID", rt.id}, {"HOME", rt.workdir}, {"CUDA_VISIBLE_DEVICES", ""}, {"ACCEL_DEVICE", "cpu"}};
+  const TierPolicy& tier = tier_of(rt.tier);
+  env.emplace_back("ACCEL_MEMORY_FRACTION", std::to_string(tier.memory_fraction));
+  for (const Accelerator& a : inventory_) {
+    if (a.id != rt.accelerator_id) continue;
+    if (a.kind == "gpu" && !a.simulated) {
+      env = {{"ACCEL_RUNTIME_ID", rt.id},
+             {"HOME", rt.workdir},
+             {"CUDA_VISIBLE_DEVICES", std::to_string(a.device_index)},
+             {"ACCEL_DEVICE", "cuda:0"},
+             {"ACCEL_MEMORY_FRACTION", std::to_string(tier.memory_fraction)}};
+    } else if (a.kind == "gpu") {
+      // A simulated GPU: accel's sim device with the catalog's memory, labelled as such.
+      env.emplace_back("ACCEL_SIMULATED", "1");
+      for (auto& [key, value] : env) {
+        if (key == "ACCEL_DEVICE") value = "sim:0";
+      }
+      env.emplace_back("ACCEL_SIM_MEMORY", std::to_string(static_cast<long long>(a.memory_gb * 1e9)));
+    } else {
+      env.emplace_back("ACCEL_TPU_ADDR", a.simulated ? "simulated-" + a.id + ":8470" : "localhost:8470");
+      if (a.simulated) env.emplace_back("ACCEL_SIMULATED", "1");
+    }
+  }
+  return env;
+}
+
+void RuntimeService::start_worker(Runtime& rt) {
+  fs::create_directories(job_dir(rt));
+  executor_.hand_over(rt.workdir);
+  rt.worker_pid = executor_.start_worker(rt.workdir, lease_environment(rt));
+}
+
+void RuntimeService::start(Runtime& rt, const Accelerator* accelerator) {
+  rt.state = "starting";
+  rt.type = accelerator ? accelerator->type : "cpu";
+  rt.accelerator_id = accelerator ? accelerator->id : "";
+  rt.workdir = data_dir_ + "/runtimes/" + rt.id;
+  fs::create_directories(rt.workdir);
+  save(rt);
+  start_worker(rt);
+  rt.state = "running";
+  rt.started_at = now_seconds();
+  rt.last_activity = rt.started_at;
+  rt.warned_idle = rt.warned_lifetime = false;
+  save(rt);
+  event(rt, "started",
+        "running on " + (accelerator ? accelerator->name + " (" + accelerator->id + ")" : std::string("cpu")) +
+            ", worker " + std::to_string(rt.worker_pid));
+}
+
+void RuntimeService::begin_termination(Runtime& rt, const std::string& reason, double grace_s) {
+  if (rt.state == "queued") {
+    rt.pending_reason = reason;
+    finish_termination(rt);
+    return;
+  }
+  rt.state = "terminating";
+  rt.pending_reason = reason;
+  rt.terminate_at = now_seconds() + grace_s;
+  LocalExecutor::signal_group(rt.worker_pid, SIGTERM);  // jobs may checkpoint
+  save(rt);
+  char grace[48];
+  std::snprintf(grace, sizeof grace, ", SIGKILL in %g s", grace_s);
+  event(rt, "terminating", reason + ": SIGTERM sent" + (grace_s > 0 ? grace : ""));
+  if (grace_s <= 0) finish_termination(rt);
+}
+
+void RuntimeService::finish_termination(Runtime& rt) {
+  if (rt.worker_pid > 0) LocalExecutor::signal_group(rt.worker_pid, SIGKILL);
+  for (auto& [id, job] : jobs_) {
+    if (job.runtime_id != rt.id || job.state != "running") continue;
+    job.exit_code = LocalExecutor::read_exit_status(job_dir(rt) + "/" + job.id + ".exit");
+    job.state = job.exit_code ? "exited" : "killed";
+    job.ended_at = now_seconds();
+    save(job);
+  }
+  rt.state = "terminated";
+  rt.reason = rt.pending_reason.empty() ? "user" : rt.pending_reason;
+  rt.ended_at = now_seconds();
+  save(rt);
+  event(rt, "terminated", "reason: " + rt.reason);
+}
+
+bool RuntimeService::try_preempt_for(const Runtime& waiting) {
+  const std::vector<std::string> types =
+      candidate_types(User{waiting.user, waiting.tier, false}, waiting.requested_type);
+  // One preemption at a time per type: a victim already ending will free what is needed.
+  for (const auto& [id, rt] : runtimes_) {
+    if (rt.state == "terminating" && rt.pending_reason == "preempted" &&
+        std::find(types.begin(), types.end(), rt.type) != types.end()) {
+      return true;
+    }
+  }
+  Runtime* victim = nullptr;
+  for (auto& [id, rt] : runtimes_) {
+    if (rt.state != "running" || !rt.preemptible || rt.priority >= waiting.priority) continue;
+    if (std::find(types.begin(), types.end(), rt.type) == types.end()) continue;
+    if (!victim || rt.priority < victim->priority ||
+        (rt.priority == victim->priority && rt.started_at > victim->started_at)) {
+      victim = &rt;
+    }
+  }
+  if (!victim) return false;
+  event(*victim, "preempted",
+        "a priority-" + std::to_string(waiting.priority) + " runtime (" + waiting.id + ") needs its " + victim->type);
+  begin_termination(*victim, "preempted", config_.preemption_grace_s);
+  return true;
+}
+
+void RuntimeService::process_queue() {
+  std::vector<Runtime*> queued;
+  for (auto& [id, rt] : runtimes_) {
+    if (rt.state == "queued") queued.push_back(&rt);
+  }
+  std::sort(queued.begin(), queued.end(), [](const Runtime* a, const Runtime* b) {
+    return a->priority != b->priority ? a->priority > b->priority : a->created_at < b->created_at;
+  });
+  for (Runtime* rt : queued) {
+    if (!place(*rt)) try_preempt_for(*rt);
+  }
+}
+
+void RuntimeService::touch(Runtime& rt) {
+  rt.last_activity = now_seconds();
+  rt.warned_idle = false;
+}
+
+// ---- API -----------------------------------------------------------------------------------
+
+Runtime& RuntimeService::owned(const User& user, const std::string& id) {
+  auto it = runtimes_.find(id);
+  // Another user's runtime answers exactly like a missing one.
+  if (it == runtimes_.end() || (!user.admin && it->second.user != user.name)) {
+    throw ApiError(404, "no runtime '" + id + "'");
+  }
+  return it->second;
+}
+
+Json RuntimeService::runtime_types(const User& user) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const TierPolicy& tier = tier_of(user.tier);
+  Json out = Json::array();
+  out.push_back({{"type", "cpu"}, {"kind", "cpu"}, {"allowed", true}, {"total", nullptr}, {"free", nullptr}});
+  for (const hw::AcceleratorSpec& spec : hw::accelerator_catalog()) {
+    int total = 0, free = 0;
+    bool simulated = false;
+    for (const Accelerator& a : inventory_) {
+      if (a.type != spec.type) continue;
+      ++total;
+      simulated = simulated || a.simulated;
+      const bool taken = std::any_of(runtimes_.begin(), runtimes_.end(), [&](const auto& e) {
+        return holds_accelerator(e.second) && e.second.accelerator_id == a.id;
+      });
+      free += taken ? 0 : 1;
+    }
+    if (total == 0) continue;
+    const bool allowed = std::find(tier.accelerator_types.begin(), tier.accelerator_types.end(), spec.type) !=
+                         tier.accelerator_types.end();
+    out.push_back({{"type", std::string(spec.kind) + ":" + spec.type},
+                   {"kind", spec.kind},
+                   {"name", spec.name},
+                   {"memory_gb", spec.memory_gb},
+                   {"best_for", spec.best_for},
+                   {"allowed", allowed},
+                   {"simulated", simulated},
+                   {"total", total},
+                   {"free", free}});
+  }
+  return {{"tier", tier.name}, {"types", out}};
+}
+
+Json RuntimeService::create(const User& user, const Json& body) {
+  if (!body.is_object() || !body.contains("type") || !body["type"].is_string()) {
+    throw ApiError(400, "field 'type' is required and must be a string: cpu, gpu, gpu:t4, tpu, tpu:v2-8, ...");
+  }
+  if (body.contains("wait") && !body["wait"].is_boolean()) throw ApiError(400, "field 'wait' must be true or false");
+  const std::string requested = body["type"];
+  const bool wait = body.value("wait", true);
+  std::lock_guard<std::mutex> lock(mutex_);
+  const TierPolicy& tier = tier_of(user.tier);
+  const std::vector<std::string> types = candidate_types(user, requested);
+  const bool accelerated = types.front() != "cpu";
+  int active = 0, active_accelerated = 0;
+  std::string listed;
+  for (const auto& [id, rt] : runtimes_) {
+    if (rt.user != user.name || !is_active(rt)) continue;
+    ++active;
+    active_accelerated += rt.requested_type != "cpu";
+    listed += (listed.empty() ? "" : ", ") + id;
+  }
+  if (active >= tier.max_runtimes) {
+    throw ApiError(429, "tier " + tier.name + " allows " + std::to_string(tier.max_runtimes) +
+                            " runtime(s) at a time; you have " + std::to_string(active) + " (" + listed +
+                            "): delete one first");
+  }
+  if (accelerated && active_accelerated >= tier.max_accelerated) {
+    throw ApiError(429, "tier " + tier.name + " allows " + std::to_string(tier.max_accelerated) +
+                            " GPU/TPU runtime(s) at a time; delete one or ask for cpu");
+  }
+  Runtime rt;
+  rt.id = random_id("rt-");
+  rt.user = user.name;
+  rt.tier = tier.name;
+  rt.requested_type = requested;
+  rt.type = types.front();
+  rt.state = "queued";
+  rt.priority = tier.priority;
+  rt.preemptible = tier.preemptible;
+  rt.background = tier.background_execution;
+  rt.created_at = now_seconds();
+  if (!accelerated || free_accelerator(types)) {
+    runtimes_[rt.id] = rt;
+    Runtime& stored = runtimes_[rt.id];
+    save(stored);
+    event(stored, "created", "requested " + requested);
+    place(stored);
+    return to_json(stored);
+  }
+  int total = 0;
+  for (const Accelerator& a : inventory_) total += std::find(types.begin(), types.end(), a.type) != types.end();
+  if (total == 0) {
+    throw ApiError(
+        503, "this service has no " + join(types) + " (it offers: " + [&] {
+          std::vector<std::string> offered;
+          for (const Accelerator& a : inventory_) offered.push_back(a.type + (a.simulated ? " (simulated)" : ""));
+          return offered.empty() ? std::string("cpu only") : join(offered);
+        }() + ")");
+  }
+  if (!wait) {
+    throw ApiError(503, "no " + join(types) + " is free (" + std::to_string(total) +
+                            " in use); try later, or create with \"wait\": true to queue");
+  }
+  const auto queued =
+      std::count_if(runtimes_.begin(), runtimes_.end(), [](const auto& e) { return e.second.state == "queued"; });
+  if (queued >= config_.max_queue)
+    throw ApiError(503, "the queue is full (" + std::to_string(queued) + " waiting); try later");
+  runtimes_[rt.id] = rt;
+  Runtime& stored = runtimes_[rt.id];
+  save(stored);
+  event(stored, "queued", "no " + join(types) + " free; waiting at priority " + std::to_string(rt.priority));
+  try_preempt_for(stored);
+  return to_json(stored);
+}
+
+Json RuntimeService::list(const User& user) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Json out = Json::array();
+  for (const auto& [id, rt] : runtimes_) {
+    if (user.admin || rt.user == user.name) out.push_back(to_json(rt));
+  }
+  return out;
+}
+
+Json RuntimeService::get(const User& user, const std::string& id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return to_json(owned(user, id));
+}
+
+Json RuntimeService::remove(const User& user, const std::string& id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Runtime& rt = owned(user, id);
+  if (rt.state != "terminated") begin_termination(rt, "user", 0);
+  std::error_code ec;
+  if (!rt.workdir.empty()) fs::remove_all(rt.workdir, ec);  // delete frees everything
+  process_queue();
+  return to_json(rt);
+}
+
+Json RuntimeService::restart(const User& user, const std::string& id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Runtime& rt = owned(user, id);
+  if (rt.state != "running")
+    throw ApiError(409, "runtime " + id + " is " + rt.state + "; only a running runtime restarts");
+  LocalExecutor::signal_group(rt.worker_pid, SIGKILL);
+  for (auto& [jid, job] : jobs_) {
+    if (job.runtime_id == id && job.state == "running") {
+      job.state = "killed";
+      job.ended_at = now_seconds();
+      save(job);
+    }
+  }
+  start_worker(rt);  // same lease, same files, fresh processes
+  touch(rt);
+  save(rt);
+  event(rt, "restarted", "worker and jobs restarted; files kept; new worker " + std::to_string(rt.worker_pid));
+  return to_json(rt);
+}
+
+Json RuntimeService::change_type(const User& user, const std::string& id, const Json& body) {
+  if (!body.is_object() || !body.contains("type") || !body["type"].is_string()) {
+    throw ApiError(400, "field 'type' is required and must be a string: cpu, gpu, gpu:t4, tpu, ...");
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  Runtime& rt = owned(user, id);
+  if (rt.state != "running")
+    throw ApiError(409, "runtime " + id + " is " + rt.state + "; only a running runtime changes type");
+  const std::string requested = body["type"];
+  const std::vector<std::string> types = candidate_types(user, requested);
+  const Accelerator* target = nullptr;
+  if (types.front() != "cpu") {
+    target = free_accelerator(types);
+    if (!target) throw ApiError(503, "no " + join(types) + " is free; the runtime keeps its " + rt.type);
+  }
+  LocalExecutor::signal_group(rt.worker_pid, SIGKILL);
+  const std::string from = rt.type;
+  rt.requested_type = requested;
+  start(rt, target);  // a new lease; the working directory and its files stay
+  event(rt, "type_changed", from + " -> " + rt.type + "; files kept");
+  process_queue();
+  return to_json(rt);
+}
+
+Json RuntimeService::heartbeat(const User& user, const std::string& id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Runtime& rt = owned(user, id);
+  if (rt.state != "running") throw ApiError(409, "runtime " + id + " is " + rt.state);
+  touch(rt);
+  save(rt);
+  return to_json(rt);
+}
+
+Json RuntimeService::events(const User& user, const std::string& id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  owned(user, id);
+  Json out = Json::array();
+  for (const Event& e : store_->events(id)) out.push_back({{"time", e.time}, {"kind", e.kind}, {"message", e.message}});
+  return out;
+}
+
+// ---- enforcement ---------------------------------------------------------------------------
+
+void RuntimeService::tick() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const double now = now_seconds();
+  for (auto& [id, job] : jobs_) {
+    if (job.state != "running" || LocalExecutor::alive(job.monitor_pid)) continue;
+    Runtime& rt = runtimes_.at(job.runtime_id);
+    job.exit_code = LocalExecutor::read_exit_status(job_dir(rt) + "/" + job.id + ".exit");
+    job.state = job.exit_code ? "exited" : "killed";
+    job.ended_at = now;
+    save(job);
+    if (rt.state == "running") touch(rt);
+    save(rt);
+    event(rt, "job_finished",
+          "job " + id + (job.exit_code ? " exited with " + std::to_string(*job.exit_code) : " was killed"));
+  }
+  for (auto& [id, rt] : runtimes_) {
+    if (rt.state == "terminating") {
+      if (now >= rt.terminate_at) finish_termination(rt);
+      continue;
+    }
+    if (rt.state != "running") continue;
+    if (!LocalExecutor::alive(rt.worker_pid)) {
+      rt.pending_reason = "worker crashed";
+      finish_termination(rt);
+      continue;
+    }
+    const TierPolicy& tier = tier_of(rt.tier);
+    const bool job_running = std::any_of(jobs_.begin(), jobs_.end(), [&](const auto& e) {
+      return e.second.runtime_id == id && e.second.state == "running";
+    });
+    // The idle clock runs while no job executes; without background execution it also runs
+    // while jobs execute but no client sends heartbeats.
+    if (job_running && rt.background) touch(rt);
+    const double idle = now - rt.last_activity;
+    const double age = now - rt.started_at;
+    if (idle >= tier.idle_timeout_s) {
+      begin_termination(rt, "idle timeout", 0);
+      continue;
+    }
+    if (age >= tier.max_lifetime_s) {
+      begin_termination(rt, "max lifetime", 0);
+      continue;
+    }
+    if (!rt.warned_idle && idle >= tier.idle_timeout_s - config_.warning_lead_s) {
+      rt.warned_idle = true;
+      event(rt, "warning",
+            "idle for " + std::to_string(static_cast<int>(idle)) + " s; ends for idleness in " +
+                std::to_string(static_cast<int>(tier.idle_timeout_s - idle)) + " s unless used");
+    }
+    if (!rt.warned_lifetime && age >= tier.max_lifetime_s - config_.warning_lead_s) {
+      rt.warned_lifetime = true;
+      event(rt, "warning",
+            "reaches its maximum lifetime in " + std::to_string(static_cast<int>(tier.max_lifetime_s - age)) +
+                " s; save your work");
+    }
+    save(rt);
+  }
+  process_queue();
+}
+
+void RuntimeService::shutdown() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& [id, rt] : runtimes_) {
+    if (rt.state == "running" || rt.state == "starting" || rt.state == "terminating" || rt.state == "queued") {
+      rt.pending_reason = "service shutdown";
+      finish_termination(rt);
+    }
+  }
+}
+
+}  // namespace accel::runtime

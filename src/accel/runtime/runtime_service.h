@@ -1,0 +1,132 @@
+// RuntimeService: Colab-style runtimes on this machine's accelerators. Users of a tier ask for
+// a runtime type (cpu, gpu, gpu:t4, tpu, ...); the service leases an accelerator, starts a
+// worker process group with the lease in its environment, runs jobs in it, and ends it for
+// idleness, lifetime, preemption by a higher-priority user, a crashed worker or the user's
+// request. Every change is stored (Store) before it is answered; a restarted service
+// re-adopts live workers and jobs and marks the dead ones (docs/runtime.md).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "accel/runtime/api_error.h"
+#include "accel/runtime/executor.h"
+#include "accel/runtime/service_config.h"
+#include "accel/runtime/store.h"
+
+namespace accel::runtime {
+
+using Json = nlohmann::json;
+
+struct Accelerator {
+  std::string id;    // "gpu0", "sim-t4-0"
+  std::string type;  // catalog type: "t4"
+  std::string kind;  // "gpu" or "tpu"
+  std::string name;  // "Tesla T4" or "T4 (simulated)"
+  bool simulated = false;
+  int device_index = 0;  // CUDA ordinal, or the sim device's index
+  double memory_gb = 0;
+};
+
+struct Runtime {
+  std::string id, user, tier, requested_type, type, accelerator_id, state, reason, workdir;
+  int priority = 0;
+  bool preemptible = true, background = false;
+  double created_at = 0, started_at = 0, ended_at = 0, last_activity = 0, terminate_at = 0;
+  bool warned_idle = false, warned_lifetime = false;
+  int worker_pid = 0;
+  std::string pending_reason;  // why a terminating runtime is ending
+};
+
+struct Job {
+  std::string id, runtime_id, user, state;  // running, exited, killed
+  std::vector<std::string> command;
+  int monitor_pid = 0;
+  std::optional<int> exit_code;
+  double started_at = 0, ended_at = 0;
+};
+
+class RuntimeService {
+ public:
+  // Opens <data_dir>/service.db, builds the inventory and reconciles stored runtimes with the
+  // processes still alive. `start_ticker` runs enforcement every config.tick_s.
+  RuntimeService(ServiceConfig config, std::string data_dir, bool start_ticker = true);
+  ~RuntimeService();
+
+  User authenticate(const std::string& authorization_header);
+
+  Json runtime_types(const User& user);
+  Json create(const User& user, const Json& body);
+  Json list(const User& user);
+  Json get(const User& user, const std::string& id);
+  Json remove(const User& user, const std::string& id);
+  Json restart(const User& user, const std::string& id);
+  Json change_type(const User& user, const std::string& id, const Json& body);
+  Json heartbeat(const User& user, const std::string& id);
+  Json run_job(const User& user, const std::string& id, const Json& body);
+  Json job(const User& user, const std::string& id, const std::string& job_id);
+  // Output bytes from `offset`; sets `done` once the job has ended and all output was read.
+  std::string job_output(const User& user, const std::string& id, const std::string& job_id, std::size_t offset,
+                         bool& done);
+  Json resources(const User& user, const std::string& id);
+  Json events(const User& user, const std::string& id);
+  std::string metrics();
+
+  // Enforces limits once: job and worker exits, idle and lifetime (with warnings), preemption
+  // deadlines, the queue. Called by the ticker; tests may call it directly.
+  void tick();
+  // Ends every runtime with reason "service shutdown" (a graceful stop; kill -9 leaves them
+  // running to be re-adopted).
+  void shutdown();
+
+  const std::vector<Accelerator>& inventory() const { return inventory_; }
+  Store& store() { return *store_; }
+
+ private:
+  Runtime& owned(const User& user, const std::string& id);
+  std::vector<std::string> candidate_types(const User& user, const std::string& requested);
+  const Accelerator* free_accelerator(const std::vector<std::string>& types) const;
+  bool place(Runtime& rt);
+  void start(Runtime& rt, const Accelerator* accelerator);
+  void start_worker(Runtime& rt);
+  void begin_termination(Runtime& rt, const std::string& reason, double grace_s);
+  void finish_termination(Runtime& rt);
+  bool try_preempt_for(const Runtime& waiting);
+  void process_queue();
+  void touch(Runtime& rt);
+  void save(const Runtime& rt);
+  void save(const Job& job);
+  void event(const Runtime& rt, const std::string& kind, const std::string& message);
+  Json to_json(const Runtime& rt) const;
+  Json to_json(const Job& job) const;
+  Environment lease_environment(const Runtime& rt) const;
+  const TierPolicy& tier_of(const std::string& tier) const;
+  void reconcile();
+  std::string job_dir(const Runtime& rt) const { return rt.workdir + "/.accel"; }
+
+  ServiceConfig config_;
+  std::string data_dir_;
+  std::unique_ptr<Store> store_;
+  LocalExecutor executor_;
+  std::vector<Accelerator> inventory_;
+  std::map<std::string, Runtime> runtimes_;
+  std::map<std::string, Job> jobs_;
+  std::mutex mutex_;
+  std::atomic<bool> stopping_{false};
+  std::condition_variable wake_;
+  std::mutex wake_mutex_;
+  std::thread ticker_;
+  std::uint64_t requests_ = 0;
+};
+
+double now_seconds();
+
+}  // namespace accel::runtime

@@ -1,0 +1,93 @@
+#include "accel/runtime/service_config.h"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "accel/core/error.h"
+#include "accel/hw/catalog.h"
+
+namespace accel::runtime {
+
+ServiceConfig ServiceConfig::defaults() {
+  ServiceConfig c;
+  // Seed: Free ~12 h sessions and 90 min idle, T4, standard priority (preemptible); Pro/Pro+
+  // ~24 h, more GPU models, higher priority; background execution for paid tiers (Pro+ up).
+  c.tiers["free"] = {"free", {"cpu", "t4", "v2-8"}, 1, 1, 12 * 3600, 90 * 60, 0, true, false, 1.0};
+  c.tiers["pro"] = {"pro", {"cpu", "t4", "v100", "l4", "v2-8", "v3-8"}, 2, 1, 24 * 3600, 90 * 60, 1, true, false, 1.0};
+  c.tiers["pro_plus"] = {"pro_plus", {"cpu", "t4", "v100", "l4", "a100", "a100-80gb", "v2-8", "v3-8", "v5e"},
+                         3,          2,
+                         24 * 3600,  90 * 60,
+                         2,          false,
+                         true,       1.0};
+  c.tiers["enterprise"] = {
+      "enterprise",
+      {"cpu", "t4", "v100", "v100-32gb", "l4", "a100", "a100-80gb", "h100", "h200", "v2-8", "v3-8", "v5e"},
+      8,
+      8,
+      7 * 24 * 3600,
+      24 * 3600,
+      3,
+      false,
+      true,
+      1.0};
+  return c;
+}
+
+ServiceConfig ServiceConfig::load(const std::string& path) {
+  ServiceConfig c = defaults();
+  std::ifstream in(path);
+  if (!in) throw ValueError("service config " + path + ": cannot open");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw ValueError("service config " + path + ": not valid JSON (" + e.what() + ")");
+  }
+  try {
+    if (j.contains("tiers")) {
+      for (const auto& [name, t] : j["tiers"].items()) {
+        TierPolicy tier = c.tiers.count(name) ? c.tiers[name] : TierPolicy{};
+        tier.name = name;
+        if (t.contains("accelerator_types"))
+          tier.accelerator_types = t["accelerator_types"].get<std::vector<std::string>>();
+        tier.max_runtimes = t.value("max_runtimes", tier.max_runtimes);
+        tier.max_accelerated = t.value("max_accelerated", tier.max_accelerated);
+        tier.max_lifetime_s = t.value("max_lifetime_s", tier.max_lifetime_s);
+        tier.idle_timeout_s = t.value("idle_timeout_s", tier.idle_timeout_s);
+        tier.priority = t.value("priority", tier.priority);
+        tier.preemptible = t.value("preemptible", tier.preemptible);
+        tier.background_execution = t.value("background_execution", tier.background_execution);
+        tier.memory_fraction = t.value("memory_fraction", tier.memory_fraction);
+        for (const std::string& type : tier.accelerator_types) {
+          if (type != "cpu" && !hw::find_catalog_type(type)) {
+            throw ValueError("service config " + path + ": tier " + name + " names unknown accelerator type '" + type +
+                             "'");
+          }
+        }
+        c.tiers[name] = tier;
+      }
+    }
+    if (j.contains("simulated_devices")) {
+      c.simulated.clear();
+      for (const auto& d : j["simulated_devices"]) {
+        SimulatedDevices s{d.at("type").get<std::string>(), d.value("count", 1)};
+        if (!hw::find_catalog_type(s.type)) {
+          throw ValueError("service config " + path + ": simulated device type '" + s.type + "' is not in the catalog");
+        }
+        c.simulated.push_back(s);
+      }
+    }
+    c.discover_gpus = j.value("discover_gpus", c.discover_gpus);
+    c.tick_s = j.value("tick_s", c.tick_s);
+    c.preemption_grace_s = j.value("preemption_grace_s", c.preemption_grace_s);
+    c.warning_lead_s = j.value("warning_lead_s", c.warning_lead_s);
+    c.worker_user = j.value("worker_user", c.worker_user);
+    c.max_queue = j.value("max_queue", c.max_queue);
+  } catch (const nlohmann::json::exception& e) {
+    throw ValueError("service config " + path + ": " + e.what());
+  }
+  return c;
+}
+
+}  // namespace accel::runtime

@@ -1,0 +1,46 @@
+// The runtime service's configuration: tiers (the seed's usage limits), the accelerators to
+// offer (discovered GPUs and declared simulated ones), and the scheduler's timing. Loaded from
+// a JSON file (docs/runtime.md); every field has a default mirroring the seed's tables.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace accel::runtime {
+
+struct TierPolicy {
+  std::string name;
+  std::vector<std::string> accelerator_types;  // catalog types ("t4", "a100", "v2-8") and "cpu"
+  int max_runtimes = 1;                        // concurrent runtimes of one user, any kind
+  int max_accelerated = 1;                     // of which GPU/TPU runtimes
+  double max_lifetime_s = 12 * 3600;
+  double idle_timeout_s = 90 * 60;
+  int priority = 0;  // higher wins the queue and may preempt lower
+  bool preemptible = true;
+  bool background_execution = false;  // jobs keep a runtime alive without client heartbeats
+  double memory_fraction = 1.0;       // ACCEL_MEMORY_FRACTION given to the runtime's jobs
+};
+
+struct SimulatedDevices {
+  std::string type;  // catalog type: "t4", "a100", "v2-8", ...
+  int count = 1;
+};
+
+struct ServiceConfig {
+  std::map<std::string, TierPolicy> tiers;
+  std::vector<SimulatedDevices> simulated;
+  bool discover_gpus = true;           // offer the GPUs NVML finds
+  double tick_s = 1.0;                 // how often limits are enforced
+  double preemption_grace_s = 30;      // SIGTERM, then this long, then SIGKILL
+  double warning_lead_s = 300;         // warn this long before an idle or lifetime termination
+  std::string worker_user = "nobody";  // jobs run as this user when the service runs as root
+  int max_queue = 100;
+
+  // The seed's tiers: free, pro, pro_plus, enterprise.
+  static ServiceConfig defaults();
+  // Defaults overlaid with the JSON file; throws ValueError naming the file and the field.
+  static ServiceConfig load(const std::string& path);
+};
+
+}  // namespace accel::runtime

@@ -1,0 +1,185 @@
+// Integration tests of `accel serve`: the real daemon, simulated devices, second-scale limits.
+#include "service_fixture.h"
+
+using accel::testing::Json;
+using accel::testing::Reply;
+using accel::testing::ServiceTest;
+
+TEST_F(ServiceTest, EveryCallNeedsATokenAndUsersSeeOnlyTheirOwnRuntimes) {
+  EXPECT_EQ(call("GET", "", "/v1/runtimes").status, 401);
+  tokens_["mallory"] = "acc_not_a_real_token";
+  EXPECT_EQ(get("mallory", "/v1/runtimes").status, 401);
+  const std::string id = create("alice", "cpu");
+  EXPECT_EQ(get("bob", "/v1/runtimes/" + id).status, 404);  // exactly as if it did not exist
+  EXPECT_EQ(call("DELETE", "bob", "/v1/runtimes/" + id).status, 404);
+  EXPECT_EQ(post("bob", "/v1/runtimes/" + id + "/jobs", {{"command", {"true"}}}).status, 404);
+  EXPECT_TRUE(get("bob", "/v1/runtimes").body.empty());
+  EXPECT_EQ(get("root", "/v1/runtimes").body.size(), 1u);  // an admin sees all
+  EXPECT_EQ(get("root", "/v1/runtimes/" + id).status, 200);
+  EXPECT_EQ(call("GET", "", "/v1/health").status, 200);
+}
+
+TEST_F(ServiceTest, MalformedRequestsAndUnknownTypesAreAnswered400WithTheFix) {
+  Reply r = call("POST", "alice", "/v1/runtimes", "{\"type\": ");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body["error"].get<std::string>().find("malformed JSON"), std::string::npos) << r.body;
+  r = post("alice", "/v1/runtimes", {{"type", "gpu:k80"}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body["error"].get<std::string>().find("unknown runtime type 'gpu:k80'"), std::string::npos) << r.body;
+  EXPECT_NE(r.body["error"].get<std::string>().find("gpu:t4"), std::string::npos) << r.body;
+  r = post("alice", "/v1/runtimes", {{"kind", "gpu"}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body["error"].get<std::string>().find("field 'type' is required"), std::string::npos) << r.body;
+  const std::string id = create("alice", "cpu");
+  r = post("alice", "/v1/runtimes/" + id + "/jobs", {{"command", "ls"}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body["error"].get<std::string>().find("field 'command'"), std::string::npos) << r.body;
+}
+
+TEST_F(ServiceTest, TiersGateTypesAndConcurrency) {
+  Reply r = post("alice", "/v1/runtimes", {{"type", "gpu:a100"}});
+  EXPECT_EQ(r.status, 403);
+  EXPECT_NE(r.body["error"].get<std::string>().find("tier free does not include a100"), std::string::npos) << r.body;
+  const std::string id = create("alice", "gpu:t4");
+  EXPECT_EQ(state("alice", id), "running");
+  EXPECT_TRUE(runtime("alice", id)["simulated"].get<bool>());
+  r = post("alice", "/v1/runtimes", {{"type", "cpu"}});
+  EXPECT_EQ(r.status, 429);
+  EXPECT_NE(r.body["error"].get<std::string>().find("tier free allows 1 runtime"), std::string::npos) << r.body;
+  // No capacity: 503 when the caller does not want to queue.
+  r = post("paula", "/v1/runtimes", {{"type", "gpu:t4"}, {"wait", false}});
+  EXPECT_EQ(r.status, 503) << r.body;
+  const Json types = get("alice", "/v1/runtime-types").body;
+  EXPECT_EQ(types["tier"], "free");
+}
+
+TEST_F(ServiceTest, TheQueueServesHigherPriorityFirst) {
+  const std::string holder = create("pete", "gpu:t4");  // pro_plus: not preemptible
+  const std::string low = create("alice", "gpu:t4");    // free, priority 0: queued
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const std::string high = create("paula", "gpu:t4");  // pro, priority 1: queued behind, served first
+  EXPECT_EQ(state("alice", low), "queued");
+  EXPECT_EQ(state("paula", high), "queued");
+  EXPECT_EQ(call("DELETE", "pete", "/v1/runtimes/" + holder).status, 200);
+  ASSERT_TRUE(wait_until([&] { return state("paula", high) == "running"; }, 5));
+  EXPECT_EQ(state("alice", low), "queued");
+  EXPECT_EQ(call("DELETE", "paula", "/v1/runtimes/" + high).status, 200);
+  EXPECT_TRUE(wait_until([&] { return state("alice", low) == "running"; }, 5));
+}
+
+TEST_F(ServiceTest, PreemptionSendsSigtermFirstAndWaitsTheGracePeriod) {
+  const std::string victim = create("alice", "gpu:t4");
+  const std::string job = this->job(
+      "alice", victim, {"sh", "-c", "trap 'echo got SIGTERM; exit 0' TERM; echo ready; while :; do sleep 0.05; done"});
+  ASSERT_TRUE(wait_until([&] { return output("alice", victim, job).find("ready") != std::string::npos; }, 5));
+  const auto asked = std::chrono::steady_clock::now();
+  const std::string winner = create("paula", "gpu:t4");  // priority 1 > 0, and free runtimes are preemptible
+  EXPECT_EQ(state("paula", winner), "queued");
+  ASSERT_TRUE(wait_until([&] { return output("alice", victim, job).find("got SIGTERM") != std::string::npos; }, 5));
+  EXPECT_EQ(state("alice", victim), "terminating");  // the grace period runs
+  ASSERT_TRUE(wait_until([&] { return state("paula", winner) == "running"; }, 5));
+  EXPECT_GE(std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count(), 0.9);
+  const Json ended = runtime("alice", victim);
+  EXPECT_EQ(ended["state"], "terminated");
+  EXPECT_EQ(ended["reason"], "preempted");
+  EXPECT_EQ(job_state("alice", victim, job)["exit_code"], 0);  // it checkpointed and exited on SIGTERM
+}
+
+TEST_F(ServiceTest, IdleTimeoutWithoutBackgroundExecutionDespiteARunningJob) {
+  const std::string id = create("alice", "cpu");
+  job("alice", id, {"sleep", "30"});
+  ASSERT_TRUE(wait_until([&] { return state("alice", id) == "terminated"; }, 6));
+  EXPECT_EQ(runtime("alice", id)["reason"], "idle timeout");
+  EXPECT_TRUE(has_event("alice", id, "warning", "idle"));
+}
+
+TEST_F(ServiceTest, HeartbeatsKeepARuntimeAlive) {
+  const std::string id = create("alice", "cpu");
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(post("alice", "/v1/runtimes/" + id + "/heartbeat", Json::object()).status, 200);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  EXPECT_EQ(state("alice", id), "running");  // 3 s > the 1.5 s idle timeout
+}
+
+TEST_F(ServiceTest, BackgroundExecutionKeepsARuntimeWithAJobAlive) {
+  const std::string busy = create("pete", "cpu");
+  job("pete", busy, {"sleep", "30"});
+  const std::string idle = create("pete", "gpu:t4");
+  std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+  EXPECT_EQ(state("pete", busy), "running");
+  EXPECT_EQ(state("pete", idle), "terminated");
+  EXPECT_EQ(runtime("pete", idle)["reason"], "idle timeout");
+}
+
+TEST_F(ServiceTest, MaxLifetimeEndsARuntimeAfterAWarning) {
+  const std::string id = create("sam", "cpu");
+  ASSERT_TRUE(wait_until([&] { return state("sam", id) == "terminated"; }, 6));
+  EXPECT_EQ(runtime("sam", id)["reason"], "max lifetime");
+  EXPECT_TRUE(has_event("sam", id, "warning", "maximum lifetime"));
+}
+
+TEST_F(ServiceTest, RestartKeepsFilesAndChangeTypeMovesTheLease) {
+  const std::string id = create("pete", "cpu");
+  const std::string writer = job("pete", id, {"sh", "-c", "echo kept > notes.txt"});
+  ASSERT_TRUE(wait_until([&] { return job_state("pete", id, writer)["state"] == "exited"; }, 5));
+  const int worker = runtime("pete", id)["worker_pid"];
+  Reply r = post("pete", "/v1/runtimes/" + id + "/restart", Json::object());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body["worker_pid"].get<int>(), worker);
+  r = post("pete", "/v1/runtimes/" + id + "/change-type", {{"type", "gpu:a100"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body["type"], "a100");
+  EXPECT_EQ(r.body["accelerator"], "sim-a100-0");
+  const std::string reader =
+      job("pete", id, {"sh", "-c", "cat notes.txt; echo device=$ACCEL_DEVICE simulated=$ACCEL_SIMULATED"});
+  ASSERT_TRUE(wait_until([&] { return job_state("pete", id, reader)["state"] == "exited"; }, 5));
+  EXPECT_EQ(output("pete", id, reader), "kept\ndevice=sim:0 simulated=1\n");
+  const Json resources = get("pete", "/v1/runtimes/" + id + "/resources").body;
+  EXPECT_EQ(resources["gpu"]["simulated"], true);
+  EXPECT_GT(resources["ram"]["total"].get<double>(), 0);
+}
+
+TEST_F(ServiceTest, DeleteFreesEverything) {
+  const std::string id = create("alice", "gpu:t4");
+  const std::string workdir = runtime("alice", id)["workdir"];
+  job("alice", id, {"sleep", "30"});
+  EXPECT_TRUE(std::filesystem::exists(workdir));
+  const Reply r = call("DELETE", "alice", "/v1/runtimes/" + id);
+  EXPECT_EQ(r.body["state"], "terminated");
+  EXPECT_EQ(r.body["reason"], "user");
+  EXPECT_FALSE(std::filesystem::exists(workdir));
+  EXPECT_EQ(state("paula", create("paula", "gpu:t4")), "running");  // the T4 is free again
+}
+
+TEST_F(ServiceTest, KillDashNineLosesNoRecordAndWorkersAreReadoptedOrMarked) {
+  const std::string survivor = create("pete", "cpu");
+  const std::string long_job = job("pete", survivor, {"sh", "-c", "sleep 1.5; echo finished; exit 5"});
+  const std::string doomed = create("pete", "gpu:t4");
+  const int doomed_worker = runtime("pete", doomed)["worker_pid"];
+  const std::string ended = create("alice", "cpu");
+  call("DELETE", "alice", "/v1/runtimes/" + ended);
+  stop_daemon(SIGKILL);
+  kill(-doomed_worker, SIGKILL);  // this runtime's worker dies while the service is down
+  start_daemon();
+  const Json all = get("root", "/v1/runtimes").body;
+  EXPECT_EQ(all.size(), 3u) << all.dump() << log();
+  EXPECT_EQ(state("pete", survivor), "running");
+  EXPECT_TRUE(has_event("pete", survivor, "adopted", "re-adopted"));
+  EXPECT_EQ(runtime("pete", doomed)["state"], "terminated");
+  EXPECT_EQ(runtime("pete", doomed)["reason"], "worker crashed");
+  EXPECT_EQ(runtime("alice", ended)["reason"], "user");
+  ASSERT_TRUE(wait_until([&] { return job_state("pete", survivor, long_job)["state"] != "running"; }, 6));
+  EXPECT_EQ(job_state("pete", survivor, long_job)["exit_code"], 5);  // the status outlived the restart
+  EXPECT_EQ(output("pete", survivor, long_job), "finished\n");
+}
+
+TEST_F(ServiceTest, MetricsInPrometheusFormat) {
+  create("alice", "gpu:t4");
+  httplib::Client c = client();
+  const auto r = c.Get("/metrics");
+  ASSERT_TRUE(r);
+  EXPECT_NE(r->body.find("accel_runtimes{state=\"running\"} 1"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("accel_accelerators{type=\"t4\",simulated=\"true\",status=\"free\"} 0"), std::string::npos)
+      << r->body;
+}
