@@ -3,11 +3,15 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "accel/core/error.h"
+#include "accel/runtime/job_monitor.h"
 #include "commands.h"
 
 int main(int argc, char** argv) {
+  // The runtime service's job monitor: an internal entry point, not a user command.
+  if (argc > 1 && std::string(argv[1]) == "__job-monitor") return accel::runtime::job_monitor_main(argc, argv);
   CLI::App app{"accel: a self-hosted accelerator platform (engine, hardware inspection, runtimes)"};
   app.require_subcommand(1);
   int exit_code = 0;

@@ -2,9 +2,9 @@
 
 #include <fcntl.h>
 #include <grp.h>
-#include <linux/close_range.h>
 #include <pwd.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,33 +44,6 @@ CArgs environment_with(const Environment& extra) {
   return CArgs(std::move(items));
 }
 
-void write_all(int fd, const char* text) {
-  std::size_t n = std::strlen(text);
-  while (n > 0) {
-    const ssize_t w = write(fd, text, n);
-    if (w <= 0) return;
-    text += w;
-    n -= static_cast<std::size_t>(w);
-  }
-}
-
-// Async-signal-safe integer formatting for the monitor.
-void format_int(int value, char* out) {
-  char digits[16];
-  int n = 0;
-  bool negative = value < 0;
-  unsigned int v = negative ? static_cast<unsigned int>(-value) : static_cast<unsigned int>(value);
-  do {
-    digits[n++] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v);
-  int at = 0;
-  if (negative) out[at++] = '-';
-  while (n) out[at++] = digits[--n];
-  out[at++] = '\n';
-  out[at] = 0;
-}
-
 }  // namespace
 
 LocalExecutor::LocalExecutor(std::string run_as) : run_as_(std::move(run_as)) {
@@ -94,90 +67,71 @@ void LocalExecutor::hand_over(const std::string& path) const {
   }
 }
 
+namespace {
+
+// posix_spawn (clone with CLONE_VM|CLONE_VFORK in glibc): no copy of the daemon's page tables,
+// which a fork per runtime and per job cost under load. The child gets a new or given process
+// group, the given working directory, /dev/null as stdin/stdout/stderr, and none of the
+// daemon's other descriptors (above all not its listening socket).
+int spawn(const std::string& program, CArgs& argv, CArgs& envp, int process_group, const std::string& workdir) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  if (!workdir.empty()) posix_spawn_file_actions_addchdir_np(&actions, workdir.c_str());
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setpgroup(&attributes, process_group);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attributes, &none);  // the daemon blocks SIGTERM; its runtimes must not
+  posix_spawnattr_setsigdefault(&attributes, &all);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, program.c_str(), &actions, &attributes, argv.get(), envp.get());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
+  if (rc != 0) throw Error("cannot start " + program + ": " + std::strerror(rc));
+  return pid;
+}
+
+std::string self_executable() {
+  char path[4096];
+  const ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+  if (n <= 0) throw Error("cannot find the accel executable (/proc/self/exe)");
+  path[n] = 0;
+  return path;
+}
+
+}  // namespace
+
 int LocalExecutor::start_worker(const std::string& workdir, const Environment& env) {
   CArgs envp = environment_with(env);
-  CArgs argv({"sleep", "infinity"});
-  const int uid = uid_, gid = gid_;
-  const pid_t pid = fork();
-  if (pid < 0) throw Error(std::string("fork failed: ") + std::strerror(errno));
-  if (pid == 0) {
-    // Nothing of the daemon's leaks into the runtime: above all not its listening socket, which
-    // would keep the port bound after the daemon dies.
-    close_range(3, ~0U, 0);
-    setpgid(0, 0);  // the runtime's own process group
-    const int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 0);
-    dup2(devnull, 1);
-    dup2(devnull, 2);
-    if (chdir(workdir.c_str()) != 0) _exit(126);
-    rlimit no_core{0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);
-    if (gid >= 0 &&
-        (setgroups(0, nullptr) != 0 || setgid(static_cast<gid_t>(gid)) != 0 || setuid(static_cast<uid_t>(uid)) != 0)) {
-      _exit(126);
-    }
-    execve("/bin/sleep", argv.get(), envp.get());
-    _exit(127);
+  if (uid_ >= 0) {
+    // setpriv (util-linux) drops to the worker user; posix_spawn cannot change users itself.
+    CArgs argv({"setpriv", "--reuid=" + std::to_string(uid_), "--regid=" + std::to_string(gid_), "--clear-groups", "--",
+                "/bin/sleep", "infinity"});
+    return spawn("/usr/bin/setpriv", argv, envp, 0, workdir);
   }
-  setpgid(pid, pid);  // also from the parent, so the group exists before any job joins it
-  return pid;
+  CArgs argv({"sleep", "infinity"});
+  return spawn("/bin/sleep", argv, envp, 0, workdir);
 }
 
 int LocalExecutor::start_job(int worker_group, const std::string& workdir, const std::vector<std::string>& command,
                              const Environment& env, const std::string& output_path, const std::string& exit_path) {
   if (command.empty()) throw ValueError("a job needs a command");
+  static const std::string accel = self_executable();
+  std::vector<std::string> args = {"accel",    "__job-monitor", "--exit",    exit_path,
+                                   "--output", output_path,     "--workdir", workdir};
+  if (uid_ >= 0) args.insert(args.end(), {"--uid", std::to_string(uid_), "--gid", std::to_string(gid_)});
+  args.emplace_back("--");
+  args.insert(args.end(), command.begin(), command.end());
+  CArgs argv(std::move(args));
   CArgs envp = environment_with(env);
-  CArgs argv(command);
-  const std::string temporary = exit_path + ".tmp";
-  const int uid = uid_, gid = gid_;
-  const pid_t monitor = fork();
-  if (monitor < 0) throw Error(std::string("fork failed: ") + std::strerror(errno));
-  if (monitor == 0) {
-    close_range(3, ~0U, 0);                         // none of the daemon's descriptors
-    if (setpgid(0, worker_group) != 0) _exit(125);  // the worker is gone
-    const int output = open(output_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (output < 0) _exit(125);
-    const pid_t job = fork();
-    if (job == 0) {
-      const int devnull = open("/dev/null", O_RDONLY);
-      dup2(devnull, 0);
-      dup2(output, 1);
-      dup2(output, 2);
-      if (chdir(workdir.c_str()) != 0) _exit(126);
-      rlimit no_core{0, 0};
-      setrlimit(RLIMIT_CORE, &no_core);
-      if (gid >= 0 && (setgroups(0, nullptr) != 0 || setgid(static_cast<gid_t>(gid)) != 0 ||
-                       setuid(static_cast<uid_t>(uid)) != 0)) {
-        _exit(126);
-      }
-      execvpe(argv.get()[0], argv.get(), envp.get());
-      write_all(2, "accel: cannot run ");
-      write_all(2, argv.get()[0]);
-      write_all(2, ": ");
-      write_all(2, std::strerror(errno));
-      write_all(2, "\n");
-      _exit(127);
-    }
-    // The monitor outlives SIGTERM to the group (the job gets it and may checkpoint), and
-    // records how the job ended.
-    signal(SIGTERM, SIG_IGN);
-    signal(SIGINT, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    int status = 0;
-    while (job > 0 && waitpid(job, &status, 0) < 0 && errno == EINTR) {
-    }
-    const int code = job < 0 ? 125 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    char text[24];
-    format_int(code, text);
-    const int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd >= 0) {
-      write_all(fd, text);
-      close(fd);
-      rename(temporary.c_str(), exit_path.c_str());
-    }
-    _exit(0);
-  }
-  return monitor;
+  return spawn(accel, argv, envp, worker_group, workdir);
 }
 
 bool LocalExecutor::alive(int pid) {

@@ -24,6 +24,7 @@ class HttpApi {
  private:
   RuntimeService& service_;
   std::unique_ptr<httplib::Server> server_;
+  int listen_fd_ = -1;
 };
 
 }  // namespace accel::runtime

@@ -1,0 +1,76 @@
+#include "accel/runtime/job_monitor.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+namespace accel::runtime {
+
+int job_monitor_main(int argc, char** argv) {
+  std::string exit_path, output_path, workdir;
+  int uid = -1, gid = -1;
+  int command_at = -1;
+  for (int i = 2; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--") {
+      command_at = i + 1;
+      break;
+    }
+    if (i + 1 >= argc) return 125;
+    if (arg == "--exit")
+      exit_path = argv[++i];
+    else if (arg == "--output")
+      output_path = argv[++i];
+    else if (arg == "--workdir")
+      workdir = argv[++i];
+    else if (arg == "--uid")
+      uid = std::stoi(argv[++i]);
+    else if (arg == "--gid")
+      gid = std::stoi(argv[++i]);
+    else
+      return 125;
+  }
+  if (command_at < 0 || command_at >= argc || exit_path.empty() || output_path.empty()) return 125;
+  const int output = open(output_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (output < 0) return 125;
+  const pid_t job = fork();  // this process is small and single-threaded: forking it is cheap
+  if (job == 0) {
+    dup2(output, 1);
+    dup2(output, 2);
+    if (!workdir.empty() && chdir(workdir.c_str()) != 0) _exit(126);
+    rlimit no_core{0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    if (gid >= 0 &&
+        (setgroups(0, nullptr) != 0 || setgid(static_cast<gid_t>(gid)) != 0 || setuid(static_cast<uid_t>(uid)) != 0)) {
+      std::fprintf(stderr, "accel: cannot drop privileges to uid %d: %s\n", uid, std::strerror(errno));
+      _exit(126);
+    }
+    execvp(argv[command_at], argv + command_at);
+    std::fprintf(stderr, "accel: cannot run %s: %s\n", argv[command_at], std::strerror(errno));
+    _exit(127);
+  }
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  int status = 0;
+  while (job > 0 && waitpid(job, &status, 0) < 0 && errno == EINTR) {
+  }
+  const int code = job < 0 ? 125 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  const std::string temporary = exit_path + ".tmp";
+  if (FILE* f = std::fopen(temporary.c_str(), "w")) {
+    std::fprintf(f, "%d\n", code);
+    std::fclose(f);
+    std::rename(temporary.c_str(), exit_path.c_str());
+  }
+  return 0;
+}
+
+}  // namespace accel::runtime
