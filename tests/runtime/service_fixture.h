@@ -118,10 +118,14 @@ class ServiceTest : public ::testing::Test {
   }
   Reply get(const std::string& user, const std::string& path) { return call("GET", user, path); }
 
+  // Creates a runtime and waits until its worker has started (admission answers "starting").
   std::string create(const std::string& user, const std::string& type, int expected_status = 201) {
     const Reply r = post(user, "/v1/runtimes", {{"type", type}});
     EXPECT_EQ(r.status, expected_status) << r.body.dump();
-    return r.body.is_object() && r.body.contains("id") ? r.body["id"].get<std::string>() : "";
+    if (!r.body.is_object() || !r.body.contains("id")) return "";
+    const std::string id = r.body["id"];
+    EXPECT_TRUE(wait_until([&] { return state(user, id) != "starting"; }, 10)) << id << " stayed starting";
+    return id;
   }
   Json runtime(const std::string& user, const std::string& id) { return get(user, "/v1/runtimes/" + id).body; }
   std::string state(const std::string& user, const std::string& id) { return runtime(user, id)["state"]; }

@@ -66,6 +66,7 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
     }
   }
   reconcile();
+  starter_ = std::thread([this] { run_starter(); });
   if (start_ticker) {
     ticker_ = std::thread([this] {
       while (!stopping_) {
@@ -82,7 +83,10 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
 RuntimeService::~RuntimeService() {
   stopping_ = true;
   wake_.notify_all();
+  { std::lock_guard<std::mutex> lock(start_mutex_); }
+  start_wake_.notify_all();
   if (ticker_.joinable()) ticker_.join();
+  if (starter_.joinable()) starter_.join();
 }
 
 const TierPolicy& RuntimeService::tier_of(const std::string& tier) const {
@@ -194,6 +198,10 @@ void RuntimeService::reconcile() {
   }
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto& [id, rt] : runtimes_) {
+    if (rt.state == "starting" && rt.worker_pid == 0) {  // admitted, worker not yet started
+      to_start_.push_back(id);
+      continue;
+    }
     if (rt.state != "running" && rt.state != "starting" && rt.state != "terminating") continue;
     if (LocalExecutor::alive(rt.worker_pid)) {
       event(rt, "adopted", "service restarted; worker " + std::to_string(rt.worker_pid) + " is alive and re-adopted");
@@ -314,21 +322,74 @@ void RuntimeService::start_worker(Runtime& rt) {
 }
 
 void RuntimeService::start(Runtime& rt, const Accelerator* accelerator) {
+  // The lease is taken now; the worker process starts on the starter thread, so admission
+  // answers without waiting for a process to exec (the load benchmark's admission latency).
   rt.state = "starting";
   rt.type = accelerator ? accelerator->type : "cpu";
   rt.accelerator_id = accelerator ? accelerator->id : "";
   rt.workdir = data_dir_ + "/runtimes/" + rt.id;
-  fs::create_directories(rt.workdir);
+  rt.worker_pid = 0;
   save(rt);
-  start_worker(rt);
-  rt.state = "running";
-  rt.started_at = now_seconds();
-  rt.last_activity = rt.started_at;
-  rt.warned_idle = rt.warned_lifetime = false;
-  save(rt);
-  event(rt, "started",
-        "running on " + (accelerator ? accelerator->name + " (" + accelerator->id + ")" : std::string("cpu")) +
-            ", worker " + std::to_string(rt.worker_pid));
+  {
+    std::lock_guard<std::mutex> lock(start_mutex_);
+    to_start_.push_back(rt.id);
+  }
+  start_wake_.notify_one();
+}
+
+void RuntimeService::run_starter() {
+  while (!stopping_) {
+    std::string id;
+    {
+      std::unique_lock<std::mutex> lock(start_mutex_);
+      start_wake_.wait(lock, [this] { return stopping_ || !to_start_.empty(); });
+      if (stopping_) return;
+      id = to_start_.front();
+      to_start_.pop_front();
+    }
+    std::string workdir;
+    Environment env;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = runtimes_.find(id);
+      if (it == runtimes_.end() || it->second.state != "starting") continue;
+      workdir = it->second.workdir;
+      env = lease_environment(it->second);
+    }
+    int pid = 0;
+    std::string failure;
+    try {
+      fs::create_directories(workdir + "/.accel");
+      executor_.hand_over(workdir);
+      pid = executor_.start_worker(workdir, env);
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = runtimes_.find(id);
+    if (it == runtimes_.end() || it->second.state != "starting") {
+      LocalExecutor::signal_group(pid, SIGKILL);  // deleted while it started
+      continue;
+    }
+    Runtime& rt = it->second;
+    if (!failure.empty()) {
+      rt.pending_reason = "worker failed to start: " + failure;
+      finish_termination(rt);
+      continue;
+    }
+    rt.worker_pid = pid;
+    rt.state = "running";
+    rt.started_at = now_seconds();
+    rt.last_activity = rt.started_at;
+    rt.warned_idle = rt.warned_lifetime = false;
+    save(rt);
+    std::string where = "cpu";
+    for (const Accelerator& a : inventory_) {
+      if (a.id == rt.accelerator_id) where = a.name + " (" + a.id + ")";
+    }
+    event(rt, "started", "running on " + where + ", worker " + std::to_string(pid));
+    started_.notify_all();
+  }
 }
 
 void RuntimeService::begin_termination(Runtime& rt, const std::string& reason, double grace_s) {
@@ -536,6 +597,10 @@ Json RuntimeService::list(const User& user) {
 
 Json RuntimeService::get(const User& user, const std::string& id) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (!runtimes_.count(id)) {  // ended long ago: only the database has it
+    const auto doc = store_->find("runtimes", id);
+    if (doc && (user.admin || (*doc)["user"] == user.name)) return *doc;
+  }
   return to_json(owned(user, id));
 }
 
@@ -604,7 +669,12 @@ Json RuntimeService::heartbeat(const User& user, const std::string& id) {
 
 Json RuntimeService::events(const User& user, const std::string& id) {
   std::lock_guard<std::mutex> lock(mutex_);
-  owned(user, id);
+  if (!runtimes_.count(id)) {
+    const auto doc = store_->find("runtimes", id);
+    if (!doc || !(user.admin || (*doc)["user"] == user.name)) throw ApiError(404, "no runtime '" + id + "'");
+  } else {
+    owned(user, id);
+  }
   Json out = Json::array();
   for (const Event& e : store_->events(id)) out.push_back({{"time", e.time}, {"kind", e.kind}, {"message", e.message}});
   return out;
@@ -627,6 +697,17 @@ void RuntimeService::tick() {
     event(rt, "job_finished",
           "job " + id + (job.exit_code ? " exited with " + std::to_string(*job.exit_code) : " was killed"));
   }
+  for (auto it = runtimes_.begin(); it != runtimes_.end();) {
+    // Ended runtimes leave memory after a while (the database keeps them), so a long-running
+    // service stays flat.
+    if (it->second.state == "terminated" && now - it->second.ended_at > config_.keep_terminated_s) {
+      for (auto j = jobs_.begin(); j != jobs_.end();)
+        j = j->second.runtime_id == it->first ? jobs_.erase(j) : std::next(j);
+      it = runtimes_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   for (auto& [id, rt] : runtimes_) {
     if (rt.state == "terminating") {
       if (now >= rt.terminate_at) finish_termination(rt);
@@ -644,6 +725,8 @@ void RuntimeService::tick() {
     });
     // The idle clock runs while no job executes; without background execution it also runs
     // while jobs execute but no client sends heartbeats.
+    const bool was_warned_idle = rt.warned_idle, was_warned_lifetime = rt.warned_lifetime;
+    const double last_activity = rt.last_activity;
     if (job_running && rt.background) touch(rt);
     const double idle = now - rt.last_activity;
     const double age = now - rt.started_at;
@@ -667,7 +750,10 @@ void RuntimeService::tick() {
             "reaches its maximum lifetime in " + std::to_string(static_cast<int>(tier.max_lifetime_s - age)) +
                 " s; save your work");
     }
-    save(rt);
+    if (rt.warned_idle != was_warned_idle || rt.warned_lifetime != was_warned_lifetime ||
+        rt.last_activity - last_activity > 1.0) {
+      save(rt);  // only what changed (and activity at most once a second per runtime)
+    }
   }
   process_queue();
 }

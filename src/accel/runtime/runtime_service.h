@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -124,6 +125,13 @@ class RuntimeService {
   std::condition_variable wake_;
   std::mutex wake_mutex_;
   std::thread ticker_;
+  // Worker starts, off the request path.
+  void run_starter();
+  std::deque<std::string> to_start_;
+  std::mutex start_mutex_;
+  std::condition_variable start_wake_;
+  std::condition_variable started_;  // with mutex_: a runtime left "starting"
+  std::thread starter_;
   std::uint64_t requests_ = 0;
 };
 

@@ -84,6 +84,7 @@ ServiceConfig ServiceConfig::load(const std::string& path) {
     c.warning_lead_s = j.value("warning_lead_s", c.warning_lead_s);
     c.worker_user = j.value("worker_user", c.worker_user);
     c.max_queue = j.value("max_queue", c.max_queue);
+    c.keep_terminated_s = j.value("keep_terminated_s", c.keep_terminated_s);
   } catch (const nlohmann::json::exception& e) {
     throw ValueError("service config " + path + ": " + e.what());
   }

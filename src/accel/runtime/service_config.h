@@ -36,6 +36,7 @@ struct ServiceConfig {
   double warning_lead_s = 300;         // warn this long before an idle or lifetime termination
   std::string worker_user = "nobody";  // jobs run as this user when the service runs as root
   int max_queue = 100;
+  double keep_terminated_s = 600;  // ended runtimes stay in memory this long (always in the database)
 
   // The seed's tiers: free, pro, pro_plus, enterprise.
   static ServiceConfig defaults();

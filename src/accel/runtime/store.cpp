@@ -113,6 +113,14 @@ std::vector<nlohmann::json> Store::all(const char* table) {
   return out;
 }
 
+std::optional<nlohmann::json> Store::find(const char* table, const std::string& id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Statement s(db_, (std::string("SELECT doc FROM ") + table + " WHERE id = ?").c_str());
+  s.text(1, id);
+  if (sqlite3_step(s.stmt) != SQLITE_ROW) return std::nullopt;
+  return nlohmann::json::parse(s.column(0));
+}
+
 void Store::add_event(const Event& event) {
   std::lock_guard<std::mutex> lock(mutex_);
   Statement s(db_, "INSERT INTO events (runtime_id, time, kind, message) VALUES (?, ?, ?, ?)");

@@ -43,6 +43,7 @@ class Store {
 
   void put(const char* table, const std::string& id, const std::string& owner, const nlohmann::json& doc);
   std::vector<nlohmann::json> all(const char* table);
+  std::optional<nlohmann::json> find(const char* table, const std::string& id);
 
   void add_event(const Event& event);
   std::vector<Event> events(const std::string& runtime_id);
