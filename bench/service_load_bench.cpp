@@ -90,6 +90,7 @@ int main(int argc, char** argv) {
         httplib::Client client("127.0.0.1", port);
         client.set_bearer_token_auth(bearer);
         client.set_keep_alive(true);
+        client.set_tcp_nodelay(true);
         while (next.fetch_add(1) < runtimes) {
           const auto t0 = Clock::now();
           auto r = client.Post("/v1/runtimes", R"({"type": "gpu:t4", "wait": false})", "application/json");

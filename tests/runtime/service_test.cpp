@@ -123,10 +123,14 @@ TEST_F(ServiceTest, RestartKeepsFilesAndChangeTypeMovesTheLease) {
   const std::string id = create("pete", "cpu");
   const std::string writer = job("pete", id, {"sh", "-c", "echo kept > notes.txt"});
   ASSERT_TRUE(wait_until([&] { return job_state("pete", id, writer)["state"] == "exited"; }, 5));
+  const std::string sleeper = job("pete", id, {"sleep", "30"});
   const int worker = runtime("pete", id)["worker_pid"];
+  ASSERT_GT(worker, 0);
   Reply r = post("pete", "/v1/runtimes/" + id + "/restart", Json::object());
   ASSERT_EQ(r.status, 200) << r.body;
-  EXPECT_NE(r.body["worker_pid"].get<int>(), worker);
+  EXPECT_EQ(job_state("pete", id, sleeper)["state"], "killed");  // its processes are gone ...
+  EXPECT_TRUE(wait_until([&] { return kill(worker, 0) != 0; }, 5));
+  EXPECT_EQ(r.body["state"], "running");  // ... the runtime is not
   r = post("pete", "/v1/runtimes/" + id + "/change-type", {{"type", "gpu:a100"}});
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.body["type"], "a100");
@@ -156,7 +160,9 @@ TEST_F(ServiceTest, KillDashNineLosesNoRecordAndWorkersAreReadoptedOrMarked) {
   const std::string survivor = create("pete", "cpu");
   const std::string long_job = job("pete", survivor, {"sh", "-c", "sleep 1.5; echo finished; exit 5"});
   const std::string doomed = create("pete", "gpu:t4");
+  job("pete", doomed, {"sleep", "30"});  // the worker starts with the first job
   const int doomed_worker = runtime("pete", doomed)["worker_pid"];
+  ASSERT_GT(doomed_worker, 0);
   const std::string ended = create("alice", "cpu");
   call("DELETE", "alice", "/v1/runtimes/" + ended);
   stop_daemon(SIGKILL);

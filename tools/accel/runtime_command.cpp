@@ -43,6 +43,7 @@ struct Api {
   httplib::Client client;
   explicit Api(const ClientOptions& o) : options(resolve(o)), client(options.server) {
     client.set_bearer_token_auth(options.token);
+    client.set_tcp_nodelay(true);
     client.set_connection_timeout(5);
     client.set_read_timeout(60);
   }

@@ -134,11 +134,15 @@ int LocalExecutor::start_job(int worker_group, const std::string& workdir, const
   return spawn(accel, argv, envp, worker_group, workdir);
 }
 
+void LocalExecutor::reap() {
+  int status = 0;
+  while (waitpid(-1, &status, WNOHANG) > 0) {
+  }
+}
+
 bool LocalExecutor::alive(int pid) {
   if (pid <= 0) return false;
-  int status = 0;
-  while (waitpid(-1, &status, WNOHANG) > 0) {  // reap every exited child of the daemon
-  }
+  reap();
   if (kill(pid, 0) != 0 && errno != EPERM) return false;
   // A process re-adopted after a restart is no longer our child: when it exits it stays a
   // zombie until its new parent reaps it (a container's init may never do so).

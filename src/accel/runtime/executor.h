@@ -29,6 +29,7 @@ class LocalExecutor {
   void hand_over(const std::string& path) const;
 
   static bool alive(int pid);  // reaps exited children first, so a zombie counts as gone
+  static void reap();          // collects every exited child of the service
   static void signal_group(int group, int signal);
   static std::optional<int> read_exit_status(const std::string& exit_path);
 

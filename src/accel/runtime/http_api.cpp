@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <functional>
@@ -40,6 +42,10 @@ HttpApi::HttpApi(RuntimeService& service) : service_(service), server_(std::make
   s.set_socket_options([this](int fd) {
     int yes = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    // Answers go out in several writes; with Nagle's algorithm each waited for the client's
+    // delayed ACK (40 ms): the load benchmark's median was 92 ms on an idle CPU. Accepted
+    // sockets inherit the option.
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
     listen_fd_ = fd;
   });
   s.set_keep_alive_max_count(1000);

@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -77,6 +76,7 @@ Json RuntimeService::run_job(const User& user, const std::string& id, const Json
   Runtime& rt = owned(user, id);
   if (rt.state != "running")
     throw ApiError(409, "runtime " + id + " is " + rt.state + "; jobs run in a running runtime");
+  ensure_worker(rt);  // the runtime's worker process group starts with its first job
   Job job;
   job.id = job_id();
   job.runtime_id = id;
@@ -131,7 +131,7 @@ Json RuntimeService::resources(const User& user, const std::string& id) {
   // Colab's resource monitor: RAM, disk, and the accelerator's memory and utilisation.
   Json out = {{"runtime", id},
               {"ram",
-               {{"used", rt.state == "running" ? group_rss(rt.worker_pid) : 0},
+               {{"used", rt.state == "running" && rt.worker_pid > 0 ? group_rss(rt.worker_pid) : 0},
                 {"total", memory.total},
                 {"host_used", memory.used}}},
               {"disk",

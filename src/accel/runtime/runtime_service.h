@@ -8,7 +8,6 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -97,7 +96,7 @@ class RuntimeService {
   const Accelerator* free_accelerator(const std::vector<std::string>& types) const;
   bool place(Runtime& rt);
   void start(Runtime& rt, const Accelerator* accelerator);
-  void start_worker(Runtime& rt);
+  void ensure_worker(Runtime& rt);
   void begin_termination(Runtime& rt, const std::string& reason, double grace_s);
   void finish_termination(Runtime& rt);
   bool try_preempt_for(const Runtime& waiting);
@@ -125,13 +124,7 @@ class RuntimeService {
   std::condition_variable wake_;
   std::mutex wake_mutex_;
   std::thread ticker_;
-  // Worker starts, off the request path.
-  void run_starter();
-  std::deque<std::string> to_start_;
-  std::mutex start_mutex_;
-  std::condition_variable start_wake_;
-  std::condition_variable started_;  // with mutex_: a runtime left "starting"
-  std::thread starter_;
+
   std::uint64_t requests_ = 0;
 };
 
