@@ -72,3 +72,14 @@ TEST(DeviceMemoryApi, CpuAndMissingCudaAnswerWithDeviceErrors) {
   Tensor host = zeros({1000});
   EXPECT_EQ(memory::host_allocator().stats().allocated_bytes - before, 4000);
 }
+
+TEST(DeviceMemoryApi, RuntimeEnvironmentCapsTheFraction) {
+  setenv("ACCEL_MEMORY_FRACTION", "0.25", 1);
+  EXPECT_DOUBLE_EQ(*memory::AllocatorConfig::from_environment().memory_fraction, 0.25);
+  setenv("ACCEL_ALLOC_CONF", "per_process_memory_fraction:0.5", 1);
+  EXPECT_DOUBLE_EQ(*memory::AllocatorConfig::from_environment().memory_fraction, 0.5);  // explicit wins
+  unsetenv("ACCEL_ALLOC_CONF");
+  setenv("ACCEL_MEMORY_FRACTION", "7", 1);
+  EXPECT_THROW(memory::AllocatorConfig::from_environment(), ValueError);
+  unsetenv("ACCEL_MEMORY_FRACTION");
+}

@@ -100,7 +100,12 @@ AllocatorConfig AllocatorConfig::parse(const std::string& text) {
 
 AllocatorConfig AllocatorConfig::from_environment() {
   const char* text = std::getenv("ACCEL_ALLOC_CONF");
-  return text ? parse(text) : AllocatorConfig{};
+  AllocatorConfig config = text ? parse(text) : AllocatorConfig{};
+  // A runtime of `accel serve` carries its tier's cap in ACCEL_MEMORY_FRACTION.
+  if (const char* fraction = std::getenv("ACCEL_MEMORY_FRACTION"); fraction && *fraction && !config.memory_fraction) {
+    config.memory_fraction = parse(std::string("per_process_memory_fraction:") + fraction).memory_fraction;
+  }
+  return config;
 }
 
 // ---- allocation -------------------------------------------------------------------------

@@ -48,6 +48,7 @@ struct AllocatorConfig {
 
   // Parses the ACCEL_ALLOC_CONF syntax; throws ValueError naming the key and the valid ones.
   static AllocatorConfig parse(const std::string& text);
+  // ACCEL_ALLOC_CONF, plus ACCEL_MEMORY_FRACTION (a runtime's tier cap) when no fraction is set.
   static AllocatorConfig from_environment();
 };
 

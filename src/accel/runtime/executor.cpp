@@ -44,9 +44,12 @@ CArgs environment_with(const Environment& extra) {
   return CArgs(std::move(items));
 }
 
+std::string self_executable();
+
 }  // namespace
 
-LocalExecutor::LocalExecutor(std::string run_as) : run_as_(std::move(run_as)) {
+LocalExecutor::LocalExecutor(std::string run_as, std::string monitor)
+    : run_as_(std::move(run_as)), monitor_(monitor.empty() ? self_executable() : std::move(monitor)) {
   if (geteuid() == 0 && !run_as_.empty()) {
     const passwd* pw = getpwnam(run_as_.c_str());
     if (!pw) throw ValueError("worker_user '" + run_as_ + "' does not exist on this machine");
@@ -123,7 +126,6 @@ int LocalExecutor::start_worker(const std::string& workdir, const Environment& e
 int LocalExecutor::start_job(int worker_group, const std::string& workdir, const std::vector<std::string>& command,
                              const Environment& env, const std::string& output_path, const std::string& exit_path) {
   if (command.empty()) throw ValueError("a job needs a command");
-  static const std::string accel = self_executable();
   std::vector<std::string> args = {"accel",    "__job-monitor", "--exit",    exit_path,
                                    "--output", output_path,     "--workdir", workdir};
   if (uid_ >= 0) args.insert(args.end(), {"--uid", std::to_string(uid_), "--gid", std::to_string(gid_)});
@@ -131,7 +133,7 @@ int LocalExecutor::start_job(int worker_group, const std::string& workdir, const
   args.insert(args.end(), command.begin(), command.end());
   CArgs argv(std::move(args));
   CArgs envp = environment_with(env);
-  return spawn(accel, argv, envp, worker_group, workdir);
+  return spawn(monitor_, argv, envp, worker_group, workdir);
 }
 
 void LocalExecutor::reap() {

@@ -17,7 +17,8 @@ using Environment = std::vector<std::pair<std::string, std::string>>;
 class LocalExecutor {
  public:
   // `run_as`: user for workers and jobs when running as root ("" keeps the service's user).
-  explicit LocalExecutor(std::string run_as);
+  // `monitor`: the accel executable that runs job monitors ("" = this process's executable).
+  LocalExecutor(std::string run_as, std::string monitor = "");
 
   // Starts the worker of a runtime in `workdir`; returns its pid, which is also its group id.
   int start_worker(const std::string& workdir, const Environment& env);
@@ -35,6 +36,7 @@ class LocalExecutor {
 
  private:
   std::string run_as_;
+  std::string monitor_;
   int uid_ = -1, gid_ = -1;  // the worker user's ids when privileges are dropped
 };
 

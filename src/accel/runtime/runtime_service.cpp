@@ -45,7 +45,10 @@ std::string join(const std::vector<std::string>& items) {
 }  // namespace
 
 RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool start_ticker)
-    : config_(std::move(config)), data_dir_(std::move(data_dir)), executor_(config_.worker_user) {
+    // Absolute: workers and jobs run in their own folders, where a relative path means another place.
+    : config_(std::move(config)),
+      data_dir_(fs::absolute(data_dir).lexically_normal().string()),
+      executor_(config_.worker_user, config_.accel_executable) {
   fs::create_directories(data_dir_ + "/runtimes");
   store_ = std::make_unique<Store>(data_dir_ + "/service.db");
   if (config_.discover_gpus) {

@@ -36,7 +36,10 @@ struct ServiceConfig {
   double warning_lead_s = 300;         // warn this long before an idle or lifetime termination
   std::string worker_user = "nobody";  // jobs run as this user when the service runs as root
   int max_queue = 100;
-  double keep_terminated_s = 600;  // ended runtimes stay in memory this long (always in the database)
+  double keep_terminated_s = 600;
+  // The accel binary that runs job monitors (`accel __job-monitor`); empty: this process's own
+  // executable, which is right for `accel serve` (tests embedding the service name it).
+  std::string accel_executable;  // ended runtimes stay in memory this long (always in the database)
 
   // The seed's tiers: free, pro, pro_plus, enterprise.
   static ServiceConfig defaults();

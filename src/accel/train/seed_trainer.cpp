@@ -1,6 +1,7 @@
 #include "accel/train/seed_trainer.h"
 
 #include <chrono>
+#include <cstdlib>
 
 #include "accel/autograd/grad_mode.h"
 #include "accel/backends/backend.h"
@@ -13,6 +14,13 @@
 namespace accel::train {
 
 Device resolve_device(const std::string& spec, std::string* note) {
+  // Inside a runtime of `accel serve`, "auto" means the runtime's lease (ACCEL_DEVICE).
+  if (const char* leased = std::getenv("ACCEL_DEVICE"); spec == "auto" && leased && *leased) {
+    const Device device(leased);
+    backend_for(device);
+    if (note) *note = std::string("auto: using ") + device.describe() + " from ACCEL_DEVICE (the runtime's lease)";
+    return device;
+  }
   if (spec != "auto") {
     const Device device(spec);
     backend_for(device);  // throws DeviceError with the reason when it cannot be used

@@ -1,0 +1,50 @@
+// RuntimeService as a library (no HTTP): a relative data folder, and a job's output and status.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "accel/runtime/runtime_service.h"
+#include "accel/runtime/token.h"
+
+using namespace accel::runtime;
+
+TEST(RuntimeService, RelativeDataFolderAndAJobsOutputAndStatus) {
+  const auto root = std::filesystem::temp_directory_path() / ("accel_rs_" + std::to_string(getpid()));
+  std::filesystem::create_directories(root);
+  std::filesystem::permissions(root, std::filesystem::perms::all, std::filesystem::perm_options::add);
+  const auto previous = std::filesystem::current_path();
+  std::filesystem::current_path(root);
+  {
+    ServiceConfig config = ServiceConfig::defaults();
+    config.discover_gpus = false;
+    config.simulated.push_back({"t4", 1});
+    config.accel_executable = ACCEL_CLI_PATH;  // job monitors run in the accel binary, not this test
+    RuntimeService service(config, "data", /*start_ticker=*/false);
+    service.store().add_user({"ann", "free", false}, hash_token("acc_ann"));
+    const User ann = service.authenticate("Bearer acc_ann");
+    const Json rt = service.create(ann, {{"type", "gpu:t4"}});
+    EXPECT_EQ(rt["state"], "running");
+    EXPECT_EQ(rt["simulated"], true);
+    EXPECT_TRUE(std::filesystem::path(rt["workdir"].get<std::string>()).is_absolute());
+    const Json job = service.run_job(ann, rt["id"], {{"command", {"sh", "-c", "echo on $ACCEL_DEVICE; exit 4"}}});
+    Json state;
+    for (int i = 0; i < 200; ++i) {
+      service.tick();
+      state = service.job(ann, rt["id"], job["id"]);
+      if (state["state"] != "running") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    EXPECT_EQ(state["state"], "exited");
+    EXPECT_EQ(state["exit_code"], 4);
+    bool done = false;
+    EXPECT_EQ(service.job_output(ann, rt["id"], job["id"], 0, done), "on sim:0\n");
+    EXPECT_TRUE(done);
+    EXPECT_THROW(service.authenticate("Bearer acc_nobody"), ApiError);
+    service.remove(ann, rt["id"]);
+  }
+  std::filesystem::current_path(previous);
+  std::filesystem::remove_all(root);
+}
