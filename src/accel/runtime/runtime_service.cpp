@@ -312,16 +312,13 @@ Environment RuntimeService::lease_environment(const Runtime& rt) const {
 }
 
 void RuntimeService::start(Runtime& rt, const Accelerator* accelerator) {
-  // The lease and the working directory are made now; the worker process group starts with
-  // the first job (ensure_worker), so admitting a runtime costs no process and a runtime that
-  // runs nothing holds none (measured: spawning at admission capped the service at ~680
-  // runtimes/s under 100 concurrent clients).
+  // The lease is made now; the working directory and the worker process group come with the
+  // first job (ensure_worker), so admitting a runtime costs no process and no filesystem work,
+  // and a runtime that runs nothing holds neither (measured in docs/performance.md).
   rt.type = accelerator ? accelerator->type : "cpu";
   rt.accelerator_id = accelerator ? accelerator->id : "";
   rt.workdir = data_dir_ + "/runtimes/" + rt.id;
   rt.worker_pid = 0;
-  fs::create_directories(job_dir(rt));
-  executor_.hand_over(rt.workdir);
   rt.state = "running";
   rt.started_at = now_seconds();
   rt.last_activity = rt.started_at;
@@ -334,6 +331,8 @@ void RuntimeService::start(Runtime& rt, const Accelerator* accelerator) {
 
 void RuntimeService::ensure_worker(Runtime& rt) {
   if (rt.worker_pid > 0) return;
+  fs::create_directories(job_dir(rt));  // the working directory, too, comes with the first job
+  executor_.hand_over(rt.workdir);
   rt.worker_pid = executor_.start_worker(rt.workdir, lease_environment(rt));
   save(rt);
   event(rt, "worker_started", "worker " + std::to_string(rt.worker_pid));
