@@ -1,8 +1,8 @@
 // Load on `accel serve`: 100 concurrent clients create and delete 1,000 runtimes on simulated
 // T4s; reports throughput, admission (create) latency p50/p99, errors, and the daemon's memory
-// before and after three rounds (it must stay flat).
+// after each round (it must stay flat).
 //
-//   build/service_load_bench [--clients 100] [--runtimes 1000] [--accel build/accel]
+//   build/service_load_bench [--clients 100] [--runtimes 1000] [--rounds 3] [--accel build/accel]
 #include <httplib.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -46,12 +46,13 @@ double percentile(std::vector<double> v, double p) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int clients = 100, runtimes = 1000;
+  int clients = 100, runtimes = 1000, rounds = 3;
   std::string accel = "build/accel";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--clients") clients = std::atoi(argv[i + 1]);
     if (flag == "--runtimes") runtimes = std::atoi(argv[i + 1]);
+    if (flag == "--rounds") rounds = std::atoi(argv[i + 1]);
     if (flag == "--accel") accel = argv[i + 1];
   }
   const auto dir = std::filesystem::temp_directory_path() / ("accel_load_" + std::to_string(getpid()));
@@ -127,7 +128,7 @@ int main(int argc, char** argv) {
   std::printf("%-7s %10s %12s %12s %12s %12s %7s %10s\n", "round", "seconds", "runtimes/s", "create p50", "create p99",
               "delete p99", "errors", "RSS MiB");
   std::printf("%-7s %10s %12s %12s %12s %12s %7s %10.1f\n", "start", "", "", "", "", "", "", rss_start / 1024.0);
-  for (int r = 1; r <= 3; ++r) {
+  for (int r = 1; r <= rounds; ++r) {
     std::vector<double> create_ms, delete_ms;
     int errors = 0;
     const double seconds = round(create_ms, delete_ms, errors);
