@@ -176,12 +176,7 @@ std::string RuntimeService::metrics() {
   for (const Accelerator& a : inventory_) {
     auto& [total, free] = accelerators[{a.type, a.simulated}];
     ++total;
-    const bool leased = std::any_of(runtimes_.begin(), runtimes_.end(), [&](const auto& e) {
-      const Runtime& rt = e.second;
-      return rt.accelerator_id == a.id &&
-             (rt.state == "starting" || rt.state == "running" || rt.state == "terminating");
-    });
-    free += leased ? 0 : 1;
+    free += leased(a) ? 0 : 1;
   }
   for (const auto& [key, counts] : accelerators) {
     const std::string labels = "type=\"" + key.first + "\",simulated=\"" + (key.second ? "true" : "false") + "\"";

@@ -256,14 +256,16 @@ std::vector<std::string> RuntimeService::candidate_types(const User& user, const
   return types;
 }
 
+bool RuntimeService::leased(const Accelerator& a) const {
+  return std::any_of(runtimes_.begin(), runtimes_.end(), [&](const auto& entry) {
+    return holds_accelerator(entry.second) && entry.second.accelerator_id == a.id;
+  });
+}
+
 const Accelerator* RuntimeService::free_accelerator(const std::vector<std::string>& types) const {
   for (const std::string& type : types) {
     for (const Accelerator& a : inventory_) {
-      if (a.type != type) continue;
-      const bool taken = std::any_of(runtimes_.begin(), runtimes_.end(), [&](const auto& entry) {
-        return holds_accelerator(entry.second) && entry.second.accelerator_id == a.id;
-      });
-      if (!taken) return &a;
+      if (a.type == type && !leased(a)) return &a;
     }
   }
   return nullptr;
@@ -438,10 +440,7 @@ Json RuntimeService::runtime_types(const User& user) {
       if (a.type != spec.type) continue;
       ++total;
       simulated = simulated || a.simulated;
-      const bool taken = std::any_of(runtimes_.begin(), runtimes_.end(), [&](const auto& e) {
-        return holds_accelerator(e.second) && e.second.accelerator_id == a.id;
-      });
-      free += taken ? 0 : 1;
+      free += leased(a) ? 0 : 1;
     }
     if (total == 0) continue;
     const bool allowed = std::find(tier.accelerator_types.begin(), tier.accelerator_types.end(), spec.type) !=

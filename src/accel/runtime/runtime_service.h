@@ -93,6 +93,8 @@ class RuntimeService {
  private:
   Runtime& owned(const User& user, const std::string& id);
   std::vector<std::string> candidate_types(const User& user, const std::string& requested);
+  // Whether a starting, running or terminating runtime holds `a`.
+  bool leased(const Accelerator& a) const;
   const Accelerator* free_accelerator(const std::vector<std::string>& types) const;
   bool place(Runtime& rt);
   void start(Runtime& rt, const Accelerator* accelerator);
