@@ -25,6 +25,24 @@ TEST(SmiCommand, QueryGpuCsvLikeNvidiaSmi) {
             "NVIDIA A100-SXM4-80GB, 81920 MiB, 2048 MiB, 550.54.15\n");
 }
 
+// nvidia-smi's short names (clocks.sm) print under the long ones, as nvidia-smi does; free and
+// reserved come from NVML's v2 memory query. The old-driver library has neither: N/A and 0.
+TEST(SmiCommand, ClocksAndReservedMemoryWithNvidiaSmisAliases) {
+  const std::string query =
+      " smi --query-gpu=clocks.sm,clocks.max.sm,clocks.mem,memory.free,memory.reserved --format=csv";
+  const auto r = run_command(kWithFake + kCli + query);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output,
+            "clocks.current.sm [MHz], clocks.max.sm [MHz], clocks.current.memory [MHz], memory.free [MiB], "
+            "memory.reserved [MiB]\n"
+            "300 MHz, 1410 MHz, 1593 MHz, 15104 MiB, 256 MiB\n"
+            "1410 MHz, 1410 MHz, 1593 MHz, 79616 MiB, 256 MiB\n");
+  const auto old =
+      run_command(std::string("ACCEL_NVML_LIBRARY=") + FAKE_NVML_MINIMAL_PATH + " " + kCli + query + ",noheader");
+  ASSERT_EQ(old.status, 0) << old.output;
+  EXPECT_EQ(old.output, "[N/A], [N/A], [N/A], 15104 MiB, 0 MiB\n[N/A], [N/A], [N/A], 79616 MiB, 0 MiB\n");
+}
+
 TEST(SmiCommand, QueryGpuWithoutHeaderOrUnitsAndNotApplicableFields) {
   const auto r = run_command(kWithFake + "FAKE_NVML_MODE=no_temperature " + kCli +
                              " smi --query-gpu=index,utilization.gpu,temperature.gpu,power.draw,pstate,"

@@ -26,6 +26,7 @@ struct FakeGpu {
 };
 
 constexpr unsigned long long kMiB = 1024ull * 1024ull;
+constexpr unsigned long long kReserved = 256 * kMiB;  // set aside by the driver and firmware
 const FakeGpu kGpus[] = {
     {"Tesla T4", "GPU-11111111-2222-3333-4444-555555555555", "00000000:00:04.0", 15360 * kMiB, 0, 0, 0, 41, 9000, 70000,
      8, 0, 7, 5, 0, 0},
@@ -42,6 +43,10 @@ int process_calls = 0;
 
 struct Memory {
   unsigned long long total, free, used;
+};
+struct MemoryV2 {
+  unsigned int version;
+  unsigned long long total, reserved, free, used;
 };
 struct Utilization {
   unsigned int gpu, memory;
@@ -140,6 +145,22 @@ int nvmlDeviceGetTotalEccErrors(void* device, int, int, unsigned long long* coun
   *count = gpu_of(device)->ecc;
   return 0;
 }
+int nvmlDeviceGetMemoryInfo_v2(void* device, MemoryV2* memory) {
+  if (memory->version != (sizeof(MemoryV2) | (2u << 24))) return 25;  // ARGUMENT_VERSION_MISMATCH
+  const FakeGpu* g = gpu_of(device);
+  *memory = {memory->version, g->total, kReserved, g->total - g->used - kReserved, g->used};
+  return 0;
+}
+// SM and graphics clocks 1410 MHz at most, memory 1593 (an A100's); the T4 idles at 300.
+int nvmlDeviceGetClockInfo(void* device, int type, unsigned int* mhz) {
+  const bool idle = gpu_of(device)->util_gpu == 0;
+  *mhz = type == 2 ? 1593 : idle ? 300 : 1410;
+  return 0;
+}
+int nvmlDeviceGetMaxClockInfo(void*, int type, unsigned int* mhz) {
+  *mhz = type == 2 ? 1593 : 1410;
+  return 0;
+}
 int nvmlDeviceGetCudaComputeCapability(void* device, int* major, int* minor) {
   *major = gpu_of(device)->cc_major;
   *minor = gpu_of(device)->cc_minor;
@@ -160,9 +181,10 @@ int nvmlDeviceGetPciInfo_v3(void* device, PciInfo* pci) {
   std::strcpy(pci->bus_id, gpu_of(device)->bus_id);
   return 0;
 }
+// As a real driver: v1 counts the driver's reserved memory as used, v2 reports it apart.
 int nvmlDeviceGetMemoryInfo(void* device, Memory* memory) {
   const FakeGpu* g = gpu_of(device);
-  *memory = {g->total, g->total - g->used, g->used};
+  *memory = {g->total, g->total - g->used - kReserved, g->used + kReserved};
   return 0;
 }
 int nvmlDeviceGetUtilizationRates(void* device, Utilization* util) {

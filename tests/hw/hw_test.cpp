@@ -61,8 +61,12 @@ TEST(Nvml, FakeLibraryReportsBothGpusFieldByField) {
   EXPECT_EQ(t4.uuid, "GPU-11111111-2222-3333-4444-555555555555");
   EXPECT_EQ(t4.pci_bus_id, "00000000:00:04.0");
   EXPECT_EQ(t4.memory_total, 15360 * kMiB);
-  EXPECT_EQ(t4.memory_used, 0u);
-  EXPECT_EQ(t4.memory_free, 15360 * kMiB);
+  EXPECT_EQ(t4.memory_used, 0u);  // nvidia-smi's "used": the driver's reserved memory apart (NVML v2)
+  EXPECT_EQ(t4.memory_reserved, 256 * kMiB);
+  EXPECT_EQ(t4.memory_free, (15360 - 256) * kMiB);
+  EXPECT_EQ(t4.clock_sm_mhz, 300u);
+  EXPECT_EQ(t4.max_clock_sm_mhz, 1410u);
+  EXPECT_EQ(t4.clock_memory_mhz, 1593u);
   EXPECT_EQ(t4.utilization_gpu, 0u);
   EXPECT_EQ(t4.temperature_c, 41u);
   EXPECT_DOUBLE_EQ(*t4.power_draw_w, 9.0);

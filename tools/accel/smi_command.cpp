@@ -53,6 +53,14 @@ const std::vector<QueryField>& query_fields() {
       {"memory.total", "MiB", [](const GpuReport&, const GpuInfo& g) { return std::to_string(mib(g.memory_total)); }},
       {"memory.used", "MiB", [](const GpuReport&, const GpuInfo& g) { return std::to_string(mib(g.memory_used)); }},
       {"memory.free", "MiB", [](const GpuReport&, const GpuInfo& g) { return std::to_string(mib(g.memory_free)); }},
+      {"memory.reserved", "MiB",
+       [](const GpuReport&, const GpuInfo& g) { return std::to_string(mib(g.memory_reserved)); }},
+      {"clocks.current.sm", "MHz", [](const GpuReport&, const GpuInfo& g) { return opt(g.clock_sm_mhz); }},
+      {"clocks.current.memory", "MHz", [](const GpuReport&, const GpuInfo& g) { return opt(g.clock_memory_mhz); }},
+      {"clocks.current.graphics", "MHz", [](const GpuReport&, const GpuInfo& g) { return opt(g.clock_graphics_mhz); }},
+      {"clocks.max.sm", "MHz", [](const GpuReport&, const GpuInfo& g) { return opt(g.max_clock_sm_mhz); }},
+      {"clocks.max.memory", "MHz", [](const GpuReport&, const GpuInfo& g) { return opt(g.max_clock_memory_mhz); }},
+      {"clocks.max.graphics", "MHz", [](const GpuReport&, const GpuInfo& g) { return opt(g.max_clock_graphics_mhz); }},
       {"utilization.gpu", "%", [](const GpuReport&, const GpuInfo& g) { return opt(g.utilization_gpu); }},
       {"utilization.memory", "%", [](const GpuReport&, const GpuInfo& g) { return opt(g.utilization_memory); }},
       {"temperature.gpu", "", [](const GpuReport&, const GpuInfo& g) { return opt(g.temperature_c); }},
@@ -92,7 +100,17 @@ std::vector<std::string> split(const std::string& text, char sep) {
 
 std::string query_csv(const GpuReport& report, const std::string& fields_arg, const std::string& format) {
   std::vector<const QueryField*> selected;
-  for (const std::string& name : split(fields_arg, ',')) {
+  // nvidia-smi's short spellings; its header shows the long name, as here.
+  static const std::map<std::string, std::string> aliases = {{"clocks.sm", "clocks.current.sm"},
+                                                             {"clocks.mem", "clocks.current.memory"},
+                                                             {"clocks.gr", "clocks.current.graphics"},
+                                                             {"clocks.max.mem", "clocks.max.memory"},
+                                                             {"clocks.max.gr", "clocks.max.graphics"},
+                                                             {"gpu_name", "name"},
+                                                             {"gpu_uuid", "uuid"},
+                                                             {"gpu_bus_id", "pci.bus_id"}};
+  for (std::string name : split(fields_arg, ',')) {
+    if (auto alias = aliases.find(name); alias != aliases.end()) name = alias->second;
     const QueryField* found = nullptr;
     for (const QueryField& f : query_fields()) {
       if (name == f.name) found = &f;

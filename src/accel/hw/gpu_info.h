@@ -23,13 +23,16 @@ struct GpuInfo {
   std::string uuid;
   std::string pci_bus_id;
   std::uint64_t memory_total = 0;  // bytes
-  std::uint64_t memory_used = 0;
+  std::uint64_t memory_used = 0;   // as nvidia-smi: total - free - reserved
   std::uint64_t memory_free = 0;
+  std::uint64_t memory_reserved = 0;  // by the driver and firmware (NVML's v2 memory query; 0 on older drivers)
   std::optional<unsigned int> utilization_gpu;     // percent
   std::optional<unsigned int> utilization_memory;  // percent
   std::optional<unsigned int> temperature_c;
   std::optional<double> power_draw_w;
   std::optional<double> power_limit_w;
+  std::optional<unsigned int> clock_sm_mhz, clock_memory_mhz, clock_graphics_mhz;  // current
+  std::optional<unsigned int> max_clock_sm_mhz, max_clock_memory_mhz, max_clock_graphics_mhz;
   std::optional<int> performance_state;     // 0 = P0 (full speed)
   std::optional<std::string> compute_mode;  // Default, Exclusive_Process, Prohibited
   std::optional<bool> mig_enabled;

@@ -16,6 +16,7 @@ namespace accel::hw {
 namespace nvml_api {
 
 static_assert(sizeof(Memory) == 24, "nvmlMemory_t layout");
+static_assert(sizeof(MemoryV2) == 40 && kMemoryV2Version == 0x02000028, "nvmlMemory_v2_t layout and version");
 static_assert(sizeof(Utilization) == 8, "nvmlUtilization_t layout");
 static_assert(sizeof(PciInfo) == 68, "nvmlPciInfo_t layout");
 static_assert(sizeof(ProcessInfo) == 24, "nvmlProcessInfo_t layout");
@@ -211,6 +212,48 @@ void query_processes(const Nvml& lib, Device device, GpuReport& report, unsigned
   report.warnings.push_back("GPU " + std::to_string(index) + ": the process list kept growing; gave up after 4 tries");
 }
 
+// Memory as nvidia-smi shows it: the v2 query separates what the driver reserves (about 0.6 GiB
+// on an H200) from what processes use; v1, on older drivers, counts it as used.
+void query_memory(const Nvml& lib, Device device, unsigned int index, GpuReport& report, GpuInfo& gpu) {
+  if (auto v2 = lib.symbol<Return (*)(Device, MemoryV2*)>({"nvmlDeviceGetMemoryInfo_v2"})) {
+    MemoryV2 memory{};
+    memory.version = kMemoryV2Version;
+    if (optional_query(report, index, "nvmlDeviceGetMemoryInfo_v2", v2, device, &memory)) {
+      gpu.memory_total = memory.total;
+      gpu.memory_free = memory.free;
+      gpu.memory_reserved = memory.reserved;
+      const unsigned long long taken = memory.free + memory.reserved;
+      gpu.memory_used = memory.total > taken ? memory.total - taken : 0;
+      return;
+    }
+  }
+  Memory memory{};
+  if (optional_query(report, index, "nvmlDeviceGetMemoryInfo",
+                     lib.symbol<Return (*)(Device, Memory*)>({"nvmlDeviceGetMemoryInfo"}), device, &memory)) {
+    gpu.memory_total = memory.total;
+    gpu.memory_used = memory.used;
+    gpu.memory_free = memory.free;
+  }
+}
+
+// Current and maximum SM, memory and graphics clocks (nvidia-smi's clocks.* fields).
+void query_clocks(const Nvml& lib, Device device, unsigned int index, GpuReport& report, GpuInfo& gpu) {
+  struct Clock {
+    int type;
+    std::optional<unsigned int> GpuInfo::*current;
+    std::optional<unsigned int> GpuInfo::*max;
+  };
+  const auto current = lib.symbol<Return (*)(Device, int, unsigned int*)>({"nvmlDeviceGetClockInfo"});
+  const auto max = lib.symbol<Return (*)(Device, int, unsigned int*)>({"nvmlDeviceGetMaxClockInfo"});
+  for (const Clock& c : {Clock{kClockSm, &GpuInfo::clock_sm_mhz, &GpuInfo::max_clock_sm_mhz},
+                         Clock{kClockMemory, &GpuInfo::clock_memory_mhz, &GpuInfo::max_clock_memory_mhz},
+                         Clock{kClockGraphics, &GpuInfo::clock_graphics_mhz, &GpuInfo::max_clock_graphics_mhz}}) {
+    unsigned int mhz = 0;
+    if (optional_query(report, index, "nvmlDeviceGetClockInfo", current, device, c.type, &mhz)) gpu.*c.current = mhz;
+    if (optional_query(report, index, "nvmlDeviceGetMaxClockInfo", max, device, c.type, &mhz)) gpu.*c.max = mhz;
+  }
+}
+
 GpuInfo query_device(const Nvml& lib, Device device, unsigned int index, GpuReport& report) {
   GpuInfo gpu;
   gpu.index = index;
@@ -231,13 +274,7 @@ GpuInfo query_device(const Nvml& lib, Device device, unsigned int index, GpuRepo
                      device, &pci)) {
     gpu.pci_bus_id = std::string(pci.bus_id, ::strnlen(pci.bus_id, sizeof pci.bus_id));
   }
-  Memory memory{};
-  if (optional_query(report, index, "nvmlDeviceGetMemoryInfo",
-                     lib.symbol<Return (*)(Device, Memory*)>({"nvmlDeviceGetMemoryInfo"}), device, &memory)) {
-    gpu.memory_total = memory.total;
-    gpu.memory_used = memory.used;
-    gpu.memory_free = memory.free;
-  }
+  query_memory(lib, device, index, report, gpu);
   Utilization util{};
   if (optional_query(report, index, "nvmlDeviceGetUtilizationRates",
                      lib.symbol<Return (*)(Device, Utilization*)>({"nvmlDeviceGetUtilizationRates"}), device, &util)) {
@@ -259,6 +296,7 @@ GpuInfo query_device(const Nvml& lib, Device device, unsigned int index, GpuRepo
                      &value)) {
     gpu.power_limit_w = value / 1000.0;
   }
+  query_clocks(lib, device, index, report, gpu);
   int state = 0;
   if (optional_query(report, index, "nvmlDeviceGetPerformanceState",
                      lib.symbol<Return (*)(Device, int*)>({"nvmlDeviceGetPerformanceState"}), device, &state)) {

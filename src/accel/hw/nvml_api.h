@@ -20,6 +20,18 @@ struct Memory {  // nvmlMemory_t
   unsigned long long used;
 };
 
+// nvmlMemory_v2_t (drivers r510+): adds the memory the driver and firmware reserve, which the
+// v1 struct counts as used; nvidia-smi reports used = total - free - reserved.
+struct MemoryV2 {
+  unsigned int version;
+  unsigned long long total;
+  unsigned long long reserved;
+  unsigned long long free;
+  unsigned long long used;
+};
+// NVML_STRUCT_VERSION(Memory, 2): the struct's size with the version in the top byte.
+inline constexpr unsigned int kMemoryV2Version = static_cast<unsigned int>(sizeof(MemoryV2)) | (2u << 24);
+
 struct Utilization {  // nvmlUtilization_t
   unsigned int gpu;
   unsigned int memory;
@@ -50,6 +62,9 @@ struct ProcessInfoV1 {  // nvmlProcessInfo_v1_t, for the unversioned query of ol
 // nvmlTemperatureSensors_t NVML_TEMPERATURE_GPU; nvmlMemoryErrorType_t UNCORRECTED;
 // nvmlEccCounterType_t AGGREGATE.
 inline constexpr int kTemperatureGpu = 0;
+inline constexpr int kClockGraphics = 0;  // nvmlClockType_t
+inline constexpr int kClockSm = 1;
+inline constexpr int kClockMemory = 2;
 inline constexpr int kMemoryErrorUncorrected = 1;
 inline constexpr int kEccCounterAggregate = 1;
 

@@ -17,20 +17,29 @@ json or_null(const std::optional<T>& value) {
 json text_or_null(const std::string& value) { return value.empty() ? json(nullptr) : json(value); }
 
 json gpu_json(const GpuInfo& g) {
-  json out = {{"index", g.index},
-              {"name", g.name},
-              {"catalog", text_or_null(g.catalog_name)},
-              {"uuid", g.uuid},
-              {"pci_bus_id", g.pci_bus_id},
-              {"memory", {{"total", g.memory_total}, {"used", g.memory_used}, {"free", g.memory_free}}},
-              {"utilization", {{"gpu", or_null(g.utilization_gpu)}, {"memory", or_null(g.utilization_memory)}}},
-              {"temperature_c", or_null(g.temperature_c)},
-              {"power", {{"draw_w", or_null(g.power_draw_w)}, {"limit_w", or_null(g.power_limit_w)}}},
-              {"pstate", g.performance_state ? json(std::string("P").append(std::to_string(*g.performance_state)))
-                                             : json(nullptr)},
-              {"compute_mode", or_null(g.compute_mode)},
-              {"mig_enabled", or_null(g.mig_enabled)},
-              {"ecc_uncorrected", or_null(g.ecc_uncorrected)}};
+  json out = {
+      {"index", g.index},
+      {"name", g.name},
+      {"catalog", text_or_null(g.catalog_name)},
+      {"uuid", g.uuid},
+      {"pci_bus_id", g.pci_bus_id},
+      {"memory",
+       {{"total", g.memory_total}, {"used", g.memory_used}, {"free", g.memory_free}, {"reserved", g.memory_reserved}}},
+      {"clocks_mhz",
+       {{"sm", or_null(g.clock_sm_mhz)},
+        {"memory", or_null(g.clock_memory_mhz)},
+        {"graphics", or_null(g.clock_graphics_mhz)},
+        {"max_sm", or_null(g.max_clock_sm_mhz)},
+        {"max_memory", or_null(g.max_clock_memory_mhz)},
+        {"max_graphics", or_null(g.max_clock_graphics_mhz)}}},
+      {"utilization", {{"gpu", or_null(g.utilization_gpu)}, {"memory", or_null(g.utilization_memory)}}},
+      {"temperature_c", or_null(g.temperature_c)},
+      {"power", {{"draw_w", or_null(g.power_draw_w)}, {"limit_w", or_null(g.power_limit_w)}}},
+      {"pstate",
+       g.performance_state ? json(std::string("P").append(std::to_string(*g.performance_state))) : json(nullptr)},
+      {"compute_mode", or_null(g.compute_mode)},
+      {"mig_enabled", or_null(g.mig_enabled)},
+      {"ecc_uncorrected", or_null(g.ecc_uncorrected)}};
   out["compute_capability"] =
       g.compute_capability_major
           ? json(std::to_string(*g.compute_capability_major) + "." + std::to_string(*g.compute_capability_minor))
@@ -74,7 +83,10 @@ HardwareSnapshot snapshot() {
   HardwareSnapshot s;
   s.cpu = query_cpu();
   s.memory = query_memory();
-  s.disk = query_disk(std::filesystem::current_path().string());
+  // statvfs(".") rather than the absolute path: a runtime's job may sit in a folder whose
+  // parents it cannot search (a worker dropped to nobody under a private data folder).
+  s.disk = query_disk(".");
+  s.disk.path = std::filesystem::current_path().string();
   s.gpus = query_gpus();
   s.cuda = query_cuda_runtime();
   s.libraries = query_library_versions();

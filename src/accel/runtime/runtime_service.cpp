@@ -491,7 +491,15 @@ Json RuntimeService::create(const User& user, const Json& body) {
   rt.user = user.name;
   rt.tier = tier.name;
   rt.requested_type = requested;
+  // Until placed, the type shown is the first candidate this service offers ("gpu" on an H200
+  // host waits for h200, not the tier's first GPU model); start() records the one leased.
   rt.type = types.front();
+  for (const std::string& t : types) {
+    if (std::any_of(inventory_.begin(), inventory_.end(), [&](const Accelerator& a) { return a.type == t; })) {
+      rt.type = t;
+      break;
+    }
+  }
   rt.state = "queued";
   rt.priority = tier.priority;
   rt.preemptible = tier.preemptible;

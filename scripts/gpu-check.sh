@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The GPU checks, in one call on a GPU machine (see docs/hardware.md, docs/memory.md): unpacks
+# the bundle from scripts/make-gpu-bundle.sh, then
+#   1. accel smi / accel info next to nvidia-smi (the same --query-gpu fields side by side),
+#   2. the test suites (the CudaAllocator tests run for real there),
+#   3. the CUDA allocator benchmark next to PyTorch's caching allocator, and the seed model's
+#      memory_allocated/memory_reserved in PyTorch,
+#   4. the runtime service on the real GPU: a gpu runtime, nvidia-smi and accel info inside it,
+#      its resources, delete.
+# Writes logs to $OUT (the device tool brings them back) or /tmp/gpu-check.
+#
+#   device run: bash scripts/gpu-check.sh        (carry: .gpu-bundle)
+set -u
+OUT=${OUT:-/tmp/gpu-check}
+mkdir -p "$OUT"
+cd "$(dirname "$0")/.."
+tar -xJf .gpu-bundle/bundle.tar.xz
+export LD_LIBRARY_PATH="$PWD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# The test binaries name the source and build folders of the machine that built them.
+if [ "$PWD" != /work/main ] && [ ! -e /work/main ]; then mkdir -p /work && ln -s "$PWD" /work/main; fi
+A=$PWD/build/accel
+step() { printf '\n===== %s\n' "$*"; }
+{
+  step "machine"
+  nvidia-smi -L; uname -r; nproc
+  step "nvidia-smi"
+  nvidia-smi
+  step "accel smi"
+  "$A" smi
+  fields=name,pci.bus_id,driver_version,memory.total,memory.used,memory.free,memory.reserved,utilization.gpu,temperature.gpu,power.draw,power.limit,clocks.sm,clocks.mem,clocks.max.sm,compute_cap
+  step "nvidia-smi --query-gpu=$fields --format=csv"
+  nvidia-smi --query-gpu=$fields --format=csv
+  step "accel smi --query-gpu=$fields --format=csv"
+  "$A" smi --query-gpu=$fields --format=csv
+  step "a PyTorch process holding 1 GiB: nvidia-smi's and accel smi's process lists"
+  python3 -c "import torch, time; x = torch.empty(2**30, dtype=torch.uint8, device='cuda'); time.sleep(8)" &
+  holder=$!
+  sleep 5
+  nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv
+  "$A" smi --query-gpu=memory.used,memory.free --format=csv
+  nvidia-smi --query-gpu=memory.used,memory.free --format=csv
+  "$A" smi | tail -8
+  wait $holder
+  step "accel info"
+  "$A" info
+  "$A" info --json >"$OUT/info.json"
+} 2>&1 | tee "$OUT/hardware.log"
+
+{
+  step "CUDA allocator tests"
+  timeout 120 build/tests/accel_tests --gtest_filter='CudaAllocator*:DeviceMemoryApi*:TensorDevice*:Hw*:*Smi*:*Info*'
+  step "whole accel_tests (data-set tests fail here: no Fashion-MNIST on this machine)"
+  timeout 200 build/tests/accel_tests --gtest_brief=1 2>&1 | tail -40
+  step "accel_service_tests"
+  timeout 200 build/tests/accel_service_tests --gtest_brief=1 2>&1 | tail -30
+} >"$OUT/tests.log" 2>&1
+grep -E '^\[  (PASSED|FAILED|SKIPPED) |tests? ran|^=====' "$OUT/tests.log" | head -60
+
+{
+  step "CUDA allocator: accel vs PyTorch"
+  timeout 150 python3 bench/cuda_alloc_vs_torch.py build/allocator_bench 300
+  step "host rows"
+  timeout 60 build/allocator_bench --rounds 20000
+  step "the seed model's parameters on CUDA in PyTorch"
+  python3 - <<'PY'
+import torch
+model = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)).cuda()
+print("torch", torch.__version__, "memory_allocated", torch.cuda.memory_allocated(),
+      "memory_reserved", torch.cuda.memory_reserved())
+PY
+} 2>&1 | tee "$OUT/memory.log"
+
+{
+  step "runtime service on the real GPU"
+  data=$(mktemp -d)
+  echo '{}' >"$data/service.json"
+  token=$("$A" admin user add gpuuser --tier enterprise --data-dir "$data/d" 2>/dev/null)
+  "$A" serve --config "$data/service.json" --data-dir "$data/d" --listen 127.0.0.1:8470 >"$OUT/serve.log" 2>&1 &
+  serve=$!
+  export ACCEL_TOKEN=$token ACCEL_SERVER=http://127.0.0.1:8470
+  for _ in $(seq 50); do "$A" runtime ls >/dev/null 2>&1 && break; sleep 0.1; done
+  python3 -c "import json,urllib.request as u; r=u.Request('$ACCEL_SERVER/v1/runtime-types', headers={'Authorization': 'Bearer $token'}); print(json.dumps([t for t in json.load(u.urlopen(r))['types'] if t['total']], indent=1))"
+  id=$("$A" runtime create --type gpu 2>&1)
+  echo "$id"
+  id=$(echo "$id" | grep -oE 'rt-[A-Za-z0-9]+' | head -1)
+  "$A" runtime show "$id"
+  timeout 60 "$A" run "$id" -- nvidia-smi -L
+  timeout 60 "$A" run "$id" -- sh -c 'echo CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES ACCEL_DEVICE=$ACCEL_DEVICE; id -un'
+  timeout 60 "$A" run "$id" -- "$A" info
+  "$A" runtime resources "$id"
+  "$A" runtime delete "$id"
+  "$A" runtime events "$id"
+  curl -s 127.0.0.1:8470/metrics 2>/dev/null | grep accel_accelerators || true
+  kill "$serve"; wait "$serve"
+} 2>&1 | tee "$OUT/service.log"
