@@ -55,6 +55,7 @@ HttpApi::HttpApi(RuntimeService& service) : service_(service), server_(std::make
       try {
         const User user = service_.authenticate(req.get_header_value("Authorization"));
         handler(user, req, res);
+        service_.store().sync();  // answer only once the changes behind the answer are committed
       } catch (const ApiError& e) {
         send_json(res, e.status(), {{"error", e.what()}, {"status", e.status()}});
       } catch (const std::exception& e) {

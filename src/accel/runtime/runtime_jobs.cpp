@@ -173,10 +173,11 @@ std::string RuntimeService::metrics() {
     out += "accel_runtimes{state=\"" + state + "\"} " + std::to_string(count) + "\n";
   out += "# HELP accel_accelerators Accelerators offered, and those not leased.\n# TYPE accel_accelerators gauge\n";
   std::map<std::pair<std::string, bool>, std::pair<int, int>> accelerators;
+  const std::set<std::string> leased = leased_accelerators();
   for (const Accelerator& a : inventory_) {
     auto& [total, free] = accelerators[{a.type, a.simulated}];
     ++total;
-    free += leased(a) ? 0 : 1;
+    free += leased.count(a.id) ? 0 : 1;
   }
   for (const auto& [key, counts] : accelerators) {
     const std::string labels = "type=\"" + key.first + "\",simulated=\"" + (key.second ? "true" : "false") + "\"";

@@ -180,7 +180,8 @@ void RuntimeService::reconcile() {
     rt.worker_pid = j["worker_pid"];
     rt.workdir = j["workdir"];
     rt.pending_reason = j["pending_reason"];
-    runtimes_[rt.id] = rt;
+    Runtime& stored = runtimes_[rt.id] = rt;
+    if (is_active(stored)) active_[rt.id] = &stored;
   }
   for (const Json& j : store_->all("jobs")) {
     Job job;
@@ -196,7 +197,8 @@ void RuntimeService::reconcile() {
     jobs_[job.id] = job;
   }
   std::lock_guard<std::mutex> lock(mutex_);
-  for (auto& [id, rt] : runtimes_) {
+  for (Runtime* active : active_runtimes()) {
+    Runtime& rt = *active;
     if (rt.state != "running" && rt.state != "starting" && rt.state != "terminating") continue;
     if (rt.worker_pid == 0) continue;  // no job has run: no worker to adopt
     if (LocalExecutor::alive(rt.worker_pid)) {
@@ -256,16 +258,26 @@ std::vector<std::string> RuntimeService::candidate_types(const User& user, const
   return types;
 }
 
-bool RuntimeService::leased(const Accelerator& a) const {
-  return std::any_of(runtimes_.begin(), runtimes_.end(), [&](const auto& entry) {
-    return holds_accelerator(entry.second) && entry.second.accelerator_id == a.id;
-  });
+std::set<std::string> RuntimeService::leased_accelerators() const {
+  std::set<std::string> ids;
+  for (const auto& [id, rt] : active_) {
+    if (holds_accelerator(*rt)) ids.insert(rt->accelerator_id);
+  }
+  return ids;
+}
+
+std::vector<Runtime*> RuntimeService::active_runtimes() const {
+  std::vector<Runtime*> out;
+  out.reserve(active_.size());
+  for (const auto& [id, rt] : active_) out.push_back(rt);
+  return out;
 }
 
 const Accelerator* RuntimeService::free_accelerator(const std::vector<std::string>& types) const {
+  const std::set<std::string> leased = leased_accelerators();
   for (const std::string& type : types) {
     for (const Accelerator& a : inventory_) {
-      if (a.type == type && !leased(a)) return &a;
+      if (a.type == type && !leased.count(a.id)) return &a;
     }
   }
   return nullptr;
@@ -367,6 +379,7 @@ void RuntimeService::finish_termination(Runtime& rt) {
     save(job);
   }
   rt.state = "terminated";
+  active_.erase(rt.id);
   rt.reason = rt.pending_reason.empty() ? "user" : rt.pending_reason;
   rt.ended_at = now_seconds();
   save(rt);
@@ -377,14 +390,15 @@ bool RuntimeService::try_preempt_for(const Runtime& waiting) {
   const std::vector<std::string> types =
       candidate_types(User{waiting.user, waiting.tier, false}, waiting.requested_type);
   // One preemption at a time per type: a victim already ending will free what is needed.
-  for (const auto& [id, rt] : runtimes_) {
-    if (rt.state == "terminating" && rt.pending_reason == "preempted" &&
-        std::find(types.begin(), types.end(), rt.type) != types.end()) {
+  for (const auto& [id, rt] : active_) {
+    if (rt->state == "terminating" && rt->pending_reason == "preempted" &&
+        std::find(types.begin(), types.end(), rt->type) != types.end()) {
       return true;
     }
   }
   Runtime* victim = nullptr;
-  for (auto& [id, rt] : runtimes_) {
+  for (Runtime* active : active_runtimes()) {
+    Runtime& rt = *active;
     if (rt.state != "running" || !rt.preemptible || rt.priority >= waiting.priority) continue;
     if (std::find(types.begin(), types.end(), rt.type) == types.end()) continue;
     if (!victim || rt.priority < victim->priority ||
@@ -401,8 +415,8 @@ bool RuntimeService::try_preempt_for(const Runtime& waiting) {
 
 void RuntimeService::process_queue() {
   std::vector<Runtime*> queued;
-  for (auto& [id, rt] : runtimes_) {
-    if (rt.state == "queued") queued.push_back(&rt);
+  for (const auto& [id, rt] : active_) {
+    if (rt->state == "queued") queued.push_back(rt);
   }
   std::sort(queued.begin(), queued.end(), [](const Runtime* a, const Runtime* b) {
     return a->priority != b->priority ? a->priority > b->priority : a->created_at < b->created_at;
@@ -433,6 +447,7 @@ Json RuntimeService::runtime_types(const User& user) {
   const TierPolicy& tier = tier_of(user.tier);
   Json out = Json::array();
   out.push_back({{"type", "cpu"}, {"kind", "cpu"}, {"allowed", true}, {"total", nullptr}, {"free", nullptr}});
+  const std::set<std::string> leased = leased_accelerators();
   for (const hw::AcceleratorSpec& spec : hw::accelerator_catalog()) {
     int total = 0, free = 0;
     bool simulated = false;
@@ -440,7 +455,7 @@ Json RuntimeService::runtime_types(const User& user) {
       if (a.type != spec.type) continue;
       ++total;
       simulated = simulated || a.simulated;
-      free += leased(a) ? 0 : 1;
+      free += leased.count(a.id) ? 0 : 1;
     }
     if (total == 0) continue;
     const bool allowed = std::find(tier.accelerator_types.begin(), tier.accelerator_types.end(), spec.type) !=
@@ -471,10 +486,10 @@ Json RuntimeService::create(const User& user, const Json& body) {
   const bool accelerated = types.front() != "cpu";
   int active = 0, active_accelerated = 0;
   std::string listed;
-  for (const auto& [id, rt] : runtimes_) {
-    if (rt.user != user.name || !is_active(rt)) continue;
+  for (const auto& [id, rt] : active_) {
+    if (rt->user != user.name) continue;
     ++active;
-    active_accelerated += rt.requested_type != "cpu";
+    active_accelerated += rt->requested_type != "cpu";
     listed += (listed.empty() ? "" : ", ") + id;
   }
   if (active >= tier.max_runtimes) {
@@ -506,8 +521,8 @@ Json RuntimeService::create(const User& user, const Json& body) {
   rt.background = tier.background_execution;
   rt.created_at = now_seconds();
   if (!accelerated || free_accelerator(types)) {
-    runtimes_[rt.id] = rt;
-    Runtime& stored = runtimes_[rt.id];
+    Runtime& stored = runtimes_[rt.id] = rt;
+    active_[rt.id] = &stored;
     save(stored);
     event(stored, "created", "requested " + requested);
     place(stored);
@@ -528,11 +543,11 @@ Json RuntimeService::create(const User& user, const Json& body) {
                             " in use); try later, or create with \"wait\": true to queue");
   }
   const auto queued =
-      std::count_if(runtimes_.begin(), runtimes_.end(), [](const auto& e) { return e.second.state == "queued"; });
+      std::count_if(active_.begin(), active_.end(), [](const auto& e) { return e.second->state == "queued"; });
   if (queued >= config_.max_queue)
     throw ApiError(503, "the queue is full (" + std::to_string(queued) + " waiting); try later");
-  runtimes_[rt.id] = rt;
-  Runtime& stored = runtimes_[rt.id];
+  Runtime& stored = runtimes_[rt.id] = rt;
+  active_[rt.id] = &stored;
   save(stored);
   event(stored, "queued", "no " + join(types) + " free; waiting at priority " + std::to_string(rt.priority));
   try_preempt_for(stored);
@@ -662,7 +677,9 @@ void RuntimeService::tick() {
       ++it;
     }
   }
-  for (auto& [id, rt] : runtimes_) {
+  for (Runtime* active : active_runtimes()) {
+    Runtime& rt = *active;
+    const std::string& id = rt.id;
     if (rt.state == "terminating") {
       if (now >= rt.terminate_at) finish_termination(rt);
       continue;
@@ -714,11 +731,9 @@ void RuntimeService::tick() {
 
 void RuntimeService::shutdown() {
   std::lock_guard<std::mutex> lock(mutex_);
-  for (auto& [id, rt] : runtimes_) {
-    if (rt.state == "running" || rt.state == "starting" || rt.state == "terminating" || rt.state == "queued") {
-      rt.pending_reason = "service shutdown";
-      finish_termination(rt);
-    }
+  for (Runtime* rt : active_runtimes()) {
+    rt->pending_reason = "service shutdown";
+    finish_termination(*rt);
   }
 }
 

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -93,8 +94,9 @@ class RuntimeService {
  private:
   Runtime& owned(const User& user, const std::string& id);
   std::vector<std::string> candidate_types(const User& user, const std::string& requested);
-  // Whether a starting, running or terminating runtime holds `a`.
-  bool leased(const Accelerator& a) const;
+  // The ids of the accelerators a starting, running or terminating runtime holds: one pass over
+  // the runtimes (a scan per accelerator made admission O(runtimes x accelerators)).
+  std::set<std::string> leased_accelerators() const;
   const Accelerator* free_accelerator(const std::vector<std::string>& types) const;
   bool place(Runtime& rt);
   void start(Runtime& rt, const Accelerator* accelerator);
@@ -112,6 +114,8 @@ class RuntimeService {
   Environment lease_environment(const Runtime& rt) const;
   const TierPolicy& tier_of(const std::string& tier) const;
   void reconcile();
+  // A copy of active_'s runtimes: safe to iterate while a runtime in it terminates.
+  std::vector<Runtime*> active_runtimes() const;
   std::string job_dir(const Runtime& rt) const { return rt.workdir + "/.accel"; }
 
   ServiceConfig config_;
@@ -119,7 +123,10 @@ class RuntimeService {
   std::unique_ptr<Store> store_;
   LocalExecutor executor_;
   std::vector<Accelerator> inventory_;
-  std::map<std::string, Runtime> runtimes_;
+  std::map<std::string, Runtime> runtimes_;  // every runtime in memory; ended ones leave after keep_terminated_s
+  // The runtimes not yet terminated (nodes of runtimes_, which stay put): admission and the
+  // scheduler scan these, not the thousands of recently ended ones a busy service holds.
+  std::map<std::string, Runtime*> active_;
   std::map<std::string, Job> jobs_;
   std::mutex mutex_;
   std::atomic<bool> stopping_{false};

@@ -52,9 +52,112 @@ Store::Store(const std::string& path) : path_(path) {
       "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, runtime_id TEXT NOT NULL,"
       " time REAL NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL)");
   exec("CREATE INDEX IF NOT EXISTS events_by_runtime ON events (runtime_id)");
+  writer_ = std::thread([this] { writer_loop(); });
 }
 
-Store::~Store() { sqlite3_close(db_); }
+Store::~Store() {
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    stopping_ = true;
+  }
+  queued_.notify_all();
+  writer_.join();  // commits what is still queued first
+  for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+  sqlite3_close(db_);
+}
+
+sqlite3_stmt* Store::statement(const std::string& sql) {
+  auto it = statements_.find(sql);
+  if (it == statements_.end()) {
+    sqlite3_stmt* stmt = nullptr;
+    ACCEL_SQLITE_CHECK(db_, sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK);
+    it = statements_.emplace(sql, stmt).first;
+  }
+  sqlite3_reset(it->second);
+  sqlite3_clear_bindings(it->second);
+  return it->second;
+}
+
+void Store::put(const char* table, const std::string& id, const std::string& owner, nlohmann::json doc) {
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    queue_.push_back(Put{table, id, owner, std::move(doc)});
+    ++queued_count_;
+  }
+  queued_.notify_one();
+}
+
+void Store::add_event(Event event) {
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    queue_.push_back(std::move(event));
+    ++queued_count_;
+  }
+  queued_.notify_one();
+}
+
+void Store::sync() {
+  std::unique_lock<std::mutex> lock(queue_mutex_);
+  const std::uint64_t target = queued_count_;
+  committed_.wait(lock, [&] { return committed_count_ >= target || !commit_error_.empty(); });
+  if (!commit_error_.empty()) throw Error("the service database " + path_ + ": " + commit_error_);
+}
+
+void Store::writer_loop() {
+  std::unique_lock<std::mutex> lock(queue_mutex_);
+  while (true) {
+    queued_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, and nothing left to commit
+    std::vector<Change> batch;
+    batch.swap(queue_);
+    const std::uint64_t upto = queued_count_;
+    lock.unlock();
+    std::string error;
+    try {
+      commit(batch);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    lock.lock();
+    if (error.empty()) {
+      committed_count_ = upto;
+    } else {
+      commit_error_ = error;
+    }
+    committed_.notify_all();
+  }
+}
+
+void Store::commit(const std::vector<Change>& batch) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  exec("BEGIN IMMEDIATE");
+  try {
+    for (const Change& change : batch) {
+      if (const Put* put = std::get_if<Put>(&change)) {
+        sqlite3_stmt* s =
+            statement("INSERT INTO " + put->table +
+                      " (id, owner, doc) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc");
+        const std::string doc = put->doc.dump();
+        sqlite3_bind_text(s, 1, put->id.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 2, put->owner.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 3, doc.c_str(), -1, SQLITE_TRANSIENT);
+        ACCEL_SQLITE_CHECK(db_, sqlite3_step(s), SQLITE_DONE);
+      } else {
+        const Event& event = std::get<Event>(change);
+        sqlite3_stmt* s = statement("INSERT INTO events (runtime_id, time, kind, message) VALUES (?, ?, ?, ?)");
+        sqlite3_bind_text(s, 1, event.runtime_id.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_double(s, 2, event.time);
+        sqlite3_bind_text(s, 3, event.kind.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 4, event.message.c_str(), -1, SQLITE_TRANSIENT);
+        ACCEL_SQLITE_CHECK(db_, sqlite3_step(s), SQLITE_DONE);
+      }
+    }
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
 
 void Store::exec(const char* sql) {
   char* error = nullptr;
@@ -79,10 +182,16 @@ void Store::add_user(const User& user, const std::string& token_hash) {
 
 std::optional<User> Store::user_by_token_hash(const std::string& token_hash) {
   std::lock_guard<std::mutex> lock(mutex_);
-  Statement s(db_, "SELECT name, tier, admin FROM users WHERE token_hash = ?");
-  s.text(1, token_hash);
-  if (sqlite3_step(s.stmt) != SQLITE_ROW) return std::nullopt;
-  return User{s.column(0), s.column(1), sqlite3_column_int(s.stmt, 2) != 0};
+  sqlite3_stmt* s = statement("SELECT name, tier, admin FROM users WHERE token_hash = ?");
+  // Reset on the way out: a statement left on its row keeps the read snapshot open, and users
+  // that `accel admin user add` writes from another process would stay invisible.
+  const std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> reset(s, sqlite3_reset);
+  sqlite3_bind_text(s, 1, token_hash.c_str(), -1, SQLITE_TRANSIENT);
+  if (sqlite3_step(s) != SQLITE_ROW) return std::nullopt;
+  const auto text = [&](int column) {
+    return std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, column)));
+  };
+  return User{text(0), text(1), sqlite3_column_int(s, 2) != 0};
 }
 
 std::vector<User> Store::users() {
@@ -94,18 +203,8 @@ std::vector<User> Store::users() {
   return out;
 }
 
-void Store::put(const char* table, const std::string& id, const std::string& owner, const nlohmann::json& doc) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  const std::string sql = std::string("INSERT INTO ") + table +
-                          " (id, owner, doc) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc";
-  Statement s(db_, sql.c_str());
-  s.text(1, id);
-  s.text(2, owner);
-  s.text(3, doc.dump());
-  ACCEL_SQLITE_CHECK(db_, sqlite3_step(s.stmt), SQLITE_DONE);
-}
-
 std::vector<nlohmann::json> Store::all(const char* table) {
+  sync();
   std::lock_guard<std::mutex> lock(mutex_);
   Statement s(db_, (std::string("SELECT doc FROM ") + table + " ORDER BY rowid").c_str());
   std::vector<nlohmann::json> out;
@@ -114,6 +213,7 @@ std::vector<nlohmann::json> Store::all(const char* table) {
 }
 
 std::optional<nlohmann::json> Store::find(const char* table, const std::string& id) {
+  sync();
   std::lock_guard<std::mutex> lock(mutex_);
   Statement s(db_, (std::string("SELECT doc FROM ") + table + " WHERE id = ?").c_str());
   s.text(1, id);
@@ -121,17 +221,8 @@ std::optional<nlohmann::json> Store::find(const char* table, const std::string& 
   return nlohmann::json::parse(s.column(0));
 }
 
-void Store::add_event(const Event& event) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  Statement s(db_, "INSERT INTO events (runtime_id, time, kind, message) VALUES (?, ?, ?, ?)");
-  s.text(1, event.runtime_id);
-  sqlite3_bind_double(s.stmt, 2, event.time);
-  s.text(3, event.kind);
-  s.text(4, event.message);
-  ACCEL_SQLITE_CHECK(db_, sqlite3_step(s.stmt), SQLITE_DONE);
-}
-
 std::vector<Event> Store::events(const std::string& runtime_id) {
+  sync();
   std::lock_guard<std::mutex> lock(mutex_);
   Statement s(db_, "SELECT time, kind, message FROM events WHERE runtime_id = ? ORDER BY seq");
   s.text(1, runtime_id);

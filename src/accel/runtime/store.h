@@ -1,16 +1,27 @@
 // The service's durable state in SQLite (WAL): users with hashed tokens, runtimes, jobs and
-// events. Every change is committed before the API answers, so `kill -9` of the daemon loses
-// no record. Runtimes and jobs are stored as JSON documents keyed by id (their fields evolve
-// with the service; SQLite indexes what is queried).
+// events. Runtimes and jobs are stored as JSON documents keyed by id (their fields evolve with
+// the service; SQLite indexes what is queried).
+//
+// Group commit: put() and add_event() queue the change and return at once; a writer thread
+// commits everything queued in one transaction, and sync() waits until what was queued before
+// it is committed. The API calls sync() before it answers, so `kill -9` of the daemon loses no
+// record a client was told about, while 100 concurrent requests share a few transactions
+// instead of taking turns at one each (docs/performance.md). Reads sync first, so they see
+// every change queued before them.
 #pragma once
 
 #include <sqlite3.h>
 
+#include <condition_variable>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
+#include <variant>
 #include <vector>
 
 namespace accel::runtime {
@@ -41,18 +52,41 @@ class Store {
   std::optional<User> user_by_token_hash(const std::string& token_hash);
   std::vector<User> users();
 
-  void put(const char* table, const std::string& id, const std::string& owner, const nlohmann::json& doc);
+  // Queued; committed by the writer thread (table: "runtimes" or "jobs").
+  void put(const char* table, const std::string& id, const std::string& owner, nlohmann::json doc);
+  void add_event(Event event);
+  // Waits until every change queued before this call is committed. Throws Error naming SQLite's
+  // message if a commit failed (a full disk, say); the changes of that batch are not stored.
+  void sync();
+
   std::vector<nlohmann::json> all(const char* table);
   std::optional<nlohmann::json> find(const char* table, const std::string& id);
-
-  void add_event(const Event& event);
   std::vector<Event> events(const std::string& runtime_id);
 
  private:
+  struct Put {
+    std::string table, id, owner;
+    nlohmann::json doc;
+  };
+  using Change = std::variant<Put, Event>;
+
   void exec(const char* sql);
+  void writer_loop();
+  void commit(const std::vector<Change>& batch);
+  sqlite3_stmt* statement(const std::string& sql);  // prepared once, reset for each use
+
   sqlite3* db_ = nullptr;
   std::string path_;
-  std::mutex mutex_;
+  std::mutex mutex_;  // the connection and its statements
+  std::map<std::string, sqlite3_stmt*> statements_;
+
+  std::mutex queue_mutex_;
+  std::condition_variable queued_, committed_;
+  std::vector<Change> queue_;
+  std::uint64_t queued_count_ = 0, committed_count_ = 0;
+  std::string commit_error_;  // the last failed commit's message, for sync()
+  bool stopping_ = false;
+  std::thread writer_;
 };
 
 }  // namespace accel::runtime
