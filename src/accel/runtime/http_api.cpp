@@ -7,13 +7,14 @@
 #include <sys/socket.h>
 
 #include <functional>
+#include <utility>
 
 namespace accel::runtime {
 namespace {
 
 void send_json(httplib::Response& res, int status, const Json& body) {
   res.status = status;
-  res.set_content(body.dump(2) + "\n", "application/json");
+  res.set_content(body.dump() + "\n", "application/json");  // compact: the CLI pretty-prints
 }
 
 Json parse_body(const httplib::Request& req) {
@@ -26,13 +27,19 @@ Json parse_body(const httplib::Request& req) {
 }
 
 using Handler = std::function<void(const User&, const httplib::Request&, httplib::Response&)>;
+// A route whose work is quick and touches only the service's state: run through the combiner,
+// answered with (status, body).
+using StateHandler = std::function<std::pair<int, Json>(const User&, const httplib::Request&, const Json& body)>;
 
 constexpr std::size_t kServerThreads = 256;
 constexpr int kListenBacklog = 1024;
 
 }  // namespace
 
-HttpApi::HttpApi(RuntimeService& service) : service_(service), server_(std::make_unique<httplib::Server>()) {
+HttpApi::HttpApi(RuntimeService& service)
+    : service_(service),
+      server_(std::make_unique<httplib::Server>()),
+      combiner_(std::make_unique<Combiner>([&service] { service.store().sync(); })) {
   httplib::Server& s = *server_;
   // cpp-httplib serves each keep-alive connection on one pool thread; its default pool (8
   // threads here) left 92 of 100 concurrent clients waiting seconds in the load benchmark.
@@ -50,38 +57,56 @@ HttpApi::HttpApi(RuntimeService& service) : service_(service), server_(std::make
   });
   s.set_keep_alive_max_count(1000);
   // Every route but /metrics and /v1/health needs a token; errors become JSON with the status.
-  const auto authed = [this](Handler handler) {
-    return [this, handler](const httplib::Request& req, httplib::Response& res) {
-      try {
+  const auto answer_errors = [](httplib::Response& res, const std::function<void()>& work) {
+    try {
+      work();
+    } catch (const ApiError& e) {
+      send_json(res, e.status(), {{"error", e.what()}, {"status", e.status()}});
+    } catch (const std::exception& e) {
+      send_json(res, 500, {{"error", std::string("internal error: ") + e.what()}, {"status", 500}});
+    }
+  };
+  // Routes that start processes or read /proc and files run on their own thread, then commit.
+  const auto authed = [this, answer_errors](Handler handler) {
+    return [this, handler, answer_errors](const httplib::Request& req, httplib::Response& res) {
+      answer_errors(res, [&] {
         const User user = service_.authenticate(req.get_header_value("Authorization"));
         handler(user, req, res);
         service_.store().sync();  // answer only once the changes behind the answer are committed
-      } catch (const ApiError& e) {
-        send_json(res, e.status(), {{"error", e.what()}, {"status", e.status()}});
-      } catch (const std::exception& e) {
-        send_json(res, 500, {{"error", std::string("internal error: ") + e.what()}, {"status", 500}});
-      }
+      });
+    };
+  };
+  // The rest go through the combiner (combiner.h): in arrival order, one commit per batch.
+  // Parsing the request and printing the answer stay on the request's own thread.
+  const auto combined = [this, answer_errors](StateHandler handler) {
+    return [this, handler, answer_errors](const httplib::Request& req, httplib::Response& res) {
+      answer_errors(res, [&] {
+        const User user = service_.authenticate(req.get_header_value("Authorization"));
+        const Json body = parse_body(req);
+        std::pair<int, Json> answer;
+        combiner_->run([&] { answer = handler(user, req, body); });
+        send_json(res, answer.first, answer.second);
+      });
     };
   };
   s.Get("/v1/health", [](const httplib::Request&, httplib::Response& res) { send_json(res, 200, {{"status", "ok"}}); });
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(service_.metrics(), "text/plain; version=0.0.4");
   });
-  s.Get("/v1/runtime-types", authed([this](const User& u, const httplib::Request&, httplib::Response& res) {
-          send_json(res, 200, service_.runtime_types(u));
+  s.Get("/v1/runtime-types", combined([this](const User& u, const httplib::Request&, const Json&) {
+          return std::pair<int, Json>{200, service_.runtime_types(u)};
         }));
-  s.Post("/v1/runtimes", authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
-           send_json(res, 201, service_.create(u, parse_body(req)));
+  s.Post("/v1/runtimes", combined([this](const User& u, const httplib::Request&, const Json& body) {
+           return std::pair<int, Json>{201, service_.create(u, body)};
          }));
-  s.Get("/v1/runtimes", authed([this](const User& u, const httplib::Request&, httplib::Response& res) {
-          send_json(res, 200, service_.list(u));
+  s.Get("/v1/runtimes", combined([this](const User& u, const httplib::Request&, const Json&) {
+          return std::pair<int, Json>{200, service_.list(u)};
         }));
-  s.Get(R"(/v1/runtimes/([\w-]+))", authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
-          send_json(res, 200, service_.get(u, req.matches[1]));
+  s.Get(R"(/v1/runtimes/([\w-]+))", combined([this](const User& u, const httplib::Request& req, const Json&) {
+          return std::pair<int, Json>{200, service_.get(u, req.matches[1])};
         }));
-  s.Delete(R"(/v1/runtimes/([\w-]+))",
-           authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
-             send_json(res, 200, service_.remove(u, req.matches[1]));
+  s.Delete(R"(/v1/runtimes/([\w-]+))", combined([this](const User& u, const httplib::Request& req, const Json&) {
+             return std::pair<int, Json>{200, service_.remove(u, req.matches[1])};
            }));
   s.Post(R"(/v1/runtimes/([\w-]+)/restart)",
          authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
@@ -92,16 +117,16 @@ HttpApi::HttpApi(RuntimeService& service) : service_(service), server_(std::make
            send_json(res, 200, service_.change_type(u, req.matches[1], parse_body(req)));
          }));
   s.Post(R"(/v1/runtimes/([\w-]+)/heartbeat)",
-         authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
-           send_json(res, 200, service_.heartbeat(u, req.matches[1]));
+         combined([this](const User& u, const httplib::Request& req, const Json&) {
+           return std::pair<int, Json>{200, service_.heartbeat(u, req.matches[1])};
          }));
   s.Post(R"(/v1/runtimes/([\w-]+)/jobs)",
          authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
            send_json(res, 201, service_.run_job(u, req.matches[1], parse_body(req)));
          }));
   s.Get(R"(/v1/runtimes/([\w-]+)/jobs/([\w-]+))",
-        authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
-          send_json(res, 200, service_.job(u, req.matches[1], req.matches[2]));
+        combined([this](const User& u, const httplib::Request& req, const Json&) {
+          return std::pair<int, Json>{200, service_.job(u, req.matches[1], req.matches[2])};
         }));
   // Output from ?offset=N; X-Accel-Next-Offset and X-Accel-Job-Done tell a client how to go on.
   s.Get(R"(/v1/runtimes/([\w-]+)/jobs/([\w-]+)/output)",

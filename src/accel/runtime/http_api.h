@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "accel/runtime/combiner.h"
 #include "accel/runtime/runtime_service.h"
 
 namespace httplib {
@@ -24,6 +25,7 @@ class HttpApi {
  private:
   RuntimeService& service_;
   std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<Combiner> combiner_;
   int listen_fd_ = -1;
 };
 

@@ -19,14 +19,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string job_id() {
-  static std::mt19937_64 gen(std::random_device{}());
-  static const char* digits = "0123456789abcdef";
-  std::string id = "job-";
-  for (int i = 0; i < 10; ++i) id += digits[gen() % 16];
-  return id;
-}
-
 // Resident memory of every process in a process group (the runtime's worker and jobs).
 std::uint64_t group_rss(int group) {
   std::uint64_t total = 0;
@@ -78,7 +70,7 @@ Json RuntimeService::run_job(const User& user, const std::string& id, const Json
     throw ApiError(409, "runtime " + id + " is " + rt.state + "; jobs run in a running runtime");
   ensure_worker(rt);  // the runtime's worker process group starts with its first job
   Job job;
-  job.id = job_id();
+  job.id = sequential_id("job-");
   job.runtime_id = id;
   job.user = rt.user;
   job.command = command;
@@ -173,11 +165,11 @@ std::string RuntimeService::metrics() {
     out += "accel_runtimes{state=\"" + state + "\"} " + std::to_string(count) + "\n";
   out += "# HELP accel_accelerators Accelerators offered, and those not leased.\n# TYPE accel_accelerators gauge\n";
   std::map<std::pair<std::string, bool>, std::pair<int, int>> accelerators;
-  const std::set<std::string> leased = leased_accelerators();
-  for (const Accelerator& a : inventory_) {
-    auto& [total, free] = accelerators[{a.type, a.simulated}];
+  const std::vector<bool> leased = leased_accelerators();
+  for (std::size_t i = 0; i < inventory_.size(); ++i) {
+    auto& [total, free] = accelerators[{inventory_[i].type, inventory_[i].simulated}];
     ++total;
-    free += leased.count(a.id) ? 0 : 1;
+    free += leased[i] ? 0 : 1;
   }
   for (const auto& [key, counts] : accelerators) {
     const std::string labels = "type=\"" + key.first + "\",simulated=\"" + (key.second ? "true" : "false") + "\"";

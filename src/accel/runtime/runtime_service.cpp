@@ -22,14 +22,34 @@ double now_seconds() {
 }
 
 namespace {
+// The last id number handed out: milliseconds since the epoch times 256, plus a count.
+std::atomic<std::uint64_t> last_id{0};
+}  // namespace
 
-std::string random_id(const char* prefix) {
-  static std::mt19937_64 gen(std::random_device{}());
-  static const char* digits = "0123456789abcdef";
-  std::string id = prefix;
-  for (int i = 0; i < 10; ++i) id += digits[gen() % 16];
-  return id;
+std::string sequential_id(const char* prefix) {
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  const std::uint64_t candidate = static_cast<std::uint64_t>(ms) << 8;
+  std::uint64_t previous = last_id.load(), next = 0;
+  do {
+    next = std::max(previous + 1, candidate);
+  } while (!last_id.compare_exchange_weak(previous, next));
+  char digits[24];
+  std::snprintf(digits, sizeof digits, "%013llx", static_cast<unsigned long long>(next));
+  return prefix + std::string(digits);
 }
+
+void note_existing_id(const std::string& id) {
+  const auto dash = id.find('-');
+  if (dash == std::string::npos) return;
+  const std::uint64_t number = std::strtoull(id.c_str() + dash + 1, nullptr, 16);
+  std::uint64_t previous = last_id.load();
+  while (number > previous && !last_id.compare_exchange_weak(previous, number)) {
+  }
+}
+
+namespace {
 
 bool is_active(const Runtime& rt) { return rt.state != "terminated"; }
 bool holds_accelerator(const Runtime& rt) {
@@ -68,6 +88,7 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
                             std::string(spec->name) + " (simulated)", true, sim_index++, spec->memory_gb});
     }
   }
+  for (std::size_t i = 0; i < inventory_.size(); ++i) inventory_index_[inventory_[i].id] = i;
   reconcile();
   if (start_ticker) {
     ticker_ = std::thread([this] {
@@ -76,7 +97,13 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
           std::unique_lock<std::mutex> lock(wake_mutex_);
           wake_.wait_for(lock, std::chrono::duration<double>(config_.tick_s), [this] { return stopping_.load(); });
         }
-        if (!stopping_) tick();
+        if (stopping_) break;
+        tick();
+        try {
+          store_->sync();  // the tick's changes, when no request commits them sooner
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "accel serve: %s\n", e.what());
+        }
       }
     });
   }
@@ -86,6 +113,12 @@ RuntimeService::~RuntimeService() {
   stopping_ = true;
   wake_.notify_all();
   if (ticker_.joinable()) ticker_.join();
+  // Queued documents are built from this object's inventory: commit them while it exists.
+  try {
+    store_->sync();
+  } catch (const std::exception&) {
+    // the commit error was already answered to the requests that waited for it
+  }
 }
 
 const TierPolicy& RuntimeService::tier_of(const std::string& tier) const {
@@ -99,8 +132,21 @@ User RuntimeService::authenticate(const std::string& header) {
   if (header.rfind(prefix, 0) != 0 || header.size() == prefix.size()) {
     throw ApiError(401, "missing token: send 'Authorization: Bearer TOKEN' (accel admin user add prints one)");
   }
-  auto user = store_->user_by_token_hash(hash_token(header.substr(prefix.size())));
+  const std::string token_hash = hash_token(header.substr(prefix.size()));
+  // Known tokens are remembered for a few seconds: the database lookup shares the connection
+  // with the commit writer, and every request would wait for its transaction. Users are added
+  // by `accel admin` in another process: an unknown token always asks the database.
+  const double now = now_seconds();
+  {
+    std::lock_guard<std::mutex> lock(users_mutex_);
+    if (auto it = known_users_.find(token_hash); it != known_users_.end() && now - it->second.second < kUserCacheS)
+      return it->second.first;
+  }
+  auto user = store_->user_by_token_hash(token_hash);
   if (!user) throw ApiError(401, "unknown token");
+  std::lock_guard<std::mutex> lock(users_mutex_);
+  if (known_users_.size() > 10000) known_users_.clear();  // bounded: a flood of tokens cannot grow it
+  known_users_[token_hash] = {*user, now};
   return *user;
 }
 
@@ -149,8 +195,14 @@ Json RuntimeService::to_json(const Job& job) const {
           {"ended_at", job.ended_at}};
 }
 
-void RuntimeService::save(const Runtime& rt) { store_->put("runtimes", rt.id, rt.user, to_json(rt)); }
-void RuntimeService::save(const Job& job) { store_->put("jobs", job.id, job.user, to_json(job)); }
+// The document is built by the store's writer thread from a copy (to_json reads only the
+// record and the inventory, which never changes after start-up).
+void RuntimeService::save(const Runtime& rt) {
+  store_->put("runtimes", rt.id, rt.user, [this, copy = rt] { return to_json(copy); });
+}
+void RuntimeService::save(const Job& job) {
+  store_->put("jobs", job.id, job.user, [this, copy = job] { return to_json(copy); });
+}
 
 void RuntimeService::event(const Runtime& rt, const std::string& kind, const std::string& message) {
   store_->add_event({now_seconds(), rt.id, kind, message});
@@ -180,12 +232,14 @@ void RuntimeService::reconcile() {
     rt.worker_pid = j["worker_pid"];
     rt.workdir = j["workdir"];
     rt.pending_reason = j["pending_reason"];
+    note_existing_id(rt.id);
     Runtime& stored = runtimes_[rt.id] = rt;
     if (is_active(stored)) active_[rt.id] = &stored;
   }
   for (const Json& j : store_->all("jobs")) {
     Job job;
     job.id = j["id"];
+    note_existing_id(job.id);
     job.runtime_id = j["runtime"];
     job.user = j["user"];
     job.command = j["command"].get<std::vector<std::string>>();
@@ -222,9 +276,12 @@ void RuntimeService::reconcile() {
 
 std::vector<std::string> RuntimeService::candidate_types(const User& user, const std::string& requested) {
   const TierPolicy& tier = tier_of(user.tier);
-  std::vector<std::string> valid = {"cpu", "gpu", "tpu"};
-  for (const hw::AcceleratorSpec& spec : hw::accelerator_catalog())
-    valid.push_back(std::string(spec.kind) + ":" + spec.type);
+  const auto valid = [] {  // for the error message only
+    std::vector<std::string> names = {"cpu", "gpu", "tpu"};
+    for (const hw::AcceleratorSpec& spec : hw::accelerator_catalog())
+      names.push_back(std::string(spec.kind) + ":" + spec.type);
+    return names;
+  };
   std::vector<std::string> types;
   const auto colon = requested.find(':');
   const std::string kind = requested.substr(0, colon);
@@ -243,11 +300,11 @@ std::vector<std::string> RuntimeService::candidate_types(const User& user, const
     const std::string type = requested.substr(colon + 1);
     const hw::AcceleratorSpec* spec = hw::find_catalog_type(type);
     if (!spec || spec->kind != kind) {
-      throw ApiError(400, "unknown runtime type '" + requested + "' in field 'type'; valid: " + join(valid));
+      throw ApiError(400, "unknown runtime type '" + requested + "' in field 'type'; valid: " + join(valid()));
     }
     types = {type};
   } else {
-    throw ApiError(400, "unknown runtime type '" + requested + "' in field 'type'; valid: " + join(valid));
+    throw ApiError(400, "unknown runtime type '" + requested + "' in field 'type'; valid: " + join(valid()));
   }
   for (const std::string& t : types) {
     if (std::find(tier.accelerator_types.begin(), tier.accelerator_types.end(), t) == tier.accelerator_types.end()) {
@@ -258,12 +315,13 @@ std::vector<std::string> RuntimeService::candidate_types(const User& user, const
   return types;
 }
 
-std::set<std::string> RuntimeService::leased_accelerators() const {
-  std::set<std::string> ids;
+std::vector<bool> RuntimeService::leased_accelerators() const {
+  std::vector<bool> leased(inventory_.size());
   for (const auto& [id, rt] : active_) {
-    if (holds_accelerator(*rt)) ids.insert(rt->accelerator_id);
+    if (!holds_accelerator(*rt)) continue;
+    if (auto it = inventory_index_.find(rt->accelerator_id); it != inventory_index_.end()) leased[it->second] = true;
   }
-  return ids;
+  return leased;
 }
 
 std::vector<Runtime*> RuntimeService::active_runtimes() const {
@@ -274,10 +332,10 @@ std::vector<Runtime*> RuntimeService::active_runtimes() const {
 }
 
 const Accelerator* RuntimeService::free_accelerator(const std::vector<std::string>& types) const {
-  const std::set<std::string> leased = leased_accelerators();
+  const std::vector<bool> leased = leased_accelerators();
   for (const std::string& type : types) {
-    for (const Accelerator& a : inventory_) {
-      if (a.type == type && !leased.count(a.id)) return &a;
+    for (std::size_t i = 0; i < inventory_.size(); ++i) {
+      if (inventory_[i].type == type && !leased[i]) return &inventory_[i];
     }
   }
   return nullptr;
@@ -447,15 +505,15 @@ Json RuntimeService::runtime_types(const User& user) {
   const TierPolicy& tier = tier_of(user.tier);
   Json out = Json::array();
   out.push_back({{"type", "cpu"}, {"kind", "cpu"}, {"allowed", true}, {"total", nullptr}, {"free", nullptr}});
-  const std::set<std::string> leased = leased_accelerators();
+  const std::vector<bool> leased = leased_accelerators();
   for (const hw::AcceleratorSpec& spec : hw::accelerator_catalog()) {
     int total = 0, free = 0;
     bool simulated = false;
-    for (const Accelerator& a : inventory_) {
-      if (a.type != spec.type) continue;
+    for (std::size_t i = 0; i < inventory_.size(); ++i) {
+      if (inventory_[i].type != spec.type) continue;
       ++total;
-      simulated = simulated || a.simulated;
-      free += leased.count(a.id) ? 0 : 1;
+      simulated = simulated || inventory_[i].simulated;
+      free += leased[i] ? 0 : 1;
     }
     if (total == 0) continue;
     const bool allowed = std::find(tier.accelerator_types.begin(), tier.accelerator_types.end(), spec.type) !=
@@ -502,7 +560,7 @@ Json RuntimeService::create(const User& user, const Json& body) {
                             " GPU/TPU runtime(s) at a time; delete one or ask for cpu");
   }
   Runtime rt;
-  rt.id = random_id("rt-");
+  rt.id = sequential_id("rt-");
   rt.user = user.name;
   rt.tier = tier.name;
   rt.requested_type = requested;

@@ -16,6 +16,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "accel/runtime/api_error.h"
@@ -94,9 +95,9 @@ class RuntimeService {
  private:
   Runtime& owned(const User& user, const std::string& id);
   std::vector<std::string> candidate_types(const User& user, const std::string& requested);
-  // The ids of the accelerators a starting, running or terminating runtime holds: one pass over
-  // the runtimes (a scan per accelerator made admission O(runtimes x accelerators)).
-  std::set<std::string> leased_accelerators() const;
+  // Per inventory_ entry, whether a starting, running or terminating runtime holds it: one pass
+  // over the active runtimes (a scan per accelerator made admission O(runtimes x accelerators)).
+  std::vector<bool> leased_accelerators() const;
   const Accelerator* free_accelerator(const std::vector<std::string>& types) const;
   bool place(Runtime& rt);
   void start(Runtime& rt, const Accelerator* accelerator);
@@ -123,6 +124,7 @@ class RuntimeService {
   std::unique_ptr<Store> store_;
   LocalExecutor executor_;
   std::vector<Accelerator> inventory_;
+  std::unordered_map<std::string, std::size_t> inventory_index_;  // accelerator id -> its inventory_ entry
   std::map<std::string, Runtime> runtimes_;  // every runtime in memory; ended ones leave after keep_terminated_s
   // The runtimes not yet terminated (nodes of runtimes_, which stay put): admission and the
   // scheduler scan these, not the thousands of recently ended ones a busy service holds.
@@ -135,8 +137,19 @@ class RuntimeService {
   std::thread ticker_;
 
   std::uint64_t requests_ = 0;
+
+  static constexpr double kUserCacheS = 10;
+  std::mutex users_mutex_;
+  std::unordered_map<std::string, std::pair<User, double>> known_users_;  // token hash -> user, when looked up
 };
 
 double now_seconds();
+// "rt-" + 13 hex digits that grow with time (milliseconds since the epoch, times 256, plus a
+// count): unique in this process and after a restart, and SQLite appends such keys to its
+// indexes instead of dirtying a random page per insert (half the service's disk writes under
+// load). Ids carry no authority: every call checks the token's owner.
+std::string sequential_id(const char* prefix);
+// Keeps sequential_id() above an id loaded from the database (a clock set back after a restart).
+void note_existing_id(const std::string& id);
 
 }  // namespace accel::runtime

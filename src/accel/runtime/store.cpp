@@ -43,6 +43,9 @@ Store::Store(const std::string& path) : path_(path) {
   sqlite3_busy_timeout(db_, 5000);  // `accel admin` may write while the daemon runs
   exec("PRAGMA journal_mode=WAL");
   exec("PRAGMA synchronous=NORMAL");  // committed transactions survive a crash of the process
+  // Each commit rewrites the same few hot pages into the WAL; copying them back to the database
+  // every 64 MiB of WAL instead of every 4 MiB (the default) wrote a third less under load.
+  exec("PRAGMA wal_autocheckpoint=16384");
   exec(
       "CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, tier TEXT NOT NULL, admin INTEGER NOT NULL,"
       " token_hash TEXT NOT NULL UNIQUE)");
@@ -52,16 +55,14 @@ Store::Store(const std::string& path) : path_(path) {
       "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, runtime_id TEXT NOT NULL,"
       " time REAL NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL)");
   exec("CREATE INDEX IF NOT EXISTS events_by_runtime ON events (runtime_id)");
-  writer_ = std::thread([this] { writer_loop(); });
 }
 
 Store::~Store() {
-  {
-    std::lock_guard<std::mutex> lock(queue_mutex_);
-    stopping_ = true;
+  try {
+    sync();  // what is still queued
+  } catch (const std::exception&) {
+    // already answered to the callers that waited for it
   }
-  queued_.notify_all();
-  writer_.join();  // commits what is still queued first
   for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
   sqlite3_close(db_);
 }
@@ -78,13 +79,12 @@ sqlite3_stmt* Store::statement(const std::string& sql) {
   return it->second;
 }
 
-void Store::put(const char* table, const std::string& id, const std::string& owner, nlohmann::json doc) {
+void Store::put(const char* table, const std::string& id, const std::string& owner, DocumentFn doc) {
   {
     std::lock_guard<std::mutex> lock(queue_mutex_);
     queue_.push_back(Put{table, id, owner, std::move(doc)});
     ++queued_count_;
   }
-  queued_.notify_one();
 }
 
 void Store::add_event(Event event) {
@@ -93,21 +93,19 @@ void Store::add_event(Event event) {
     queue_.push_back(std::move(event));
     ++queued_count_;
   }
-  queued_.notify_one();
 }
 
 void Store::sync() {
   std::unique_lock<std::mutex> lock(queue_mutex_);
   const std::uint64_t target = queued_count_;
-  committed_.wait(lock, [&] { return committed_count_ >= target || !commit_error_.empty(); });
-  if (!commit_error_.empty()) throw Error("the service database " + path_ + ": " + commit_error_);
-}
-
-void Store::writer_loop() {
-  std::unique_lock<std::mutex> lock(queue_mutex_);
-  while (true) {
-    queued_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty()) return;  // stopping, and nothing left to commit
+  while (committed_count_ < target) {
+    if (!commit_error_.empty()) break;
+    if (committing_) {  // another caller is committing: wait for it, then maybe lead the next one
+      committed_.wait(lock);
+      continue;
+    }
+    // Lead: commit everything queued so far, for every caller waiting on it.
+    committing_ = true;
     std::vector<Change> batch;
     batch.swap(queue_);
     const std::uint64_t upto = queued_count_;
@@ -119,6 +117,7 @@ void Store::writer_loop() {
       error = e.what();
     }
     lock.lock();
+    committing_ = false;
     if (error.empty()) {
       committed_count_ = upto;
     } else {
@@ -126,24 +125,32 @@ void Store::writer_loop() {
     }
     committed_.notify_all();
   }
+  if (!commit_error_.empty()) throw Error("the service database " + path_ + ": " + commit_error_);
 }
 
 void Store::commit(const std::vector<Change>& batch) {
+  // Only the last put of each record in the batch is written: a runtime saved on create and
+  // again on start is one row write, and one document built.
+  std::map<std::pair<std::string, std::string>, std::size_t> last_put;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (const Put* put = std::get_if<Put>(&batch[i])) last_put[{put->table, put->id}] = i;
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   exec("BEGIN IMMEDIATE");
   try {
-    for (const Change& change : batch) {
-      if (const Put* put = std::get_if<Put>(&change)) {
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (const Put* put = std::get_if<Put>(&batch[i])) {
+        if (last_put.at({put->table, put->id}) != i) continue;
         sqlite3_stmt* s =
             statement("INSERT INTO " + put->table +
                       " (id, owner, doc) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc");
-        const std::string doc = put->doc.dump();
+        const std::string doc = put->doc().dump();
         sqlite3_bind_text(s, 1, put->id.c_str(), -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(s, 2, put->owner.c_str(), -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(s, 3, doc.c_str(), -1, SQLITE_TRANSIENT);
         ACCEL_SQLITE_CHECK(db_, sqlite3_step(s), SQLITE_DONE);
       } else {
-        const Event& event = std::get<Event>(change);
+        const Event& event = std::get<Event>(batch[i]);
         sqlite3_stmt* s = statement("INSERT INTO events (runtime_id, time, kind, message) VALUES (?, ?, ?, ?)");
         sqlite3_bind_text(s, 1, event.runtime_id.c_str(), -1, SQLITE_TRANSIENT);
         sqlite3_bind_double(s, 2, event.time);
