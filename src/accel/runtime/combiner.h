@@ -1,6 +1,8 @@
 // Flat combining: request threads hand their operation to whichever thread is running a batch;
 // when none is, the first waiting thread runs every queued operation in arrival order, then
-// `after_batch` (the store's group commit) once for all of them, then wakes their threads.
+// `after_batch` (the store's group commit) once for all of them, then wakes their threads. The
+// next batch's operations may run while a batch commits; `after_batch` must order commits
+// itself (Store::sync does).
 //
 // Why: under 100 concurrent clients on 2 cores, a mutex let newly arrived requests overtake
 // sleeping ones (p99 three times the median), and a separate commit thread waited behind the
@@ -31,6 +33,7 @@ class Combiner {
   struct Slot {
     const std::function<void()>* op;
     std::exception_ptr error;
+    bool queued = true;  // not yet taken into a batch
     bool done = false;
     std::condition_variable wake;
   };

@@ -101,6 +101,7 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
         tick();
         try {
           store_->sync();  // the tick's changes, when no request commits them sooner
+          store_->checkpoint();
         } catch (const std::exception& e) {
           std::fprintf(stderr, "accel serve: %s\n", e.what());
         }
@@ -531,7 +532,7 @@ Json RuntimeService::runtime_types(const User& user) {
   return {{"tier", tier.name}, {"types", out}};
 }
 
-Json RuntimeService::create(const User& user, const Json& body) {
+Runtime RuntimeService::create_runtime(const User& user, const Json& body) {
   if (!body.is_object() || !body.contains("type") || !body["type"].is_string()) {
     throw ApiError(400, "field 'type' is required and must be a string: cpu, gpu, gpu:t4, tpu, tpu:v2-8, ...");
   }
@@ -543,14 +544,16 @@ Json RuntimeService::create(const User& user, const Json& body) {
   const std::vector<std::string> types = candidate_types(user, requested);
   const bool accelerated = types.front() != "cpu";
   int active = 0, active_accelerated = 0;
-  std::string listed;
   for (const auto& [id, rt] : active_) {
     if (rt->user != user.name) continue;
     ++active;
     active_accelerated += rt->requested_type != "cpu";
-    listed += (listed.empty() ? "" : ", ") + id;
   }
   if (active >= tier.max_runtimes) {
+    std::string listed;  // for the message only
+    for (const auto& [id, rt] : active_) {
+      if (rt->user == user.name) listed += (listed.empty() ? "" : ", ") + id;
+    }
     throw ApiError(429, "tier " + tier.name + " allows " + std::to_string(tier.max_runtimes) +
                             " runtime(s) at a time; you have " + std::to_string(active) + " (" + listed +
                             "): delete one first");
@@ -584,7 +587,7 @@ Json RuntimeService::create(const User& user, const Json& body) {
     save(stored);
     event(stored, "created", "requested " + requested);
     place(stored);
-    return to_json(stored);
+    return stored;
   }
   int total = 0;
   for (const Accelerator& a : inventory_) total += std::find(types.begin(), types.end(), a.type) != types.end();
@@ -609,8 +612,10 @@ Json RuntimeService::create(const User& user, const Json& body) {
   save(stored);
   event(stored, "queued", "no " + join(types) + " free; waiting at priority " + std::to_string(rt.priority));
   try_preempt_for(stored);
-  return to_json(stored);
+  return stored;
 }
+
+Json RuntimeService::create(const User& user, const Json& body) { return to_json(create_runtime(user, body)); }
 
 Json RuntimeService::list(const User& user) {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -630,15 +635,17 @@ Json RuntimeService::get(const User& user, const std::string& id) {
   return to_json(owned(user, id));
 }
 
-Json RuntimeService::remove(const User& user, const std::string& id) {
+Runtime RuntimeService::remove_runtime(const User& user, const std::string& id) {
   std::lock_guard<std::mutex> lock(mutex_);
   Runtime& rt = owned(user, id);
   if (rt.state != "terminated") begin_termination(rt, "user", 0);
   std::error_code ec;
   if (!rt.workdir.empty()) fs::remove_all(rt.workdir, ec);  // delete frees everything
   process_queue();
-  return to_json(rt);
+  return rt;
 }
+
+Json RuntimeService::remove(const User& user, const std::string& id) { return to_json(remove_runtime(user, id)); }
 
 Json RuntimeService::restart(const User& user, const std::string& id) {
   std::lock_guard<std::mutex> lock(mutex_);

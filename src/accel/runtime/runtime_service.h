@@ -67,6 +67,11 @@ class RuntimeService {
 
   Json runtime_types(const User& user);
   Json create(const User& user, const Json& body);
+  // create() and remove() returning the record instead of its JSON, for callers that build the
+  // answer (describe()) off the service's lock: the HTTP API's hottest routes.
+  Runtime create_runtime(const User& user, const Json& body);
+  Runtime remove_runtime(const User& user, const std::string& id);
+  Json describe(const Runtime& rt) const { return to_json(rt); }
   Json list(const User& user);
   Json get(const User& user, const std::string& id);
   Json remove(const User& user, const std::string& id);

@@ -63,6 +63,9 @@ class Store {
   // Waits until every change queued before this call is committed. Throws Error naming SQLite's
   // message if a commit failed (a full disk, say); the changes of that batch are not stored.
   void sync();
+  // Copies committed pages from the WAL into the database file, on a second connection so that
+  // commits go on meanwhile. The service's ticker calls it every tick (commits never do).
+  void checkpoint();
 
   std::vector<nlohmann::json> all(const char* table);
   std::optional<nlohmann::json> find(const char* table, const std::string& id);
@@ -80,6 +83,7 @@ class Store {
   sqlite3_stmt* statement(const std::string& sql);  // prepared once, reset for each use
 
   sqlite3* db_ = nullptr;
+  sqlite3* checkpointer_ = nullptr;  // used by checkpoint() only
   std::string path_;
   std::mutex mutex_;  // the connection and its statements
   std::map<std::string, sqlite3_stmt*> statements_;

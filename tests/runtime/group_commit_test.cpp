@@ -1,0 +1,140 @@
+// The pieces behind the service's throughput: the store's group commit, the combiner that runs
+// request operations in arrival order, and time-ordered ids.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <set>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "accel/runtime/combiner.h"
+#include "accel/runtime/runtime_service.h"
+#include "accel/runtime/store.h"
+
+using namespace accel::runtime;
+
+namespace {
+
+std::filesystem::path fresh_dir(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / (name + "_" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+}  // namespace
+
+TEST(GroupCommit, QueuedChangesAreReadBackAndSurviveReopeningTheDatabase) {
+  const auto dir = fresh_dir("accel_group_commit");
+  const std::string db = (dir / "service.db").string();
+  {
+    Store store(db);
+    std::atomic<int> documents_built{0};
+    for (int version = 1; version <= 3; ++version) {
+      store.put("runtimes", "rt-1", "ann", [version, &documents_built] {
+        ++documents_built;
+        return nlohmann::json{{"id", "rt-1"}, {"version", version}};
+      });
+    }
+    store.add_event({1.0, "rt-1", "created", "requested cpu"});
+    store.add_event({2.0, "rt-1", "started", "leased cpu"});
+    // A read sees every change queued before it.
+    ASSERT_TRUE(store.find("runtimes", "rt-1"));
+    EXPECT_EQ((*store.find("runtimes", "rt-1"))["version"], 3);
+    EXPECT_EQ(documents_built, 1);  // one commit: only the last put of rt-1 was built
+    ASSERT_EQ(store.events("rt-1").size(), 2u);
+    EXPECT_EQ(store.events("rt-1")[1].kind, "started");
+    store.put("jobs", "job-1", "ann", [] { return nlohmann::json{{"id", "job-1"}}; });
+  }  // the destructor commits what is still queued
+  Store reopened(db);
+  EXPECT_EQ(reopened.all("jobs").size(), 1u);
+  EXPECT_EQ((*reopened.find("runtimes", "rt-1"))["version"], 3);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(GroupCommit, ConcurrentWritersShareTransactionsAndLoseNothing) {
+  const auto dir = fresh_dir("accel_group_commit_threads");
+  Store store((dir / "service.db").string());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&store, t] {
+      for (int i = 0; i < 50; ++i) {
+        const std::string id = "rt-" + std::to_string(t) + "-" + std::to_string(i);
+        store.put("runtimes", id, "ann", [id] { return nlohmann::json{{"id", id}}; });
+        store.add_event({0, id, "created", ""});
+        store.sync();  // as the API does before it answers
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(store.all("runtimes").size(), 400u);
+  EXPECT_EQ(store.events("rt-7-49").size(), 1u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Combiner, RunsEveryOperationOnceAndNeverTwoAtATime) {
+  std::atomic<int> inside{0}, overlaps{0}, commits{0};
+  std::vector<int> ran;                   // written without a lock: the combiner runs one operation at a time
+  Combiner combiner([&] { ++commits; });  // may overlap the next batch's operations, by design
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 16; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 100; ++i) {
+        combiner.run([&] {
+          if (inside.fetch_add(1) != 0) ++overlaps;
+          ran.push_back(t * 100 + i);
+          std::this_thread::yield();  // widen the window another thread would have to overlap
+          inside.fetch_sub(1);
+        });
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(overlaps, 0);
+  ASSERT_EQ(ran.size(), 1600u);
+  EXPECT_EQ(std::set<int>(ran.begin(), ran.end()).size(), 1600u);  // each exactly once
+  EXPECT_GE(commits, 1);
+  EXPECT_LE(commits, 1600);
+}
+
+TEST(Combiner, AnOperationsErrorGoesToItsCallerAndACommitErrorToEveryone) {
+  bool fail_commit = false;
+  Combiner combiner([&] {
+    if (fail_commit) throw std::runtime_error("disk full");
+  });
+  EXPECT_THROW(combiner.run([] { throw std::invalid_argument("bad field"); }), std::invalid_argument);
+  int value = 0;
+  EXPECT_NO_THROW(combiner.run([&] { value = 7; }));
+  EXPECT_EQ(value, 7);
+  fail_commit = true;
+  try {
+    combiner.run([] {});
+    FAIL() << "expected the commit's error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "disk full");
+  }
+}
+
+TEST(SequentialIds, GrowWithTimeAreUniqueAcrossThreadsAndStayAboveLoadedOnes) {
+  std::vector<std::thread> threads;
+  std::mutex ids_mutex;
+  std::set<std::string> ids;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      std::vector<std::string> mine;
+      for (int i = 0; i < 1000; ++i) mine.push_back(sequential_id("rt-"));
+      for (std::size_t i = 1; i < mine.size(); ++i) EXPECT_LT(mine[i - 1], mine[i]);  // same length: text order
+      std::lock_guard<std::mutex> lock(ids_mutex);
+      ids.insert(mine.begin(), mine.end());
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ids.size(), 4000u);
+  EXPECT_EQ(ids.begin()->size(), 3u + 13u);
+  // An id from a database written while the clock was ahead: new ids continue after it.
+  note_existing_id("rt-fffffffffff00");
+  EXPECT_EQ(sequential_id("rt-"), "rt-fffffffffff01");
+}
