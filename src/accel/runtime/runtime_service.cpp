@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <malloc.h>
 #include <filesystem>
 #include <random>
 
@@ -102,6 +103,9 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
         try {
           store_->sync();  // the tick's changes, when no request commits them sooner
           store_->checkpoint();
+          // Hand memory freed by the request threads' malloc arenas back to the system, so
+          // the daemon's size follows its load instead of its busiest moment.
+          malloc_trim(0);
         } catch (const std::exception& e) {
           std::fprintf(stderr, "accel serve: %s\n", e.what());
         }
