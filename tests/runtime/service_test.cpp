@@ -144,6 +144,31 @@ TEST_F(ServiceTest, RestartKeepsFilesAndChangeTypeMovesTheLease) {
   EXPECT_GT(resources["ram"]["total"].get<double>(), 0);
 }
 
+// The default tiers' job limits (service_config.cpp): Free 12.7 GB address space, 4,096 files,
+// 100 GB files, nice 10; Pro+ 51 GB, 16,384 files, 400 GB, nice 0. Read from the job's own
+// /proc, so the test sees what the kernel enforces.
+TEST_F(ServiceTest, JobsRunUnderTheirTiersLimits) {
+  const std::vector<std::string> show = {
+      "sh", "-c",
+      "grep -E '^Max (address space|open files|file size)' /proc/self/limits | tr -s ' ' | cut -d' ' -f4-5;"
+      "cut -d' ' -f19 /proc/self/stat"};
+  const auto limits_of = [&](const std::string& user, const std::string& type) {
+    const std::string id = create(user, type);
+    const std::string reader = job(user, id, show);
+    EXPECT_TRUE(wait_until([&] { return job_state(user, id, reader)["state"] == "exited"; }, 5));
+    return output(user, id, reader);
+  };
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  EXPECT_EQ(limits_of("alice", "gpu:t4"), std::to_string(static_cast<long long>(100 * kGiB)) + " " +
+                                              std::to_string(static_cast<long long>(100 * kGiB)) + "\n4096 4096\n" +
+                                              std::to_string(static_cast<long long>(12.7 * kGiB)) + " " +
+                                              std::to_string(static_cast<long long>(12.7 * kGiB)) + "\n10\n");
+  EXPECT_EQ(limits_of("pete", "cpu"), std::to_string(static_cast<long long>(400 * kGiB)) + " " +
+                                          std::to_string(static_cast<long long>(400 * kGiB)) + "\n16384 16384\n" +
+                                          std::to_string(static_cast<long long>(51 * kGiB)) + " " +
+                                          std::to_string(static_cast<long long>(51 * kGiB)) + "\n0\n");
+}
+
 TEST_F(ServiceTest, DeleteFreesEverything) {
   const std::string id = create("alice", "gpu:t4");
   const std::string workdir = runtime("alice", id)["workdir"];

@@ -124,11 +124,20 @@ int LocalExecutor::start_worker(const std::string& workdir, const Environment& e
 }
 
 int LocalExecutor::start_job(int worker_group, const std::string& workdir, const std::vector<std::string>& command,
-                             const Environment& env, const std::string& output_path, const std::string& exit_path) {
+                             const Environment& env, const std::string& output_path, const std::string& exit_path,
+                             const JobLimits& limits) {
   if (command.empty()) throw ValueError("a job needs a command");
   std::vector<std::string> args = {"accel",    "__job-monitor", "--exit",    exit_path,
                                    "--output", output_path,     "--workdir", workdir};
   if (uid_ >= 0) args.insert(args.end(), {"--uid", std::to_string(uid_), "--gid", std::to_string(gid_)});
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  if (limits.ram_gb > 0)
+    args.insert(args.end(), {"--as", std::to_string(static_cast<long long>(limits.ram_gb * kGiB))});
+  if (limits.open_files > 0) args.insert(args.end(), {"--nofile", std::to_string(limits.open_files)});
+  if (limits.file_size_gb > 0) {
+    args.insert(args.end(), {"--fsize", std::to_string(static_cast<long long>(limits.file_size_gb * kGiB))});
+  }
+  if (limits.nice > 0) args.insert(args.end(), {"--nice", std::to_string(limits.nice)});
   args.emplace_back("--");
   args.insert(args.end(), command.begin(), command.end());
   CArgs argv(std::move(args));

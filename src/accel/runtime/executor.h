@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "accel/runtime/service_config.h"  // JobLimits
+
 namespace accel::runtime {
 
 using Environment = std::vector<std::pair<std::string, std::string>>;
@@ -22,10 +24,12 @@ class LocalExecutor {
 
   // Starts the worker of a runtime in `workdir`; returns its pid, which is also its group id.
   int start_worker(const std::string& workdir, const Environment& env);
-  // Starts `argv` in the worker's group with output to `output_path`; the monitor writes the
-  // exit status (128 + signal for a signal) to `exit_path`. Returns the monitor's pid.
+  // Starts `argv` in the worker's group with output to `output_path`, under `limits`; the
+  // monitor writes the exit status (128 + signal for a signal) to `exit_path`. Returns the
+  // monitor's pid.
   int start_job(int worker_group, const std::string& workdir, const std::vector<std::string>& argv,
-                const Environment& env, const std::string& output_path, const std::string& exit_path);
+                const Environment& env, const std::string& output_path, const std::string& exit_path,
+                const JobLimits& limits = {});
   // Gives `path` (a runtime's working directory) to the worker user.
   void hand_over(const std::string& path) const;
 

@@ -11,12 +11,16 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace accel::runtime {
 
 int job_monitor_main(int argc, char** argv) {
   std::string exit_path, output_path, workdir;
-  int uid = -1, gid = -1;
+  int uid = -1, gid = -1, nice = 0;
+  // The tier's limits (JobLimits), set in the job before it drops privileges and starts.
+  std::vector<std::pair<int, rlim_t>> limits = {{RLIMIT_CORE, 0}};
   int command_at = -1;
   for (int i = 2; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -35,6 +39,14 @@ int job_monitor_main(int argc, char** argv) {
       uid = std::stoi(argv[++i]);
     else if (arg == "--gid")
       gid = std::stoi(argv[++i]);
+    else if (arg == "--as")
+      limits.emplace_back(RLIMIT_AS, std::stoull(argv[++i]));
+    else if (arg == "--nofile")
+      limits.emplace_back(RLIMIT_NOFILE, std::stoull(argv[++i]));
+    else if (arg == "--fsize")
+      limits.emplace_back(RLIMIT_FSIZE, std::stoull(argv[++i]));
+    else if (arg == "--nice")
+      nice = std::stoi(argv[++i]);
     else
       return 125;
   }
@@ -46,8 +58,18 @@ int job_monitor_main(int argc, char** argv) {
     dup2(output, 1);
     dup2(output, 2);
     if (!workdir.empty() && chdir(workdir.c_str()) != 0) _exit(126);
-    rlimit no_core{0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);
+    for (const auto& [resource, value] : limits) {
+      const rlimit limit{value, value};
+      if (setrlimit(resource, &limit) != 0) {
+        std::fprintf(stderr, "accel: cannot set resource limit %d to %llu: %s\n", resource,
+                     static_cast<unsigned long long>(value), std::strerror(errno));
+        _exit(126);
+      }
+    }
+    if (nice > 0 && setpriority(PRIO_PROCESS, 0, nice) != 0) {
+      std::fprintf(stderr, "accel: cannot lower the priority to nice %d: %s\n", nice, std::strerror(errno));
+      _exit(126);
+    }
     if (gid >= 0 &&
         (setgroups(0, nullptr) != 0 || setgid(static_cast<gid_t>(gid)) != 0 || setuid(static_cast<uid_t>(uid)) != 0)) {
       std::fprintf(stderr, "accel: cannot drop privileges to uid %d: %s\n", uid, std::strerror(errno));

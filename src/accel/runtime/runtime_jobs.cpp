@@ -77,8 +77,8 @@ Json RuntimeService::run_job(const User& user, const std::string& id, const Json
   job.state = "running";
   job.started_at = now_seconds();
   const std::string base = job_dir(rt) + "/" + job.id;
-  job.monitor_pid =
-      executor_.start_job(rt.worker_pid, rt.workdir, command, lease_environment(rt), base + ".out", base + ".exit");
+  job.monitor_pid = executor_.start_job(rt.worker_pid, rt.workdir, command, lease_environment(rt), base + ".out",
+                                        base + ".exit", job_limits(rt));
   jobs_[job.id] = job;
   save(job);
   touch(rt);

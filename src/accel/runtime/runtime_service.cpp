@@ -4,10 +4,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <malloc.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <malloc.h>
 #include <filesystem>
 #include <random>
 
@@ -358,6 +358,15 @@ bool RuntimeService::place(Runtime& rt) {
     return true;
   }
   return false;
+}
+
+JobLimits RuntimeService::job_limits(const Runtime& rt) const {
+  JobLimits limits = tier_of(rt.tier).limits;
+  if (auto it = inventory_index_.find(rt.accelerator_id); it != inventory_index_.end()) {
+    const Accelerator& a = inventory_[it->second];
+    if (a.kind == "gpu" && !a.simulated) limits.ram_gb = 0;
+  }
+  return limits;
 }
 
 Environment RuntimeService::lease_environment(const Runtime& rt) const {

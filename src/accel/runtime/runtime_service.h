@@ -118,6 +118,8 @@ class RuntimeService {
   Json to_json(const Runtime& rt) const;
   Json to_json(const Job& job) const;
   Environment lease_environment(const Runtime& rt) const;
+  // The tier's job limits; no address-space cap on a real GPU (CUDA maps far more than RAM).
+  JobLimits job_limits(const Runtime& rt) const;
   const TierPolicy& tier_of(const std::string& tier) const;
   void reconcile();
   // A copy of active_'s runtimes: safe to iterate while a runtime in it terminates.

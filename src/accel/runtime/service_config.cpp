@@ -31,6 +31,12 @@ ServiceConfig ServiceConfig::defaults() {
       false,
       true,
       1.0};
+  // Colab's machines by tier: ~12.7 GB of RAM on Free, ~25 GB (High-RAM) on Pro, ~51 GB on
+  // Pro+; paid tiers' jobs get the CPU first when the host is busy.
+  c.tiers["free"].limits = {12.7, 4096, 100, 10};
+  c.tiers["pro"].limits = {25.5, 8192, 200, 5};
+  c.tiers["pro_plus"].limits = {51.0, 16384, 400, 0};
+  c.tiers["enterprise"].limits = {0, 65536, 0, 0};
   return c;
 }
 
@@ -59,6 +65,18 @@ ServiceConfig ServiceConfig::load(const std::string& path) {
         tier.preemptible = t.value("preemptible", tier.preemptible);
         tier.background_execution = t.value("background_execution", tier.background_execution);
         tier.memory_fraction = t.value("memory_fraction", tier.memory_fraction);
+        if (t.contains("limits")) {
+          const auto& l = t["limits"];
+          tier.limits.ram_gb = l.value("ram_gb", tier.limits.ram_gb);
+          tier.limits.open_files = l.value("open_files", tier.limits.open_files);
+          tier.limits.file_size_gb = l.value("file_size_gb", tier.limits.file_size_gb);
+          tier.limits.nice = l.value("nice", tier.limits.nice);
+          if (tier.limits.ram_gb < 0 || tier.limits.open_files < 0 || tier.limits.file_size_gb < 0 ||
+              tier.limits.nice < 0 || tier.limits.nice > 19) {
+            throw ValueError("service config " + path + ": tier " + name +
+                             " limits: ram_gb, open_files and file_size_gb must be >= 0 (0 = no limit), nice 0..19");
+          }
+        }
         for (const std::string& type : tier.accelerator_types) {
           if (type != "cpu" && !hw::find_catalog_type(type)) {
             throw ValueError("service config " + path + ": tier " + name + " names unknown accelerator type '" + type +

@@ -9,6 +9,16 @@
 
 namespace accel::runtime {
 
+// Limits on each job's processes (setrlimit/setpriority in the job monitor, before the command
+// starts). 0 means none. Per process, not per runtime: a per-runtime total needs cgroups,
+// which this service does not manage yet (docs/runtime.md).
+struct JobLimits {
+  double ram_gb = 0;        // RLIMIT_AS; not applied on a real GPU, where CUDA reserves address space far beyond RAM
+  int open_files = 0;       // RLIMIT_NOFILE
+  double file_size_gb = 0;  // RLIMIT_FSIZE: the largest file a job may write
+  int nice = 0;             // CPU priority under load: 0 (normal) to 19 (lowest)
+};
+
 struct TierPolicy {
   std::string name;
   std::vector<std::string> accelerator_types;  // catalog types ("t4", "a100", "v2-8") and "cpu"
@@ -20,6 +30,7 @@ struct TierPolicy {
   bool preemptible = true;
   bool background_execution = false;  // jobs keep a runtime alive without client heartbeats
   double memory_fraction = 1.0;       // ACCEL_MEMORY_FRACTION given to the runtime's jobs
+  JobLimits limits;
 };
 
 struct SimulatedDevices {
