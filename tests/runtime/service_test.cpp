@@ -214,3 +214,16 @@ TEST_F(ServiceTest, MetricsInPrometheusFormat) {
   EXPECT_NE(r->body.find("accel_accelerators{type=\"t4\",simulated=\"true\",status=\"free\"} 0"), std::string::npos)
       << r->body;
 }
+
+// The web page is served without a token and drives the same v1 routes a client uses.
+TEST_F(ServiceTest, TheWebPageIsServedAndUsesTheApi) {
+  httplib::Client c = client();
+  const auto r = c.Get("/");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Content-Type"), "text/html; charset=utf-8");
+  for (const char* part : {"<title>accel runtimes</title>", "/v1/runtime-types", "/v1/runtimes", "/heartbeat",
+                           "/resources", "/events", "X-Accel-Next-Offset", "simulated"}) {
+    EXPECT_NE(r->body.find(part), std::string::npos) << part;
+  }
+}

@@ -1,5 +1,7 @@
 #include "accel/runtime/http_api.h"
 
+#include "accel/runtime/web_page.h"
+
 #include <httplib.h>
 
 #include <netinet/in.h>
@@ -89,6 +91,9 @@ HttpApi::HttpApi(RuntimeService& service)
       });
     };
   };
+  s.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(web_page_html(), "text/html; charset=utf-8");
+  });
   s.Get("/v1/health", [](const httplib::Request&, httplib::Response& res) { send_json(res, 200, {{"status", "ok"}}); });
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(service_.metrics(), "text/plain; version=0.0.4");
