@@ -73,6 +73,7 @@ PY
 {
   step "runtime service on the real GPU"
   data=$(mktemp -d)
+  chmod 755 "$data"  # runtimes run as nobody, who must reach their folders
   echo '{}' >"$data/service.json"
   token=$("$A" admin user add gpuuser --tier enterprise --data-dir "$data/d" 2>/dev/null)
   "$A" serve --config "$data/service.json" --data-dir "$data/d" --listen 127.0.0.1:8470 >"$OUT/serve.log" 2>&1 &

@@ -48,3 +48,24 @@ TEST(RuntimeService, RelativeDataFolderAndAJobsOutputAndStatus) {
   std::filesystem::current_path(previous);
   std::filesystem::remove_all(root);
 }
+
+TEST(RuntimeService, ADataFolderTheWorkerUserCannotReachIsRefusedWithTheFix) {
+  if (geteuid() != 0) GTEST_SKIP() << "privileges are dropped (and checked) only when the service runs as root";
+  const auto root = std::filesystem::temp_directory_path() / ("accel_private_" + std::to_string(getpid()));
+  std::filesystem::create_directories(root);
+  std::filesystem::permissions(root, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace);
+  ServiceConfig config = ServiceConfig::defaults();
+  config.discover_gpus = false;
+  config.accel_executable = ACCEL_CLI_PATH;
+  try {
+    RuntimeService service(config, (root / "data").string(), /*start_ticker=*/false);
+    FAIL() << "expected a ValueError: nobody cannot search " << root;
+  } catch (const accel::ValueError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("'nobody' cannot reach"), std::string::npos) << message;
+    EXPECT_NE(message.find("chmod o+x " + root.string()), std::string::npos) << message;
+  }
+  std::filesystem::permissions(root, std::filesystem::perms::all, std::filesystem::perm_options::add);
+  EXPECT_NO_THROW(RuntimeService(config, (root / "data").string(), false));
+  std::filesystem::remove_all(root);
+}

@@ -6,10 +6,12 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -56,6 +58,26 @@ LocalExecutor::LocalExecutor(std::string run_as, std::string monitor)
     uid_ = static_cast<int>(pw->pw_uid);
     gid_ = static_cast<int>(pw->pw_gid);
   }
+}
+
+std::string LocalExecutor::unreachable(const std::string& path) const {
+  if (uid_ < 0) return "";
+  std::filesystem::path at;
+  for (const auto& part : std::filesystem::path(path)) {
+    at /= part;
+    struct stat st {};
+    if (stat(at.c_str(), &st) != 0) continue;  // made later, by the service
+    const bool searchable = (st.st_uid == static_cast<uid_t>(uid_) && (st.st_mode & S_IXUSR)) ||
+                            (st.st_gid == static_cast<gid_t>(gid_) && (st.st_mode & S_IXGRP)) || (st.st_mode & S_IXOTH);
+    if (!searchable) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+      return "the worker user '" + run_as_ + "' cannot reach " + path + ": " + at.string() + " is mode " + mode +
+             " (owner uid " + std::to_string(st.st_uid) + "); run `chmod o+x " + at.string() +
+             "` or pick a --data-dir it can reach";
+    }
+  }
+  return "";
 }
 
 void LocalExecutor::hand_over(const std::string& path) const {

@@ -30,6 +30,10 @@ class LocalExecutor {
   int start_job(int worker_group, const std::string& workdir, const std::vector<std::string>& argv,
                 const Environment& env, const std::string& output_path, const std::string& exit_path,
                 const JobLimits& limits = {});
+  // Why the worker user cannot reach `path` (a folder above it it may not search), or "". Jobs
+  // start there anyway (the monitor enters it before dropping privileges), but $HOME and
+  // every absolute path into it would fail for them.
+  std::string unreachable(const std::string& path) const;
   // Gives `path` (a runtime's working directory) to the worker user.
   void hand_over(const std::string& path) const;
 

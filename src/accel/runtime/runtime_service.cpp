@@ -71,6 +71,7 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
       data_dir_(fs::absolute(data_dir).lexically_normal().string()),
       executor_(config_.worker_user, config_.accel_executable) {
   fs::create_directories(data_dir_ + "/runtimes");
+  if (const std::string why = executor_.unreachable(data_dir_ + "/runtimes"); !why.empty()) throw ValueError(why);
   store_ = std::make_unique<Store>(data_dir_ + "/service.db");
   if (config_.discover_gpus) {
     const hw::GpuReport gpus = hw::query_gpus();
