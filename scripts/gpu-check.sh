@@ -88,6 +88,8 @@ PY
   timeout 60 "$A" run "$id" -- nvidia-smi -L
   timeout 60 "$A" run "$id" -- sh -c 'echo CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES ACCEL_DEVICE=$ACCEL_DEVICE; id -un'
   timeout 60 "$A" run "$id" -- "$A" info
+  # The tier's limits as the job sees them (no address-space cap on a real GPU).
+  timeout 60 "$A" run "$id" -- sh -c "grep -E '^Max (address space|open files|file size)' /proc/self/limits; cut -d' ' -f19 /proc/self/stat"
   "$A" runtime resources "$id"
   "$A" runtime delete "$id"
   "$A" runtime events "$id"

@@ -1,11 +1,16 @@
 // RuntimeService as a library (no HTTP): a relative data folder, and a job's output and status.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
+#include "accel/core/error.h"
 #include "accel/runtime/runtime_service.h"
 #include "accel/runtime/token.h"
 
@@ -68,4 +73,27 @@ TEST(RuntimeService, ADataFolderTheWorkerUserCannotReachIsRefusedWithTheFix) {
   std::filesystem::permissions(root, std::filesystem::perms::all, std::filesystem::perm_options::add);
   EXPECT_NO_THROW(RuntimeService(config, (root / "data").string(), false));
   std::filesystem::remove_all(root);
+}
+
+// A tier's limit lowers and never raises: above the machine's hard limit (an H200 host refused
+// 65,536 open files), the job keeps the machine's limit and still runs.
+TEST(JobMonitor, LimitsAboveTheHardLimitKeepTheMachinesAndTheJobRuns) {
+  const auto dir = std::filesystem::temp_directory_path() / ("accel_monitor_" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  rlimit files{};
+  getrlimit(RLIMIT_NOFILE, &files);
+  const std::string command = std::string(ACCEL_CLI_PATH) + " __job-monitor --exit " + (dir / "exit").string() +
+                              " --output " + (dir / "out").string() + " --nofile 4000000000 --nice 3" +
+                              " -- sh -c \"grep '^Max open files' /proc/self/limits | tr -s ' ' | cut -d' ' -f4-5;"
+                              " cut -d' ' -f19 /proc/self/stat\"";
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  std::ifstream exit_file(dir / "exit"), out_file(dir / "out");
+  int code = -1;
+  exit_file >> code;
+  EXPECT_EQ(code, 0);
+  const std::string hard = files.rlim_max == RLIM_INFINITY ? "unlimited" : std::to_string(files.rlim_max);
+  std::stringstream out;
+  out << out_file.rdbuf();
+  EXPECT_EQ(out.str(), hard + " " + hard + "\n3\n");
+  std::filesystem::remove_all(dir);
 }

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -58,7 +59,12 @@ int job_monitor_main(int argc, char** argv) {
     dup2(output, 1);
     dup2(output, 2);
     if (!workdir.empty() && chdir(workdir.c_str()) != 0) _exit(126);
-    for (const auto& [resource, value] : limits) {
+    for (const auto& [resource, wanted] : limits) {
+      // A tier's limit only ever lowers: where the machine's hard limit is already below it
+      // (65,536 open files above a host's fs.nr_open, say), the machine's stays.
+      rlimit current{};
+      getrlimit(resource, &current);
+      const rlim_t value = current.rlim_max == RLIM_INFINITY ? wanted : std::min(wanted, current.rlim_max);
       const rlimit limit{value, value};
       if (setrlimit(resource, &limit) != 0) {
         std::fprintf(stderr, "accel: cannot set resource limit %d to %llu: %s\n", resource,
