@@ -29,9 +29,11 @@ Json parse_body(const httplib::Request& req) {
 }
 
 using Handler = std::function<void(const User&, const httplib::Request&, httplib::Response&)>;
-// A route whose work is quick and touches only the service's state: run through the combiner,
-// answered with (status, body).
-using StateHandler = std::function<std::pair<int, Json>(const User&, const httplib::Request&, const Json& body)>;
+
+// A state route's result as its answer: JSON as it is, a runtime record described (create and
+// delete return records so that their JSON is built off the combiner).
+Json answer_json(const RuntimeService&, Json json) { return json; }
+Json answer_json(const RuntimeService& service, const Runtime& rt) { return service.describe(rt); }
 
 constexpr std::size_t kServerThreads = 256;
 constexpr int kListenBacklog = 1024;
@@ -80,14 +82,14 @@ HttpApi::HttpApi(RuntimeService& service)
   };
   // The rest go through the combiner (combiner.h): in arrival order, one commit per batch.
   // Parsing the request and printing the answer stay on the request's own thread.
-  const auto combined = [this, answer_errors](StateHandler handler) {
-    return [this, handler, answer_errors](const httplib::Request& req, httplib::Response& res) {
+  const auto combined = [this, answer_errors](int status, auto op) {
+    return [this, status, op, answer_errors](const httplib::Request& req, httplib::Response& res) {
       answer_errors(res, [&] {
         const User user = service_.authenticate(req.get_header_value("Authorization"));
         const Json body = parse_body(req);
-        std::pair<int, Json> answer;
-        combiner_->run([&] { answer = handler(user, req, body); });
-        send_json(res, answer.first, answer.second);
+        decltype(op(user, req, body)) result;
+        combiner_->run([&] { result = op(user, req, body); });
+        send_json(res, status, answer_json(service_, result));
       });
     };
   };
@@ -98,33 +100,20 @@ HttpApi::HttpApi(RuntimeService& service)
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(service_.metrics(), "text/plain; version=0.0.4");
   });
-  s.Get("/v1/runtime-types", combined([this](const User& u, const httplib::Request&, const Json&) {
-          return std::pair<int, Json>{200, service_.runtime_types(u)};
+  s.Get("/v1/runtime-types", combined(200, [this](const User& u, const httplib::Request&, const Json&) {
+          return service_.runtime_types(u);
         }));
-  // The two hottest routes keep the JSON of their answer out of the combiner's serial work.
-  s.Post("/v1/runtimes", [this, answer_errors](const httplib::Request& req, httplib::Response& res) {
-    answer_errors(res, [&] {
-      const User user = service_.authenticate(req.get_header_value("Authorization"));
-      const Json body = parse_body(req);
-      Runtime created;
-      combiner_->run([&] { created = service_.create_runtime(user, body); });
-      send_json(res, 201, service_.describe(created));
-    });
-  });
-  s.Get("/v1/runtimes", combined([this](const User& u, const httplib::Request&, const Json&) {
-          return std::pair<int, Json>{200, service_.list(u)};
+  s.Post("/v1/runtimes", combined(201, [this](const User& u, const httplib::Request&, const Json& body) {
+           return service_.create_runtime(u, body);
+         }));
+  s.Get("/v1/runtimes",
+        combined(200, [this](const User& u, const httplib::Request&, const Json&) { return service_.list(u); }));
+  s.Get(R"(/v1/runtimes/([\w-]+))", combined(200, [this](const User& u, const httplib::Request& req, const Json&) {
+          return service_.get(u, req.matches[1]);
         }));
-  s.Get(R"(/v1/runtimes/([\w-]+))", combined([this](const User& u, const httplib::Request& req, const Json&) {
-          return std::pair<int, Json>{200, service_.get(u, req.matches[1])};
-        }));
-  s.Delete(R"(/v1/runtimes/([\w-]+))", [this, answer_errors](const httplib::Request& req, httplib::Response& res) {
-    answer_errors(res, [&] {
-      const User user = service_.authenticate(req.get_header_value("Authorization"));
-      Runtime removed;
-      combiner_->run([&] { removed = service_.remove_runtime(user, req.matches[1]); });
-      send_json(res, 200, service_.describe(removed));
-    });
-  });
+  s.Delete(R"(/v1/runtimes/([\w-]+))", combined(200, [this](const User& u, const httplib::Request& req, const Json&) {
+             return service_.remove_runtime(u, req.matches[1]);
+           }));
   s.Post(R"(/v1/runtimes/([\w-]+)/restart)",
          authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
            send_json(res, 200, service_.restart(u, req.matches[1]));
@@ -134,16 +123,16 @@ HttpApi::HttpApi(RuntimeService& service)
            send_json(res, 200, service_.change_type(u, req.matches[1], parse_body(req)));
          }));
   s.Post(R"(/v1/runtimes/([\w-]+)/heartbeat)",
-         combined([this](const User& u, const httplib::Request& req, const Json&) {
-           return std::pair<int, Json>{200, service_.heartbeat(u, req.matches[1])};
+         combined(200, [this](const User& u, const httplib::Request& req, const Json&) {
+           return service_.heartbeat(u, req.matches[1]);
          }));
   s.Post(R"(/v1/runtimes/([\w-]+)/jobs)",
          authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
            send_json(res, 201, service_.run_job(u, req.matches[1], parse_body(req)));
          }));
   s.Get(R"(/v1/runtimes/([\w-]+)/jobs/([\w-]+))",
-        combined([this](const User& u, const httplib::Request& req, const Json&) {
-          return std::pair<int, Json>{200, service_.job(u, req.matches[1], req.matches[2])};
+        combined(200, [this](const User& u, const httplib::Request& req, const Json&) {
+          return service_.job(u, req.matches[1], req.matches[2]);
         }));
   // Output from ?offset=N; X-Accel-Next-Offset and X-Accel-Job-Done tell a client how to go on.
   s.Get(R"(/v1/runtimes/([\w-]+)/jobs/([\w-]+)/output)",

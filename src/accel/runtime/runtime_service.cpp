@@ -140,8 +140,8 @@ User RuntimeService::authenticate(const std::string& header) {
   }
   const std::string token_hash = hash_token(header.substr(prefix.size()));
   // Known tokens are remembered for a few seconds: the database lookup shares the connection
-  // with the commit writer, and every request would wait for its transaction. Users are added
-  // by `accel admin` in another process: an unknown token always asks the database.
+  // with the commits, and every request would wait for the transaction in progress. Users are
+  // added by `accel admin` in another process: an unknown token always asks the database.
   const double now = now_seconds();
   {
     std::lock_guard<std::mutex> lock(users_mutex_);
@@ -201,8 +201,8 @@ Json RuntimeService::to_json(const Job& job) const {
           {"ended_at", job.ended_at}};
 }
 
-// The document is built by the store's writer thread from a copy (to_json reads only the
-// record and the inventory, which never changes after start-up).
+// The document is built at commit time, by whichever thread commits, from a copy (to_json
+// reads only the record and the inventory, which never changes after start-up).
 void RuntimeService::save(const Runtime& rt) {
   store_->put("runtimes", rt.id, rt.user, [this, copy = rt] { return to_json(copy); });
 }
@@ -470,13 +470,12 @@ bool RuntimeService::try_preempt_for(const Runtime& waiting) {
     }
   }
   Runtime* victim = nullptr;
-  for (Runtime* active : active_runtimes()) {
-    Runtime& rt = *active;
-    if (rt.state != "running" || !rt.preemptible || rt.priority >= waiting.priority) continue;
-    if (std::find(types.begin(), types.end(), rt.type) == types.end()) continue;
-    if (!victim || rt.priority < victim->priority ||
-        (rt.priority == victim->priority && rt.started_at > victim->started_at)) {
-      victim = &rt;
+  for (const auto& [id, rt] : active_) {
+    if (rt->state != "running" || !rt->preemptible || rt->priority >= waiting.priority) continue;
+    if (std::find(types.begin(), types.end(), rt->type) == types.end()) continue;
+    if (!victim || rt->priority < victim->priority ||
+        (rt->priority == victim->priority && rt->started_at > victim->started_at)) {
+      victim = rt;
     }
   }
   if (!victim) return false;

@@ -44,7 +44,7 @@ Store::Store(const std::string& path) : path_(path) {
   exec("PRAGMA journal_mode=WAL");
   exec("PRAGMA synchronous=NORMAL");  // committed transactions survive a crash of the process
   // No checkpoints inside commits: under load one took 30 ms and held every request of its
-  // batch. checkpoint() runs them on a connection of its own, beside the writer.
+  // batch. checkpoint() runs them on a connection of its own, beside the commits.
   exec("PRAGMA wal_autocheckpoint=0");
   exec(
       "CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, tier TEXT NOT NULL, admin INTEGER NOT NULL,"
@@ -70,7 +70,7 @@ void Store::checkpoint() {
     // until then a checkpoint does nothing (and says so with a frame count of -1).
     sqlite3_exec(checkpointer_, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
   }
-  // PASSIVE: copies what it can without waiting for or blocking the writer; the WAL starts over
+  // PASSIVE: copies what it can without waiting for or blocking commits; the WAL starts over
   // once a checkpoint has copied all of it.
   const int rc = sqlite3_wal_checkpoint_v2(checkpointer_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
   if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
@@ -101,21 +101,17 @@ sqlite3_stmt* Store::statement(const std::string& sql) {
   return it->second;
 }
 
-void Store::put(const char* table, const std::string& id, const std::string& owner, DocumentFn doc) {
-  {
-    std::lock_guard<std::mutex> lock(queue_mutex_);
-    queue_.push_back(Put{table, id, owner, std::move(doc)});
-    ++queued_count_;
-  }
+void Store::enqueue(Change change) {
+  std::lock_guard<std::mutex> lock(queue_mutex_);
+  queue_.push_back(std::move(change));
+  ++queued_count_;
 }
 
-void Store::add_event(Event event) {
-  {
-    std::lock_guard<std::mutex> lock(queue_mutex_);
-    queue_.push_back(std::move(event));
-    ++queued_count_;
-  }
+void Store::put(const char* table, const std::string& id, const std::string& owner, DocumentFn doc) {
+  enqueue(Put{table, id, owner, std::move(doc)});
 }
+
+void Store::add_event(Event event) { enqueue(std::move(event)); }
 
 void Store::sync() {
   std::unique_lock<std::mutex> lock(queue_mutex_);

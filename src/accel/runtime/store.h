@@ -79,6 +79,7 @@ class Store {
   using Change = std::variant<Put, Event>;
 
   void exec(const char* sql);
+  void enqueue(Change change);
   void commit(const std::vector<Change>& batch);
   sqlite3_stmt* statement(const std::string& sql);  // prepared once, reset for each use
 
