@@ -24,10 +24,15 @@ struct ClientOptions {
 };
 
 ClientOptions resolve(ClientOptions o) {
-  Json file;
+  Json file = Json::object();  // no file: nothing from it
   if (const char* home = std::getenv("HOME")) {
-    std::ifstream in(std::string(home) + "/.config/accel/client.json");
+    const std::string path = std::string(home) + "/.config/accel/client.json";
+    std::ifstream in(path);
     if (in) file = Json::parse(in, nullptr, false);
+    if (!file.is_object()) {
+      throw ValueError(path +
+                       " is not a JSON object; write it as {\"server\": \"http://HOST:PORT\", \"token\": \"acc_...\"}");
+    }
   }
   if (o.server.empty()) o.server = std::getenv("ACCEL_SERVER") ? std::getenv("ACCEL_SERVER") : file.value("server", "");
   if (o.token.empty()) o.token = std::getenv("ACCEL_TOKEN") ? std::getenv("ACCEL_TOKEN") : file.value("token", "");

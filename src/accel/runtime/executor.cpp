@@ -74,7 +74,7 @@ std::string LocalExecutor::unreachable(const std::string& path) const {
       std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
       return "the worker user '" + run_as_ + "' cannot reach " + path + ": " + at.string() + " is mode " + mode +
              " (owner uid " + std::to_string(st.st_uid) + "); run `chmod o+x " + at.string() +
-             "` or pick a --data-dir it can reach";
+             "` or pick a --data-dir it can reach, such as /var/lib/accel";
     }
   }
   return "";
