@@ -8,13 +8,16 @@ ASAN_BUILD ?= build-asan
 ARGS ?= --epochs 5
 CMAKE_FLAGS ?=
 
-.PHONY: run test build deps-run deps-test asan format-check format bench clean
+.PHONY: run test build deps-run deps-test deps-bench asan format-check format bench clean
 
-run: deps-run build
+# `make run` builds only what it runs (the accel command); `make test` builds everything.
+run: deps-run
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake --build $(BUILD) --target accel_cli
 	./$(BUILD)/accel train $(ARGS)
 
 test: deps-test build
-	cd $(BUILD) && ctest --output-on-failure -j2
+	cd $(BUILD) && ctest --output-on-failure --no-tests=error -j2
 
 build:
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
@@ -26,10 +29,13 @@ deps-run:
 deps-test:
 	scripts/install-deps.sh test
 
+deps-bench:
+	scripts/install-deps.sh bench
+
 asan: deps-test
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DACCEL_SANITIZE=ON
 	cmake --build $(ASAN_BUILD)
-	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j2
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure --no-tests=error -j2
 
 format-check: deps-test
 	git ls-files '*.h' '*.cpp' | xargs clang-format --dry-run -Werror
@@ -37,8 +43,7 @@ format-check: deps-test
 format:
 	git ls-files '*.h' '*.cpp' | xargs clang-format -i
 
-bench: build
-	scripts/install-deps.sh bench
+bench: deps-bench build
 	bench/train_bench.sh
 
 clean:

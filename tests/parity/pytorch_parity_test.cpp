@@ -1,12 +1,16 @@
-// The seed workflow against PyTorch itself: the same initial weights and the same Fashion-MNIST
-// batches through Debian's PyTorch (python3-torch) and through accel give the same loss at each
-// of the first 100 steps (relative 1e-4, fp32), and the same weights after them.
+// The seed workflow end to end against PyTorch, free-running: the same initial weights and the
+// same Fashion-MNIST batches through Debian's PyTorch (python3-torch, float32) and through accel
+// give the same loss at each of the first 20 steps (relative 1e-4) and the same weights after
+// them. Only 20: free-running float32 training amplifies last-bit differences chaotically (by
+// step ~80 a single ReLU sign flip can move the loss by 1e-4 on one CPU model and not another),
+// so the step-by-step check with a derived tolerance is teacher_forced_parity_test.cpp.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <string>
 
 #include "accel/data/dataloader.h"
@@ -19,7 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kSteps = 100;
+constexpr int kSteps = 20;
 constexpr std::int64_t kBatch = 64;
 constexpr const char* kPython = "/usr/bin/python3";
 
@@ -38,15 +42,6 @@ std::vector<T> read_binary(const fs::path& path) {
   return values;
 }
 
-bool cpu_has_avx512() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(cpuinfo, line)) {
-    if (line.rfind("flags", 0) == 0) return line.find(" avx512f") != std::string::npos;
-  }
-  return false;
-}
-
 double max_abs(const std::vector<float>& v) {
   double m = 0;
   for (float x : v) m = std::max(m, static_cast<double>(std::abs(x)));
@@ -55,7 +50,7 @@ double max_abs(const std::vector<float>& v) {
 
 }  // namespace
 
-TEST(PyTorchParity, SeedModelLossesMatchForTheFirst100Steps) {
+TEST(PyTorchParity, FreeRunningSeedLossesMatchForTheFirst20Steps) {
   ASSERT_EQ(std::system((std::string(kPython) + " -c 'import torch' 2>/dev/null").c_str()), 0)
       << "Debian's PyTorch is needed as the reference: apt-get install python3-torch (make test installs it)";
   const fs::path dir = fs::temp_directory_path() / ("accel_parity_" + std::to_string(::getpid()));
@@ -78,12 +73,7 @@ TEST(PyTorchParity, SeedModelLossesMatchForTheFirst100Steps) {
   }
   write_binary(dir / "indices.bin", order);
 
-  // Debian's OpenBLAS 0.3.21 does not recognise Sapphire Rapids and falls back to its Prescott
-  // (SSE3) kernels; their different summation order flips a near-zero ReLU input at step 65
-  // and PyTorch then differs from *itself* on the AVX-512 kernels by 1.9e-4 at step 90 (see
-  // docs/design.md, "Parity"). So the reference runs on the kernels made for this CPU.
-  const std::string blas_core = cpu_has_avx512() ? "OPENBLAS_CORETYPE=SkylakeX " : "";
-  const std::string command = blas_core + std::string(kPython) + " " + ACCEL_SOURCE_DIR +
+  const std::string command = std::string(kPython) + " " + ACCEL_SOURCE_DIR +
                               "/tests/parity/torch_seed_reference.py --dir " + dir.string() + " --data " +
                               data::kFashionMnistDefaultDir + " --steps " + std::to_string(kSteps) + " --batch-size " +
                               std::to_string(kBatch);
@@ -104,10 +94,14 @@ TEST(PyTorchParity, SeedModelLossesMatchForTheFirst100Steps) {
   if (const char* dump = std::getenv("ACCEL_PARITY_DUMP")) write_binary(dump, losses);  // for investigations
   const auto torch_losses = read_binary<double>(dir / "torch_losses.bin");
   ASSERT_EQ(torch_losses.size(), losses.size());
+  double worst_relative = 0;
   for (int step = 0; step < kSteps; ++step) {
     EXPECT_NEAR(losses[step], torch_losses[step], 1e-4 * std::abs(torch_losses[step])) << "step " << step;
+    worst_relative =
+        std::max(worst_relative, std::abs(losses[step] - torch_losses[step]) / std::abs(torch_losses[step]));
   }
-  // After 100 Adam steps the weights agree too (to float rounding amplified by 100 updates).
+  std::cout << "worst relative loss difference over " << kSteps << " free-running steps: " << worst_relative << "\n";
+  // After 20 Adam steps the weights agree too (to float rounding amplified by the updates).
   for (const auto& [name, index] : {std::pair{"w1", 0}, std::pair{"w2", 2}}) {
     const auto ours = params[index].to_vector<float>();
     const auto theirs = read_binary<float>(dir / ("torch_" + std::string(name) + "_final.bin"));

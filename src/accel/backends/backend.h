@@ -30,8 +30,10 @@ struct ParamBuffers {
   std::int64_t numel;
 };
 
+// Doubles, as PyTorch's Python scalars: the kernel derives 1 - beta, the bias corrections and
+// 1 - lr * weight_decay in double and rounds each once (1.0f - 0.999f is 1.3e-5 off 0.001f).
 struct AdamHyper {
-  float lr, beta1, beta2, eps, weight_decay;
+  double lr, beta1, beta2, eps, weight_decay;
   bool decoupled_weight_decay;  // AdamW
   std::int64_t step;            // 1-based, after incrementing
 };

@@ -154,12 +154,7 @@ void Adam::step() {
                                     exp_avg_sq_[i].data_ptr<float>(), p.numel()});
   }
   for (auto& [step, buffers] : by_step) {
-    const AdamHyper hyper{static_cast<float>(options_.lr),
-                          static_cast<float>(options_.beta1),
-                          static_cast<float>(options_.beta2),
-                          static_cast<float>(options_.eps),
-                          static_cast<float>(options_.weight_decay),
-                          decoupled_,
+    const AdamHyper hyper{options_.lr, options_.beta1, options_.beta2, options_.eps, options_.weight_decay, decoupled_,
                           step};
     backend_for(*device).adam_step(buffers, hyper);
   }

@@ -61,6 +61,9 @@ class Adam : public Optimizer {
   const AdamOptions& options() const { return options_; }
   // Steps taken by parameter i (PyTorch keeps this per parameter).
   std::int64_t step_count(std::size_t i) const { return steps_.at(i); }
+  // Adam's first and second moments of parameter i (undefined before its first step).
+  const Tensor& exp_avg(std::size_t i) const { return exp_avg_.at(i); }
+  const Tensor& exp_avg_sq(std::size_t i) const { return exp_avg_sq_.at(i); }
 
  protected:
   Adam(std::vector<Tensor> params, AdamOptions options, bool decoupled);

@@ -15,17 +15,18 @@ enum class Decay { None, L2, Decoupled };
 template <Decay D>
 void adam_kernel(std::span<const ParamBuffers> params, const AdamHyper& h, std::int64_t total) {
   // In double, then rounded once, as PyTorch computes these Python scalars.
-  const double bias_correction1 = 1.0 - std::pow(static_cast<double>(h.beta1), static_cast<double>(h.step));
-  const double bias_correction2 = 1.0 - std::pow(static_cast<double>(h.beta2), static_cast<double>(h.step));
-  const auto step_size = static_cast<float>(static_cast<double>(h.lr) / bias_correction1);
+  const double bias_correction1 = 1.0 - std::pow(h.beta1, static_cast<double>(h.step));
+  const double bias_correction2 = 1.0 - std::pow(h.beta2, static_cast<double>(h.step));
+  const auto step_size = static_cast<float>(h.lr / bias_correction1);
   // PyTorch divides sqrt(v) by sqrt(bias_correction2); multiplying by the reciprocal differs
   // by at most one rounding and saves a vector division per parameter (the kernel's
   // bottleneck next to memory traffic).
   const auto inv_bias_correction2_sqrt = static_cast<float>(1.0 / std::sqrt(bias_correction2));
-  const float beta1 = h.beta1, beta2 = h.beta2, eps = h.eps, wd = h.weight_decay;
-  const float one_minus_beta1 = 1.0f - beta1;
-  const float one_minus_beta2 = 1.0f - beta2;
-  const float decay = 1.0f - h.lr * wd;
+  const auto beta1 = static_cast<float>(h.beta1), beta2 = static_cast<float>(h.beta2);
+  const auto eps = static_cast<float>(h.eps), wd = static_cast<float>(h.weight_decay);
+  const auto one_minus_beta1 = static_cast<float>(1.0 - h.beta1);
+  const auto one_minus_beta2 = static_cast<float>(1.0 - h.beta2);
+  const auto decay = static_cast<float>(1.0 - h.lr * h.weight_decay);
 #pragma omp parallel if (total >= kParallelThreshold)
   for (const ParamBuffers& p : params) {
     float* __restrict w = p.param;
@@ -53,7 +54,7 @@ void adam_kernel(std::span<const ParamBuffers> params, const AdamHyper& h, std::
 void CpuBackend::adam_step(std::span<const ParamBuffers> params, const AdamHyper& h) {
   std::int64_t total = 0;
   for (const ParamBuffers& p : params) total += p.numel;
-  if (h.weight_decay == 0.0f) {
+  if (h.weight_decay == 0.0) {
     adam_kernel<Decay::None>(params, h, total);
   } else if (h.decoupled_weight_decay) {
     adam_kernel<Decay::Decoupled>(params, h, total);
