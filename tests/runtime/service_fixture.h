@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "../support/command.h"
+#include "../support/niceness.h"
 
 namespace accel::testing {
 
@@ -70,6 +71,7 @@ class ServiceTest : public ::testing::Test {
 
   void start_daemon() {
     std::filesystem::remove(dir_ / "port");
+    setenv("ACCEL_TEST_DAEMON_SECRET", "not-for-jobs", 1);  // the daemon's environment stays its own
     daemon_ = fork();
     if (daemon_ == 0) {
       const std::string log = (dir_ / "serve.log").string();

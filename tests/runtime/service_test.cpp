@@ -2,6 +2,7 @@
 #include "service_fixture.h"
 
 using accel::testing::Json;
+using accel::testing::niced;
 using accel::testing::Reply;
 using accel::testing::ServiceTest;
 
@@ -146,7 +147,8 @@ TEST_F(ServiceTest, RestartKeepsFilesAndChangeTypeMovesTheLease) {
 
 // The default tiers' job limits (service_config.cpp): Free 12.7 GB address space, 4,096 files,
 // 100 GB files, nice 10; Pro+ 51 GB, 16,384 files, 400 GB, nice 0. Read from the job's own
-// /proc, so the test sees what the kernel enforces.
+// /proc, so the test sees what the kernel enforces. Nice adds to the service's own (the suite
+// may itself run under nice).
 TEST_F(ServiceTest, JobsRunUnderTheirTiersLimits) {
   const std::vector<std::string> show = {
       "sh", "-c",
@@ -162,11 +164,29 @@ TEST_F(ServiceTest, JobsRunUnderTheirTiersLimits) {
   EXPECT_EQ(limits_of("alice", "gpu:t4"), std::to_string(static_cast<long long>(100 * kGiB)) + " " +
                                               std::to_string(static_cast<long long>(100 * kGiB)) + "\n4096 4096\n" +
                                               std::to_string(static_cast<long long>(12.7 * kGiB)) + " " +
-                                              std::to_string(static_cast<long long>(12.7 * kGiB)) + "\n10\n");
+                                              std::to_string(static_cast<long long>(12.7 * kGiB)) + "\n" + niced(10) +
+                                              "\n");
   EXPECT_EQ(limits_of("pete", "cpu"), std::to_string(static_cast<long long>(400 * kGiB)) + " " +
                                           std::to_string(static_cast<long long>(400 * kGiB)) + "\n16384 16384\n" +
                                           std::to_string(static_cast<long long>(51 * kGiB)) + " " +
-                                          std::to_string(static_cast<long long>(51 * kGiB)) + "\n0\n");
+                                          std::to_string(static_cast<long long>(51 * kGiB)) + "\n" + niced(0) + "\n");
+}
+
+// Jobs get a declared environment, not the daemon's (its variables, a PATH through folders the
+// worker user cannot search), and a missing command is named as missing, not "Permission denied".
+TEST_F(ServiceTest, JobsGetADeclaredEnvironmentAndMissingCommandsAreNamed) {
+  const std::string id = create("pete", "cpu");
+  const std::string env = job("pete", id, {"sh", "-c", "echo secret=${ACCEL_TEST_DAEMON_SECRET:-none}; echo $PATH"});
+  ASSERT_TRUE(wait_until([&] { return job_state("pete", id, env)["state"] == "exited"; }, 5));
+  const std::string accel_dir = std::filesystem::path(ACCEL_CLI_PATH).parent_path().string();
+  EXPECT_EQ(output("pete", id, env),
+            "secret=none\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:" + accel_dir + "\n");
+  const std::string missing = job("pete", id, {"no-such-command-in-accel-tests"});
+  ASSERT_TRUE(wait_until([&] { return job_state("pete", id, missing)["state"] == "exited"; }, 5));
+  EXPECT_EQ(job_state("pete", id, missing)["exit_code"], 127);
+  EXPECT_NE(output("pete", id, missing).find("no-such-command-in-accel-tests: command not found in this runtime"),
+            std::string::npos)
+      << output("pete", id, missing);
 }
 
 TEST_F(ServiceTest, DeleteFreesEverything) {

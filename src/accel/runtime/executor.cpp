@@ -18,8 +18,6 @@
 
 #include "accel/core/error.h"
 
-extern char** environ;
-
 namespace accel::runtime {
 namespace {
 
@@ -34,14 +32,13 @@ struct CArgs {
   char** get() { return pointers.data(); }
 };
 
-CArgs environment_with(const Environment& extra) {
-  std::vector<std::string> items;
-  for (char** e = environ; *e; ++e) {
-    const std::string entry = *e;
-    bool replaced = false;
-    for (const auto& [key, value] : extra) replaced = replaced || entry.rfind(key + "=", 0) == 0;
-    if (!replaced) items.push_back(entry);
-  }
+// A declared environment, not the service's: the daemon's may hold secrets and folders the
+// worker user cannot search (a PATH through /root made a missing command read "Permission
+// denied"). The accel that runs the service is on the PATH, after the system's folders.
+CArgs job_environment(const std::string& accel_binary, const Environment& extra) {
+  const std::string accel_dir = std::filesystem::path(accel_binary).parent_path().string();
+  std::vector<std::string> items = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:" + accel_dir,
+                                    "LANG=C.UTF-8", "SHELL=/bin/sh"};
   for (const auto& [key, value] : extra) items.push_back(key + "=" + value);
   return CArgs(std::move(items));
 }
@@ -134,7 +131,7 @@ std::string self_executable() {
 }  // namespace
 
 int LocalExecutor::start_worker(const std::string& workdir, const Environment& env) {
-  CArgs envp = environment_with(env);
+  CArgs envp = job_environment(monitor_, env);
   if (uid_ >= 0) {
     // setpriv (util-linux) drops to the worker user; posix_spawn cannot change users itself.
     CArgs argv({"setpriv", "--reuid=" + std::to_string(uid_), "--regid=" + std::to_string(gid_), "--clear-groups", "--",
@@ -163,7 +160,7 @@ int LocalExecutor::start_job(int worker_group, const std::string& workdir, const
   args.emplace_back("--");
   args.insert(args.end(), command.begin(), command.end());
   CArgs argv(std::move(args));
-  CArgs envp = environment_with(env);
+  CArgs envp = job_environment(monitor_, env);
   return spawn(monitor_, argv, envp, worker_group, workdir);
 }
 

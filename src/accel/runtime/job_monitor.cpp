@@ -72,7 +72,10 @@ int job_monitor_main(int argc, char** argv) {
         _exit(126);
       }
     }
-    if (nice > 0 && setpriority(PRIO_PROCESS, 0, nice) != 0) {
+    // The tier's nice is added to the service's own (as nice(1) does), so a service started
+    // under nice keeps its jobs below itself and a job never gets ahead of its service.
+    errno = 0;
+    if (nice > 0 && ::nice(nice) == -1 && errno != 0) {
       std::fprintf(stderr, "accel: cannot lower the priority to nice %d: %s\n", nice, std::strerror(errno));
       _exit(126);
     }
@@ -82,7 +85,13 @@ int job_monitor_main(int argc, char** argv) {
       _exit(126);
     }
     execvp(argv[command_at], argv + command_at);
-    std::fprintf(stderr, "accel: cannot run %s: %s\n", argv[command_at], std::strerror(errno));
+    if (errno == ENOENT && !std::strchr(argv[command_at], '/')) {
+      const char* path = std::getenv("PATH");
+      std::fprintf(stderr, "accel: %s: command not found in this runtime (PATH=%s)\n", argv[command_at],
+                   path ? path : "");
+    } else {
+      std::fprintf(stderr, "accel: cannot run %s: %s\n", argv[command_at], std::strerror(errno));
+    }
     _exit(127);
   }
   signal(SIGTERM, SIG_IGN);
