@@ -2,7 +2,7 @@
 # Rehearses the README's promise on a bare Debian 12 machine: builds a minimal root with
 # mmdebstrap (--variant=apt: the base image and apt, nothing else), puts a clean clone of this
 # repository's HEAD (and ../shared) inside it, and runs the README's two commands there exactly
-# as written: `make run ARGS="..."`, then `make test`. The root has no CUDA toolkit, so this is
+# as written: `./make.sh run ARGS="..."`, then `./make.sh test`. The root has no CUDA toolkit, so this is
 # also the CPU-only build. A missing install step fails here, with the command's own error.
 #
 #   sudo scripts/fresh-machine-check.sh            (CI: .ci/run)
@@ -87,8 +87,8 @@ in_root "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y
 
 status=0
 step=$SECONDS
-say "README command 1 in the fresh root: make run ARGS=\"$args\""
-if in_root "cd '$repo' && make run ARGS='$args'"; then
+say "README command 1 in the fresh root: ./make.sh run ARGS=\"$args\""
+if in_root "cd '$repo' && ./make.sh run ARGS='$args'"; then
   say "make run: passed in $(elapsed "$step")"
 else
   status=$?
@@ -96,8 +96,8 @@ else
 fi
 if [ "$status" -eq 0 ]; then
   step=$SECONDS
-  say "README command 2 in the fresh root: make test"
-  if in_root "cd '$repo' && make test"; then
+  say "README command 2 in the fresh root: ./make.sh test"
+  if in_root "cd '$repo' && ./make.sh test"; then
     say "make test: passed in $(elapsed "$step")"
   else
     status=$?

@@ -11,7 +11,7 @@ set -euo pipefail
 
 what=${1:-run}
 packages=(
-  build-essential cmake ninja-build pkg-config ca-certificates
+  build-essential make cmake ninja-build pkg-config ca-certificates
   libdnnl-dev ocl-icd-opencl-dev  # Debian's oneDNN is built with its OpenCL GPU runtime: its CMake config needs OpenCL
   zlib1g-dev libcli11-dev nlohmann-json3-dev libsqlite3-dev libssl-dev libcpp-httplib-dev
   dataset-fashion-mnist
