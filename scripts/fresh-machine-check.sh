@@ -104,5 +104,5 @@ if [ "$status" -eq 0 ]; then
     say "make test: FAILED (exit $status) after $(elapsed "$step")"
   fi
 fi
-say "$([ "$status" -eq 0 ] && echo "passed" || echo "FAILED") in $(elapsed "$t0") on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+say "$([ "$status" -eq 0 ] && echo "passed" || echo "FAILED") in $(elapsed "$t0") on $("$repo/scripts/cpu-description.sh")"
 exit "$status"

@@ -172,7 +172,8 @@ class TorchStepReference {
     for (const Params* group : {&r.params, &r.exp_avg, &r.exp_avg_sq, &r.grads})
       for (const auto& values : *group) process_.write(values);
 
-    StepReport report{r.step};
+    StepReport report;
+    report.step = r.step;
     const auto loss = process_.read<double>(2);
     report.undecided_relus = process_.read<std::int64_t>(1)[0];
     report.items.push_back(compare("loss", {static_cast<float>(r.loss)}, {loss[0]}, {loss[1]}));
