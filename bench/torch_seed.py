@@ -24,6 +24,20 @@ def read_idx(path):
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
+def blas_in_use():
+    """The BLAS library this process loaded for torch, and OpenBLAS's kernel (core) and config."""
+    import ctypes
+    with open("/proc/self/maps") as f:
+        paths = {line.split()[-1] for line in f if "blas" in line.lower() and "/" in line}
+    for path in sorted(paths):
+        lib = ctypes.CDLL(path)
+        if hasattr(lib, "openblas_get_corename"):
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            lib.openblas_get_config.restype = ctypes.c_char_p
+            return f"{lib.openblas_get_config().decode()} core {lib.openblas_get_corename().decode()}"
+    return ", ".join(os.path.basename(p) for p in sorted(paths)) or "unknown"
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch-size", type=int, default=64)
@@ -63,7 +77,8 @@ def main():
             total += loss.item()
         seconds = time.perf_counter() - start
         epochs.append({"epoch": epoch, "train_seconds": seconds, "loss": total / ((n + args.batch_size - 1) // args.batch_size)})
-    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "epochs": epochs}))
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_in_use(),
+                      "epochs": epochs}))
 
 
 if __name__ == "__main__":

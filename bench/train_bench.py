@@ -46,6 +46,14 @@ def cpu_model():
     return platform.processor()
 
 
+def cpu_flags():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                return line.split(":", 1)[1].split()
+    return []
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
@@ -55,6 +63,7 @@ def main():
     args = parser.parse_args()
 
     torch_script = os.path.join(ROOT, "bench", "torch_seed.py")
+    avx512 = "avx512f" in cpu_flags()
     configs = []
     for batch in [int(b) for b in args.batches.split(",")]:
         e = str(args.epochs)
@@ -64,19 +73,22 @@ def main():
             (batch, "torch best (1 thread, OpenBLAS 2)", ["/usr/bin/python3", torch_script, "--epochs", e,
                                                            "--batch-size", str(batch), "--threads", "1"],
              {"OPENBLAS_NUM_THREADS": "2"}),
-            # The strongest PyTorch 1.13 setup found here: best, plus OpenBLAS's AVX-512 kernels
-            # (it misdetects this CPU as Prescott) and denormals flushed as accel does.
-            (batch, "torch tuned (best + SkylakeX + FTZ)", ["/usr/bin/python3", torch_script, "--epochs", e,
-                                                            "--batch-size", str(batch), "--threads", "1",
-                                                            "--flush-denormal"],
-             {"OPENBLAS_NUM_THREADS": "2", "OPENBLAS_CORETYPE": "SkylakeX"}),
+            # The strongest PyTorch 1.13 setup found: best, plus denormals flushed as accel does,
+            # and on AVX-512 CPUs OpenBLAS's SkylakeX kernels (0.3.21 takes Sapphire Rapids for a
+            # Prescott). Never SkylakeX elsewhere: those kernels would not run on an AVX2-only CPU.
+            (batch, "torch tuned (best + FTZ" + (" + SkylakeX)" if avx512 else ")"),
+             ["/usr/bin/python3", torch_script, "--epochs", e, "--batch-size", str(batch), "--threads", "1",
+              "--flush-denormal"],
+             dict({"OPENBLAS_NUM_THREADS": "2"}, **({"OPENBLAS_CORETYPE": "SkylakeX"} if avx512 else {}))),
         ]
 
     times = {(c[0], c[1]): [] for c in configs}
+    libraries = {}
     for repeat in range(args.repeats):
         for batch, name, command, env in configs:
             result = run(command, env)
             times[(batch, name)] += [e["train_seconds"] for e in result["epochs"]]
+            libraries[name] = result.get("gemm") or result.get("blas", "?")
             print(f"  repeat {repeat + 1}/{args.repeats}  batch {batch:4d}  {name:36s} "
                   + " ".join(f"{e['train_seconds']:.3f}" for e in result["epochs"]), flush=True)
 
@@ -86,7 +98,11 @@ def main():
             rss[name] = peak_rss_mib(command, env)
 
     print()
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores; repeats {args.repeats} x epochs {args.epochs}")
+    description = subprocess.run([os.path.join(ROOT, "scripts", "cpu-description.sh")], capture_output=True,
+                                 text=True).stdout.strip() or f"{cpu_model()}, {os.cpu_count()} cores"
+    print(f"machine: {description}; repeats {args.repeats} x epochs {args.epochs}")
+    for name, library in libraries.items():
+        print(f"  {name}: {library}")
     print(f"{'batch':>5}  {'configuration':36s} {'median s/epoch':>14} {'min':>7} {'max':>7} {'vs accel':>9}")
     for batch in sorted({c[0] for c in configs}):
         accel_median = statistics.median(times[(batch, "accel")])

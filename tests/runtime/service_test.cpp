@@ -107,10 +107,11 @@ TEST_F(ServiceTest, BackgroundExecutionKeepsARuntimeWithAJobAlive) {
   const std::string busy = create("pete", "cpu");
   job("pete", busy, {"sleep", "30"});
   const std::string idle = create("pete", "gpu:t4");
-  std::this_thread::sleep_for(std::chrono::milliseconds(3000));
-  EXPECT_EQ(state("pete", busy), "running");
-  EXPECT_EQ(state("pete", idle), "terminated");
+  // Waited for rather than slept for (a loaded machine may tick late): once the later runtime
+  // has timed out, the busy one is past its idle timeout too.
+  ASSERT_TRUE(wait_until([&] { return state("pete", idle) == "terminated"; }, 10));
   EXPECT_EQ(runtime("pete", idle)["reason"], "idle timeout");
+  EXPECT_EQ(state("pete", busy), "running");
 }
 
 TEST_F(ServiceTest, MaxLifetimeEndsARuntimeAfterAWarning) {

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <string>
 
+#include "accel/backends/cpu/cpu_backend.h"
 #include "accel/memory/device_allocators.h"
 #include "accel/train/seed_trainer.h"
 #include "commands.h"
@@ -16,9 +17,12 @@ std::string mib_text(std::int64_t bytes) {
 }
 
 void print_json(const train::TrainReport& report, std::int64_t batch_size) {
-  std::printf("{\"device\": \"%s\", \"simulated\": %s, \"batch_size\": %lld, \"peak_allocated\": %lld, \"epochs\": [",
-              report.device.to_string().c_str(), report.device.is_sim() ? "true" : "false",
-              static_cast<long long>(batch_size), static_cast<long long>(report.memory.peak_allocated));
+  std::printf(
+      "{\"device\": \"%s\", \"simulated\": %s, \"gemm\": \"%s\", \"batch_size\": %lld, \"peak_allocated\": %lld, "
+      "\"epochs\": [",
+      report.device.to_string().c_str(), report.device.is_sim() ? "true" : "false",
+      cpu::gemm_library_description().c_str(), static_cast<long long>(batch_size),
+      static_cast<long long>(report.memory.peak_allocated));
   for (std::size_t i = 0; i < report.epochs.size(); ++i) {
     const auto& s = report.epochs[i];
     std::printf("%s{\"epoch\": %d, \"loss\": %.6f, \"train_seconds\": %.6f, \"test_accuracy\": %.6f}", i ? ", " : "",

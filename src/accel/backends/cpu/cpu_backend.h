@@ -3,6 +3,8 @@
 // other on a small machine.
 #pragma once
 
+#include <string>
+
 #include "accel/backends/backend.h"
 #include "accel/backends/cpu/parallel.h"  // parallel_for, kParallelThreshold
 
@@ -47,5 +49,9 @@ class CpuBackend : public Backend {
 };
 
 CpuBackend& backend();
+
+// The GEMM library and the instruction set it runs on this CPU, e.g. "oneDNN 2.6.3 (avx2)",
+// for benchmark records.
+std::string gemm_library_description();
 
 }  // namespace accel::cpu
