@@ -45,6 +45,22 @@ TEST(Shape, NumelStridesAndPrinting) {
   EXPECT_THROW(Shape({2, -3}), ShapeError);
 }
 
+// Size products are checked: a shape whose element count (or stride span) does not fit in
+// int64 is a ShapeError naming it, not a wrapped count (zeros({2^32, 2^32}) used to build a
+// 0-byte tensor that select() then read past).
+TEST(Shape, SizeProductsThatOverflowAreShapeErrors) {
+  constexpr std::int64_t k2to32 = std::int64_t{1} << 32;
+  try {
+    Shape({k2to32, k2to32});
+    ADD_FAILURE() << "no error";
+  } catch (const ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("[4294967296, 4294967296]"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(Shape({0, std::int64_t{1} << 40, std::int64_t{1} << 40}),
+               ShapeError);  // empty, but its strides overflow
+  EXPECT_EQ(Shape({std::int64_t{1} << 31, std::int64_t{1} << 31}).numel(), std::int64_t{1} << 62);
+}
+
 TEST(Shape, BroadcastFollowsNumpyRules) {
   EXPECT_EQ(broadcast_shapes(Shape{64, 256}, Shape{256}, "add"), (Shape{64, 256}));
   EXPECT_EQ(broadcast_shapes(Shape{3, 1, 5}, Shape{4, 1}, "add"), (Shape{3, 4, 5}));

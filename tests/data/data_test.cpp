@@ -109,6 +109,18 @@ TEST(Idx, BadInputIsADataErrorNamingTheFile) {
             std::string::npos);
 }
 
+// A header whose sizes multiply past 64 bits (60000 x 2^31 x 2^31 wrapped to a small count and
+// `accel train` died with SIGSEGV in the loader) is a DataError naming the file.
+TEST(Idx, AHeaderWhoseSizesOverflowIsADataError) {
+  TempDir dir;
+  constexpr std::uint32_t k2to31 = 1u << 31;
+  write_raw(dir.file("huge.idx"), idx_bytes({60000, k2to31, k2to31}, {1, 2, 3}));
+  const std::string message = error_of<DataError>([&] { data::read_idx(dir.file("huge.idx")); });
+  EXPECT_NE(message.find("huge.idx"), std::string::npos) << message;
+  EXPECT_NE(message.find("60000 x 2147483648"), std::string::npos) << message;
+  EXPECT_NE(message.find("corrupt"), std::string::npos) << message;
+}
+
 TEST(FashionMnist, LoadsASplitAndValidatesLabels) {
   TempDir dir;
   write_split(dir, "train", {0, 9, 3});

@@ -141,3 +141,16 @@ TEST(TensorAutogradState, RequiresGradOnlyForFloatingPoint) {
   EXPECT_THROW(i.requires_grad_(), DTypeError);
   EXPECT_FALSE(t.detach().requires_grad());
 }
+
+// A tensor whose bytes do not fit in size_t is a ShapeError before anything is allocated.
+TEST(Tensor, ShapesTooLargeToAllocateAreShapeErrorsNotCrashes) {
+  constexpr std::int64_t k2to32 = std::int64_t{1} << 32, k2to31 = std::int64_t{1} << 31;
+  EXPECT_THROW(zeros({k2to32, k2to32}), ShapeError);
+  try {
+    zeros({k2to31, k2to31});  // 2^62 elements fit in int64, their 2^64 bytes do not fit in size_t
+    ADD_FAILURE() << "no error";
+  } catch (const ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("float32 tensor of shape [2147483648, 2147483648]"), std::string::npos)
+        << e.what();
+  }
+}

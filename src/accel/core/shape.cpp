@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "accel/core/checked_math.h"
 #include "accel/core/error.h"
 
 namespace accel {
@@ -9,15 +10,18 @@ namespace accel {
 Shape::Shape(std::initializer_list<std::int64_t> sizes) : Shape(std::vector<std::int64_t>(sizes)) {}
 
 Shape::Shape(std::vector<std::int64_t> sizes) : sizes_(std::move(sizes)) {
+  // Every size product a tensor computes (its element count, its strides, which skip empty
+  // dimensions) is checked here once, so numel() and contiguous_strides() cannot wrap.
+  std::int64_t elements = 1, span = 1;
   for (std::int64_t s : sizes_) {
     if (s < 0) throw ShapeError("shape " + to_string() + " has a negative size");
+    const auto e = checked_mul<std::int64_t>(elements, s);
+    const auto p = checked_mul<std::int64_t>(span, std::max<std::int64_t>(s, 1));
+    if (!e || !p) throw ShapeError("shape " + to_string() + " has more than 2^63 - 1 elements");
+    elements = *e;
+    span = *p;
   }
-}
-
-std::int64_t Shape::numel() const {
-  std::int64_t n = 1;
-  for (std::int64_t s : sizes_) n *= s;
-  return n;
+  numel_ = elements;
 }
 
 std::vector<std::int64_t> Shape::contiguous_strides() const {

@@ -17,9 +17,8 @@ class Shape {
 
   std::size_t ndim() const { return sizes_.size(); }
   std::int64_t operator[](std::size_t dim) const { return sizes_[dim]; }
-  std::int64_t& operator[](std::size_t dim) { return sizes_[dim]; }
-  // The product of the sizes; 1 for a scalar (0-dim) shape.
-  std::int64_t numel() const;
+  // The product of the sizes (checked at construction); 1 for a scalar (0-dim) shape.
+  std::int64_t numel() const { return numel_; }
   const std::vector<std::int64_t>& sizes() const { return sizes_; }
 
   // Strides of a row-major (C-contiguous) layout of this shape.
@@ -32,6 +31,7 @@ class Shape {
 
  private:
   std::vector<std::int64_t> sizes_;
+  std::int64_t numel_ = 1;
 };
 
 // Maps a possibly negative dimension index (-1 = last) into [0, ndim); throws ShapeError

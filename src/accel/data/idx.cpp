@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 
+#include "accel/core/checked_math.h"
 #include "accel/core/error.h"
 
 namespace accel::data {
@@ -61,18 +62,23 @@ IdxArray read_idx(const std::string& path) {
                     " (only unsigned bytes, 0x08, are supported)");
   }
   IdxArray out;
+  constexpr std::uint64_t kMaxBytes = 1ull << 34;  // 16 GiB: a header beyond this is corrupt
   std::uint64_t count = 1;
+  std::string dims_text;
   for (int d = 0; d < magic[3]; ++d) {
     unsigned char size[4];
     if (read_up_to(file.get(), size, 4, path) != 4) {
       throw DataError(path + ": truncated: the file ends inside the dimension sizes of the header");
     }
     out.dims.push_back(big_endian(size));
-    count *= big_endian(size);
+    dims_text += (d ? " x " : "") + std::to_string(out.dims.back());
+    const auto product = checked_mul<std::uint64_t>(count, big_endian(size));
+    if (!product || *product > kMaxBytes) {
+      throw DataError(path + ": header claims " + dims_text + (d + 1 < magic[3] ? " x ..." : "") +
+                      " values, more than 16 GiB; the file is corrupt");
+    }
+    count = *product;
   }
-  constexpr std::uint64_t kMaxBytes = 1ull << 34;  // 16 GiB: a header beyond this is corrupt
-  if (count > kMaxBytes)
-    throw DataError(path + ": header claims " + std::to_string(count) + " bytes of data; the file is corrupt");
   out.values.resize(count);
   const std::size_t got = read_up_to(file.get(), out.values.data(), count, path);
   if (got != count) {

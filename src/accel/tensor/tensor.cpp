@@ -8,6 +8,8 @@
 #include "accel/autograd/engine.h"  // autograd::backward
 #include "accel/autograd/node.h"    // autograd::record
 #include "accel/backends/backend.h"
+#include "accel/core/checked_math.h"
+#include "accel/core/error.h"
 #include "accel/ops/ops.h"  // sum_to (the gradient of expand)
 
 namespace accel {
@@ -21,7 +23,11 @@ namespace {
 
 std::shared_ptr<TensorImpl> make_impl(const Shape& shape, DType dtype, Device device) {
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(static_cast<std::size_t>(shape.numel()) * element_size(dtype), device);
+  const auto nbytes = checked_mul<std::size_t>(static_cast<std::size_t>(shape.numel()), element_size(dtype));
+  if (!nbytes)
+    throw ShapeError("a " + std::string(dtype_name(dtype)) + " tensor of shape " + shape.to_string() +
+                     " needs more than 2^64 bytes");
+  impl->storage = std::make_shared<Storage>(*nbytes, device);
   impl->shape = shape;
   impl->strides = shape.contiguous_strides();
   impl->dtype = dtype;
@@ -179,11 +185,11 @@ Tensor Tensor::flatten(std::int64_t start_dim, std::int64_t end_dim) const {
 Tensor Tensor::transpose(std::int64_t dim0, std::int64_t dim1) const {
   const std::size_t a = normalize_dim(dim0, dim(), "transpose");
   const std::size_t b = normalize_dim(dim1, dim(), "transpose");
-  Shape s = shape();
+  auto sizes = shape().sizes();
   auto st = strides();
-  std::swap(s[a], s[b]);
+  std::swap(sizes[a], sizes[b]);
   std::swap(st[a], st[b]);
-  return tracked(make_view(*this, s, st, offset()), *this, "TransposeBackward", [a, b](const Tensor& g) {
+  return tracked(make_view(*this, Shape(sizes), st, offset()), *this, "TransposeBackward", [a, b](const Tensor& g) {
     return g.transpose(static_cast<std::int64_t>(a), static_cast<std::int64_t>(b));
   });
 }
@@ -221,10 +227,11 @@ Tensor Tensor::slice(std::int64_t d, std::int64_t start, std::int64_t end, std::
   };
   const std::int64_t lo = clamp(start);
   const std::int64_t hi = std::max(lo, clamp(end));
-  Shape s = shape();
+  auto sizes = shape().sizes();
   auto st = strides();
-  s[axis] = (hi - lo + step - 1) / step;
+  sizes[axis] = (hi - lo + step - 1) / step;
   st[axis] *= step;
+  const Shape s(sizes);
   const Shape in_shape = shape();
   return tracked(make_view(*this, s, st, offset() + lo * strides()[axis]), *this, "SliceBackward",
                  [=](const Tensor& g) {
