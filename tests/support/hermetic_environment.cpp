@@ -10,7 +10,7 @@ namespace {
 const bool cleared = [] {
   for (const char* name : {"ACCEL_DEVICE", "ACCEL_SIM_MEMORY", "ACCEL_SIMULATED", "ACCEL_MEMORY_FRACTION",
                            "ACCEL_ALLOC_CONF", "ACCEL_NVML_LIBRARY", "ACCEL_USAGE_DIR", "ACCEL_SERVER", "ACCEL_TOKEN",
-                           "ACCEL_RUNTIME_ID", "ACCEL_TPU_ADDR", "TPU_NAME", "TPU_LIBRARY_PATH"}) {
+                           "ACCEL_RUNTIME_ID", "ACCEL_NUM_THREADS", "ACCEL_TPU_ADDR", "TPU_NAME", "TPU_LIBRARY_PATH"}) {
     unsetenv(name);
   }
   return true;

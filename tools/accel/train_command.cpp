@@ -25,8 +25,8 @@ void print_json(const train::TrainReport& report, std::int64_t batch_size) {
       static_cast<long long>(report.memory.peak_allocated));
   for (std::size_t i = 0; i < report.epochs.size(); ++i) {
     const auto& s = report.epochs[i];
-    std::printf("%s{\"epoch\": %d, \"loss\": %.6f, \"train_seconds\": %.6f, \"test_accuracy\": %.6f}", i ? ", " : "",
-                s.epoch, s.train_loss, s.train_seconds, s.test_accuracy);
+    std::printf("%s{\"epoch\": %d, \"loss\": %.6f, \"train_seconds\": %.6f, \"test_accuracy\": %.6f, \"threads\": %d}",
+                i ? ", " : "", s.epoch, s.train_loss, s.train_seconds, s.test_accuracy, s.threads);
   }
   std::printf("]}\n");
 }
@@ -47,8 +47,9 @@ int run_train(train::SeedConfig config, bool json, bool summary) {
   }
   std::fflush(stdout);
   const auto report = train::train_seed_model(config, [&](const train::EpochStats& s) {
-    std::printf("epoch %d  loss %.4f  train %.3f s  %.0f samples/s  test accuracy %.4f\n", s.epoch, s.train_loss,
-                s.train_seconds, s.samples_per_second, s.test_accuracy);
+    std::printf("epoch %d  loss %.4f  train %.3f s  %.0f samples/s  test accuracy %.4f  threads %d%s\n", s.epoch,
+                s.train_loss, s.train_seconds, s.samples_per_second, s.test_accuracy, s.threads,
+                s.tuned ? " (tuned)" : "");
     std::fflush(stdout);
   });
   if (report.memory.peak_reserved) {
@@ -84,7 +85,9 @@ void add_train_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--device", config->device, "auto, cpu, cuda, cuda:N, or sim[:N] (a simulated device)")
       ->capture_default_str();
   cmd->add_option("--seed", config->seed, "Seed for initial weights and shuffling")->capture_default_str();
-  cmd->add_option("--threads", config->threads, "CPU threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--threads", config->threads,
+                  "CPU threads (0 = tuned while training, up to the CPUs this process may use)")
+      ->capture_default_str();
   cmd->add_option(
       "--data", config->data_dir,
       std::string("Folder with the Fashion-MNIST IDX files (default ") + data::kFashionMnistDefaultDir + ")");

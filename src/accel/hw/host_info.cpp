@@ -1,8 +1,12 @@
 #include "accel/hw/host_info.h"
 
+#include <sched.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -70,6 +74,19 @@ CpuInfo query_cpu() {
   if (cpu.logical_cores == 0) cpu.logical_cores = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
   cpu.cgroup_cpu_limit = cgroup_cpus();
   return cpu;
+}
+
+int usable_cpus() {
+  cpu_set_t set;
+  int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+  if (cpus <= 0) cpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+  if (const auto quota = cgroup_cpus()) cpus = std::min(cpus, static_cast<int>(std::ceil(*quota)));
+  if (const char* env = std::getenv("ACCEL_NUM_THREADS"); env && *env) {
+    char* end = nullptr;
+    const long wanted = std::strtol(env, &end, 10);
+    if (*end == 0 && wanted > 0) cpus = std::min<long>(cpus, wanted);
+  }
+  return std::max(cpus, 1);
 }
 
 MemoryInfo query_memory() {

@@ -36,4 +36,10 @@ CpuInfo query_cpu();
 MemoryInfo query_memory();
 DiskInfo query_disk(const std::string& path = ".");
 
+// The CPUs this process may use: its affinity mask, capped by a cgroup CPU quota (rounded up)
+// and by ACCEL_NUM_THREADS when set (a runtime of `accel serve` sets it from its lease). At
+// least 1. What a thread pool should be sized to, where the machine's core count would
+// oversubscribe a container or a pinned process.
+int usable_cpus();
+
 }  // namespace accel::hw

@@ -2,14 +2,17 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 
 #include "accel/autograd/grad_mode.h"
 #include "accel/backends/backend.h"
 #include "accel/data/dataloader.h"
+#include "accel/hw/host_info.h"              // usable_cpus
 #include "accel/memory/device_allocators.h"  // caching_allocator: peaks and the fraction cap
 #include "accel/nn/layers.h"
 #include "accel/ops/ops.h"
 #include "accel/optim/optimizer.h"
+#include "accel/train/thread_tuner.h"
 
 namespace accel::train {
 
@@ -53,7 +56,15 @@ double evaluate_accuracy(nn::Module& model, const data::LabelledImages& data, De
 TrainReport train_seed_model(const SeedConfig& config, const std::function<void(const EpochStats&)>& on_epoch) {
   if (config.epochs < 0) throw ValueError("train: --epochs must be >= 0, got " + std::to_string(config.epochs));
   if (config.hidden <= 0) throw ValueError("train: --hidden must be positive, got " + std::to_string(config.hidden));
-  set_num_threads(config.threads);
+  if (config.threads < 0) throw ValueError("train: --threads must be >= 0, got " + std::to_string(config.threads));
+  // --threads 0: measured while training (a busy neighbour can make fewer threads faster).
+  std::optional<ThreadTuner> tuner;
+  if (config.threads == 0) {
+    tuner.emplace(ThreadTunerOptions{.max_threads = hw::usable_cpus()});
+    set_num_threads(tuner->threads());
+  } else {
+    set_num_threads(config.threads);
+  }
   TrainReport report;
   report.device = resolve_device(config.device, &report.device_note);
   const Device device = report.device;
@@ -88,6 +99,8 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
     const auto start = std::chrono::steady_clock::now();
     double loss_total = 0.0;
     for (std::size_t i = 0; i < loader.size(); ++i) {
+      if (tuner && tuner->threads() != get_num_threads()) set_num_threads(tuner->threads());
+      const auto step_start = std::chrono::steady_clock::now();
       const data::Batch batch = loader.batch(i);
       optimizer.zero_grad();
       const Tensor output = model(batch.inputs);
@@ -95,6 +108,7 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
       loss.backward();
       optimizer.step();
       loss_total += loss.item<double>();
+      if (tuner) tuner->record(std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count());
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     loader.next_epoch();
@@ -103,6 +117,8 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
     stats.train_loss = loader.size() ? loss_total / static_cast<double>(loader.size()) : 0.0;
     stats.train_seconds = seconds;
     stats.samples_per_second = seconds > 0 ? static_cast<double>(loader.num_samples()) / seconds : 0.0;
+    stats.threads = get_num_threads();
+    stats.tuned = tuner.has_value();
     stats.test_accuracy = evaluate_accuracy(model, test_set, device);
     report.epochs.push_back(stats);
     if (on_epoch) on_epoch(stats);

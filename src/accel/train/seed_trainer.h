@@ -22,7 +22,7 @@ struct SeedConfig {
   std::int64_t hidden = 256;
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
   std::uint64_t seed = 0;
-  int threads = 0;                        // 0: all cores
+  int threads = 0;                        // 0: tuned while training, up to hw::usable_cpus()
   std::string data_dir;                   // empty: Debian's dataset-fashion-mnist folder
   std::optional<double> memory_fraction;  // cap on the device's reserved memory (cuda, sim)
 };
@@ -33,6 +33,8 @@ struct EpochStats {
   double train_seconds = 0.0;  // the training loop alone (no evaluation, no loading)
   double samples_per_second = 0.0;
   double test_accuracy = 0.0;
+  int threads = 0;     // the thread count the epoch ended with
+  bool tuned = false;  // chosen by the ThreadTuner (--threads 0)
 };
 
 // Memory the run used on its device: the caching allocator's peaks on cuda and sim devices,
