@@ -1,4 +1,6 @@
 // Integration tests of `accel serve`: the real daemon, simulated devices, second-scale limits.
+#include <sstream>
+
 #include "service_fixture.h"
 
 using accel::testing::Json;
@@ -188,6 +190,35 @@ TEST_F(ServiceTest, JobsGetADeclaredEnvironmentAndMissingCommandsAreNamed) {
   EXPECT_NE(output("pete", id, missing).find("no-such-command-in-accel-tests: command not found in this runtime"),
             std::string::npos)
       << output("pete", id, missing);
+}
+
+// The reported root exploit: a job replaced its runtime's `.accel` folder (where the root job
+// monitor wrote output and exit files) with a symlink, so the next job's files were written as
+// root wherever it pointed. Job files now live in the service's own 0700 folder.
+TEST_F(ServiceTest, AJobsSymlinksCannotMakeTheMonitorWriteElsewhere) {
+  const std::string id = create("pete", "cpu");
+  const auto victim = dir_ / "victim";
+  std::filesystem::create_directories(victim);
+  std::ofstream(victim / "secret") << "untouched\n";
+  const std::string planter = job("pete", id,
+                                  {"sh", "-c",
+                                   "rm -rf .accel; ln -s " + victim.string() + " .accel; for i in 0 1 2 3; do ln -s " +
+                                       (victim / "secret").string() + " job-$i.out; done; echo planted"});
+  ASSERT_TRUE(wait_until([&] { return job_state("pete", id, planter)["state"] == "exited"; }, 5));
+  ASSERT_EQ(output("pete", id, planter), "planted\n");
+  const std::string next = job("pete", id, {"sh", "-c", "echo written"});
+  ASSERT_TRUE(wait_until([&] { return job_state("pete", id, next)["state"] == "exited"; }, 5));
+  EXPECT_EQ(output("pete", id, next), "written\n");
+  EXPECT_EQ(job_state("pete", id, next)["exit_code"], 0);
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(victim)) names.push_back(entry.path().filename());
+  EXPECT_EQ(names, std::vector<std::string>{"secret"});
+  std::stringstream secret;
+  secret << std::ifstream(victim / "secret").rdbuf();
+  EXPECT_EQ(secret.str(), "untouched\n");
+  const auto jobs = std::filesystem::status(dir_ / "data" / "jobs").permissions();
+  EXPECT_EQ(jobs & std::filesystem::perms::all, std::filesystem::perms::owner_all);
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "data" / "jobs" / id / (next + ".out")));
 }
 
 TEST_F(ServiceTest, DeleteFreesEverything) {

@@ -84,7 +84,6 @@ void LocalExecutor::hand_over(const std::string& path) const {
     throw Error("cannot give " + path + " to " + run_as_ + ": " + std::strerror(errno));
   }
   for (const auto& entry : std::filesystem::recursive_directory_iterator(path, ec)) {
-    if (entry.path().filename() == ".accel") continue;
     lchown(entry.path().c_str(), static_cast<uid_t>(uid_), static_cast<gid_t>(gid_));
   }
 }

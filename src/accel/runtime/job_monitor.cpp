@@ -52,7 +52,9 @@ int job_monitor_main(int argc, char** argv) {
       return 125;
   }
   if (command_at < 0 || command_at >= argc || exit_path.empty() || output_path.empty()) return 125;
-  const int output = open(output_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  // The service's own folder holds both files (never the tenant's); a fresh file that is not a
+  // symlink all the same, as defence in depth.
+  const int output = open(output_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (output < 0) return 125;
   const pid_t job = fork();  // this process is small and single-threaded: forking it is cheap
   if (job == 0) {
@@ -102,7 +104,8 @@ int job_monitor_main(int argc, char** argv) {
   }
   const int code = job < 0 ? 125 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   const std::string temporary = exit_path + ".tmp";
-  if (FILE* f = std::fopen(temporary.c_str(), "w")) {
+  const int exit_fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (FILE* f = exit_fd >= 0 ? fdopen(exit_fd, "w") : nullptr) {
     std::fprintf(f, "%d\n", code);
     std::fclose(f);
     std::rename(temporary.c_str(), exit_path.c_str());

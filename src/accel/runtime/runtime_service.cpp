@@ -71,6 +71,8 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
       data_dir_(fs::absolute(data_dir).lexically_normal().string()),
       executor_(config_.worker_user, config_.accel_executable) {
   fs::create_directories(data_dir_ + "/runtimes");
+  fs::create_directories(data_dir_ + "/jobs");
+  fs::permissions(data_dir_ + "/jobs", fs::perms::owner_all, fs::perm_options::replace);  // the service's alone
   if (const std::string why = executor_.unreachable(data_dir_ + "/runtimes"); !why.empty()) throw ValueError(why);
   store_ = std::make_unique<Store>(data_dir_ + "/service.db");
   if (config_.discover_gpus) {
@@ -418,7 +420,8 @@ void RuntimeService::start(Runtime& rt, const Accelerator* accelerator) {
 
 void RuntimeService::ensure_worker(Runtime& rt) {
   if (rt.worker_pid > 0) return;
-  fs::create_directories(job_dir(rt));  // the working directory, too, comes with the first job
+  fs::create_directories(rt.workdir);  // the working directory comes with the first job
+  fs::create_directories(job_dir(rt));
   executor_.hand_over(rt.workdir);
   rt.worker_pid = executor_.start_worker(rt.workdir, lease_environment(rt));
   save(rt);
@@ -654,6 +657,7 @@ Runtime RuntimeService::remove_runtime(const User& user, const std::string& id) 
   if (rt.state != "terminated") begin_termination(rt, "user", 0);
   std::error_code ec;
   if (!rt.workdir.empty()) fs::remove_all(rt.workdir, ec);  // delete frees everything
+  fs::remove_all(job_dir(rt), ec);
   process_queue();
   return rt;
 }

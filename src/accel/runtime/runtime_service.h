@@ -124,7 +124,10 @@ class RuntimeService {
   void reconcile();
   // A copy of active_'s runtimes: safe to iterate while a runtime in it terminates.
   std::vector<Runtime*> active_runtimes() const;
-  std::string job_dir(const Runtime& rt) const { return rt.workdir + "/.accel"; }
+  // Job output and exit files: in the service's own 0700 folder, never in the runtime's folder,
+  // where a tenant's job could swap a name for a symlink and have the root monitor write
+  // through it (docs/security.md).
+  std::string job_dir(const Runtime& rt) const { return data_dir_ + "/jobs/" + rt.id; }
 
   ServiceConfig config_;
   std::string data_dir_;
