@@ -221,6 +221,27 @@ TEST_F(ServiceTest, AJobsSymlinksCannotMakeTheMonitorWriteElsewhere) {
   EXPECT_TRUE(std::filesystem::exists(dir_ / "data" / "jobs" / id / (next + ".out")));
 }
 
+// Changing type is held to the same limits as creating: the tier's GPU/TPU count, and the
+// lifetime clock, which runs from creation (switching types every few seconds once kept a
+// runtime alive past its maximum lifetime).
+TEST_F(ServiceTest, ChangeTypeKeepsTheTiersGpuLimitAndTheLifetimeClock) {
+  const std::string gpu = create("paula", "gpu:t4");  // pro: 1 accelerated runtime at a time
+  const std::string cpu = create("paula", "cpu");
+  const Reply r = post("paula", "/v1/runtimes/" + cpu + "/change-type", {{"type", "gpu"}});
+  EXPECT_EQ(r.status, 429) << r.body;
+  EXPECT_NE(r.body["error"].get<std::string>().find("allows 1 GPU/TPU"), std::string::npos) << r.body;
+  EXPECT_EQ(runtime("paula", cpu)["type"], "cpu");
+  EXPECT_EQ(state("paula", gpu), "running");
+
+  const std::string hopper = create("sam", "cpu");  // tier short: 1.5 s lifetime
+  for (int i = 0; i < 20 && state("sam", hopper) == "running"; ++i) {
+    post("sam", "/v1/runtimes/" + hopper + "/change-type", {{"type", "cpu"}});
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_TRUE(wait_until([&] { return state("sam", hopper) == "terminated"; }, 6));
+  EXPECT_EQ(runtime("sam", hopper)["reason"], "max lifetime");
+}
+
 TEST_F(ServiceTest, DeleteFreesEverything) {
   const std::string id = create("alice", "gpu:t4");
   const std::string workdir = runtime("alice", id)["workdir"];

@@ -696,13 +696,30 @@ Json RuntimeService::change_type(const User& user, const std::string& id, const 
   const std::vector<std::string> types = candidate_types(user, requested);
   const Accelerator* target = nullptr;
   if (types.front() != "cpu") {
+    // The tier's GPU/TPU limit holds for a change of type as for a create (a pro user once held
+    // both T4s by changing a cpu runtime's type).
+    const TierPolicy& tier = tier_of(rt.tier);
+    int others = 0;
+    for (const auto& [other_id, other] : active_)
+      others += other->user == rt.user && other_id != id && other->requested_type != "cpu";
+    if (others >= tier.max_accelerated) {
+      throw ApiError(429, "tier " + tier.name + " allows " + std::to_string(tier.max_accelerated) +
+                              " GPU/TPU runtime(s) at a time; the runtime keeps its " + rt.type);
+    }
     target = free_accelerator(types);
     if (!target) throw ApiError(503, "no " + join(types) + " is free; the runtime keeps its " + rt.type);
   }
   LocalExecutor::signal_group(rt.worker_pid, SIGKILL);
   const std::string from = rt.type;
   rt.requested_type = requested;
+  // The lifetime runs from the runtime's creation: a change of type does not restart it (a
+  // runtime switched t4 -> cpu -> t4 every few seconds never reached its maximum lifetime).
+  const double created = rt.started_at;
+  const bool warned = rt.warned_lifetime;
   start(rt, target);  // a new lease; the working directory and its files stay
+  rt.started_at = created;
+  rt.warned_lifetime = warned;
+  save(rt);
   event(rt, "type_changed", from + " -> " + rt.type + "; files kept");
   process_queue();
   return to_json(rt);
