@@ -1,6 +1,7 @@
 // Integration tests of `accel serve`: the real daemon, simulated devices, second-scale limits.
 #include <sstream>
 
+#include "accel/runtime/store.h"
 #include "service_fixture.h"
 
 using accel::testing::Json;
@@ -240,6 +241,39 @@ TEST_F(ServiceTest, ChangeTypeKeepsTheTiersGpuLimitAndTheLifetimeClock) {
   }
   ASSERT_TRUE(wait_until([&] { return state("sam", hopper) == "terminated"; }, 6));
   EXPECT_EQ(runtime("sam", hopper)["reason"], "max lifetime");
+}
+
+// After a restart a stored worker PID may name an unrelated process (PIDs are reused). The
+// test cannot choose PIDs, so it points the record at an unrelated group leader, as a reused PID
+// would: the service must neither adopt it nor, on delete, kill it.
+TEST_F(ServiceTest, AStoredPidThatNowNamesAnotherProcessIsNeitherAdoptedNorKilled) {
+  const std::string id = create("pete", "cpu");
+  job("pete", id, {"sleep", "30"});
+  const int worker = runtime("pete", id)["worker_pid"];
+  ASSERT_GT(worker, 0);
+  stop_daemon(SIGKILL);
+  kill(-worker, SIGKILL);         // the worker dies while the service is down ...
+  const pid_t stranger = fork();  // ... and an unrelated process leads a group now
+  if (stranger == 0) {
+    setpgid(0, 0);
+    execl("/bin/sleep", "sleep", "60", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  {
+    accel::runtime::Store store((dir_ / "data" / "service.db").string());
+    auto doc = store.find("runtimes", id);
+    ASSERT_TRUE(doc.has_value());
+    (*doc)["worker_pid"] = stranger;  // the stored start time stays the worker's
+    store.put("runtimes", id, "pete", [doc] { return *doc; });
+    store.sync();
+  }
+  start_daemon();
+  EXPECT_EQ(state("pete", id), "terminated");
+  EXPECT_EQ(runtime("pete", id)["reason"], "worker crashed");
+  call("DELETE", "pete", "/v1/runtimes/" + id);
+  EXPECT_EQ(kill(stranger, 0), 0) << "the unrelated process was signalled";
+  kill(stranger, SIGKILL);
+  waitpid(stranger, nullptr, 0);
 }
 
 TEST_F(ServiceTest, DeleteFreesEverything) {

@@ -12,9 +12,11 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "accel/core/error.h"
 
@@ -169,7 +171,22 @@ void LocalExecutor::reap() {
   }
 }
 
-bool LocalExecutor::alive(int pid) {
+std::uint64_t LocalExecutor::start_time(int pid) {
+  if (pid <= 0) return 0;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const auto close = line.rfind(')');  // the command name may hold spaces and parentheses
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(line.substr(close + 2));
+  std::string field;
+  for (int i = 0; i < 20 && fields >> field; ++i) {
+    if (i == 19) return std::strtoull(field.c_str(), nullptr, 10);  // field 22: starttime
+  }
+  return 0;
+}
+
+bool LocalExecutor::alive(int pid, std::uint64_t start) {
   if (pid <= 0) return false;
   reap();
   if (kill(pid, 0) != 0 && errno != EPERM) return false;
@@ -179,11 +196,18 @@ bool LocalExecutor::alive(int pid) {
   std::string line;
   std::getline(stat, line);
   const auto close = line.rfind(')');
-  return close == std::string::npos || close + 2 >= line.size() || (line[close + 2] != 'Z' && line[close + 2] != 'X');
+  const bool running =
+      close == std::string::npos || close + 2 >= line.size() || (line[close + 2] != 'Z' && line[close + 2] != 'X');
+  return running && (start == 0 || start_time(pid) == start);
 }
 
-void LocalExecutor::signal_group(int group, int signal) {
-  if (group > 0) killpg(group, signal);
+void LocalExecutor::signal_group(int group, int signal, std::uint64_t leader_start) {
+  if (group <= 0) return;
+  if (leader_start != 0) {
+    const std::uint64_t now = start_time(group);
+    if (now != 0 && now != leader_start) return;  // the PID was reused: not our group
+  }
+  killpg(group, signal);
 }
 
 std::optional<int> LocalExecutor::read_exit_status(const std::string& exit_path) {

@@ -5,6 +5,8 @@
 // when the service runs as root, with core dumps off.
 #pragma once
 
+#include <cstdint>
+
 #include <optional>
 #include <string>
 #include <utility>
@@ -37,9 +39,17 @@ class LocalExecutor {
   // Gives `path` (a runtime's working directory) to the worker user.
   void hand_over(const std::string& path) const;
 
-  static bool alive(int pid);  // reaps exited children first, so a zombie counts as gone
-  static void reap();          // collects every exited child of the service
-  static void signal_group(int group, int signal);
+  // A process's identity is its PID and its start time (clock ticks since boot, /proc/PID/stat):
+  // after a restart of the service a stored PID may belong to an unrelated process.
+  static std::uint64_t start_time(int pid);  // 0 when there is no such process
+  // Reaps exited children first, so a zombie counts as gone; with a start time, a process
+  // that has it (a PID reused by another process is not alive for us).
+  static bool alive(int pid, std::uint64_t start = 0);
+  static void reap();  // collects every exited child of the service
+  // Signals the group led by `group`, unless that PID now names another process (a different
+  // start time). With no such process the group's members, if any, are still ours: Linux hands
+  // out no PID that is still a group's id.
+  static void signal_group(int group, int signal, std::uint64_t leader_start = 0);
   static std::optional<int> read_exit_status(const std::string& exit_path);
 
  private:

@@ -180,6 +180,7 @@ Json RuntimeService::to_json(const Runtime& rt) const {
             {"warned_idle", rt.warned_idle},
             {"warned_lifetime", rt.warned_lifetime},
             {"worker_pid", rt.worker_pid},
+            {"worker_start", rt.worker_start},
             {"workdir", rt.workdir},
             {"pending_reason", rt.pending_reason}};
   for (const Accelerator& a : inventory_) {
@@ -198,6 +199,7 @@ Json RuntimeService::to_json(const Job& job) const {
           {"command", job.command},
           {"state", job.state},
           {"monitor_pid", job.monitor_pid},
+          {"monitor_start", job.monitor_start},
           {"exit_code", job.exit_code ? Json(*job.exit_code) : Json(nullptr)},
           {"started_at", job.started_at},
           {"ended_at", job.ended_at}};
@@ -238,6 +240,7 @@ void RuntimeService::reconcile() {
     rt.warned_idle = j["warned_idle"];
     rt.warned_lifetime = j["warned_lifetime"];
     rt.worker_pid = j["worker_pid"];
+    rt.worker_start = j.value("worker_start", std::uint64_t{0});  // absent in records from before it was kept
     rt.workdir = j["workdir"];
     rt.pending_reason = j["pending_reason"];
     note_existing_id(rt.id);
@@ -253,6 +256,7 @@ void RuntimeService::reconcile() {
     job.command = j["command"].get<std::vector<std::string>>();
     job.state = j["state"];
     job.monitor_pid = j["monitor_pid"];
+    job.monitor_start = j.value("monitor_start", std::uint64_t{0});
     if (!j["exit_code"].is_null()) job.exit_code = j["exit_code"].get<int>();
     job.started_at = j["started_at"];
     job.ended_at = j["ended_at"];
@@ -263,17 +267,17 @@ void RuntimeService::reconcile() {
     Runtime& rt = *active;
     if (rt.state != "running" && rt.state != "starting" && rt.state != "terminating") continue;
     if (rt.worker_pid == 0) continue;  // no job has run: no worker to adopt
-    if (LocalExecutor::alive(rt.worker_pid)) {
+    if (LocalExecutor::alive(rt.worker_pid, rt.worker_start)) {
       event(rt, "adopted", "service restarted; worker " + std::to_string(rt.worker_pid) + " is alive and re-adopted");
       continue;
     }
-    executor_.signal_group(rt.worker_pid, SIGKILL);  // any job left without its worker
+    executor_.signal_group(rt.worker_pid, SIGKILL, rt.worker_start);  // any job left without its worker
     rt.pending_reason = rt.state == "terminating" ? rt.pending_reason : "worker crashed";
     event(rt, "worker_lost", "service restarted; worker " + std::to_string(rt.worker_pid) + " is gone");
     finish_termination(rt);
   }
   for (auto& [id, job] : jobs_) {
-    if (job.state == "running" && LocalExecutor::alive(job.monitor_pid)) {
+    if (job.state == "running" && LocalExecutor::alive(job.monitor_pid, job.monitor_start)) {
       if (auto rt = runtimes_.find(job.runtime_id); rt != runtimes_.end())
         event(rt->second, "adopted", "job " + id + " re-adopted");
     }
@@ -424,6 +428,7 @@ void RuntimeService::ensure_worker(Runtime& rt) {
   fs::create_directories(job_dir(rt));
   executor_.hand_over(rt.workdir);
   rt.worker_pid = executor_.start_worker(rt.workdir, lease_environment(rt));
+  rt.worker_start = LocalExecutor::start_time(rt.worker_pid);
   save(rt);
   event(rt, "worker_started", "worker " + std::to_string(rt.worker_pid));
 }
@@ -437,7 +442,7 @@ void RuntimeService::begin_termination(Runtime& rt, const std::string& reason, d
   rt.state = "terminating";
   rt.pending_reason = reason;
   rt.terminate_at = now_seconds() + grace_s;
-  LocalExecutor::signal_group(rt.worker_pid, SIGTERM);  // jobs may checkpoint
+  LocalExecutor::signal_group(rt.worker_pid, SIGTERM, rt.worker_start);  // jobs may checkpoint
   save(rt);
   char grace[48];
   std::snprintf(grace, sizeof grace, ", SIGKILL in %g s", grace_s);
@@ -446,7 +451,7 @@ void RuntimeService::begin_termination(Runtime& rt, const std::string& reason, d
 }
 
 void RuntimeService::finish_termination(Runtime& rt) {
-  if (rt.worker_pid > 0) LocalExecutor::signal_group(rt.worker_pid, SIGKILL);
+  if (rt.worker_pid > 0) LocalExecutor::signal_group(rt.worker_pid, SIGKILL, rt.worker_start);
   for (auto& [id, job] : jobs_) {
     if (job.runtime_id != rt.id || job.state != "running") continue;
     job.exit_code = LocalExecutor::read_exit_status(job_dir(rt) + "/" + job.id + ".exit");
@@ -669,7 +674,7 @@ Json RuntimeService::restart(const User& user, const std::string& id) {
   Runtime& rt = owned(user, id);
   if (rt.state != "running")
     throw ApiError(409, "runtime " + id + " is " + rt.state + "; only a running runtime restarts");
-  LocalExecutor::signal_group(rt.worker_pid, SIGKILL);
+  LocalExecutor::signal_group(rt.worker_pid, SIGKILL, rt.worker_start);
   for (auto& [jid, job] : jobs_) {
     if (job.runtime_id == id && job.state == "running") {
       job.state = "killed";
@@ -709,7 +714,7 @@ Json RuntimeService::change_type(const User& user, const std::string& id, const 
     target = free_accelerator(types);
     if (!target) throw ApiError(503, "no " + join(types) + " is free; the runtime keeps its " + rt.type);
   }
-  LocalExecutor::signal_group(rt.worker_pid, SIGKILL);
+  LocalExecutor::signal_group(rt.worker_pid, SIGKILL, rt.worker_start);
   const std::string from = rt.type;
   rt.requested_type = requested;
   // The lifetime runs from the runtime's creation: a change of type does not restart it (a
@@ -754,7 +759,7 @@ void RuntimeService::tick() {
   LocalExecutor::reap();
   const double now = now_seconds();
   for (auto& [id, job] : jobs_) {
-    if (job.state != "running" || LocalExecutor::alive(job.monitor_pid)) continue;
+    if (job.state != "running" || LocalExecutor::alive(job.monitor_pid, job.monitor_start)) continue;
     Runtime& rt = runtimes_.at(job.runtime_id);
     job.exit_code = LocalExecutor::read_exit_status(job_dir(rt) + "/" + job.id + ".exit");
     job.state = job.exit_code ? "exited" : "killed";
@@ -784,7 +789,7 @@ void RuntimeService::tick() {
       continue;
     }
     if (rt.state != "running") continue;
-    if (rt.worker_pid > 0 && !LocalExecutor::alive(rt.worker_pid)) {
+    if (rt.worker_pid > 0 && !LocalExecutor::alive(rt.worker_pid, rt.worker_start)) {
       rt.pending_reason = "worker crashed";
       finish_termination(rt);
       continue;

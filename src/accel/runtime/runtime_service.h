@@ -45,13 +45,15 @@ struct Runtime {
   double created_at = 0, started_at = 0, ended_at = 0, last_activity = 0, terminate_at = 0;
   bool warned_idle = false, warned_lifetime = false;
   int worker_pid = 0;
-  std::string pending_reason;  // why a terminating runtime is ending
+  std::uint64_t worker_start = 0;  // its start time (/proc): a PID alone may name another process after a restart
+  std::string pending_reason;      // why a terminating runtime is ending
 };
 
 struct Job {
   std::string id, runtime_id, user, state;  // running, exited, killed
   std::vector<std::string> command;
   int monitor_pid = 0;
+  std::uint64_t monitor_start = 0;
   std::optional<int> exit_code;
   double started_at = 0, ended_at = 0;
 };
