@@ -107,8 +107,8 @@ int main(int argc, char** argv) {
   std::ofstream(dir / "config.json") << R"({"discover_gpus": false, "simulated_devices": [{"type": "t4", "count": )"
                                      << clients << R"(}], "tiers": {"load": {"accelerator_types": ["cpu", "t4"],
     "max_runtimes": 100000, "max_accelerated": 100000, "priority": 1}}, "keep_terminated_s": 2})";
-  const std::string add =
-      accel + " admin user add load --tier load --data-dir " + (dir / "data").string() + " 2>/dev/null";
+  const std::string add = accel + " admin user add load --tier load --config " + (dir / "config.json").string() +
+                          " --data-dir " + (dir / "data").string() + " 2>/dev/null";
   FILE* pipe = popen(add.c_str(), "r");
   char token[128] = {};
   if (!pipe || !fgets(token, sizeof token, pipe)) return std::fprintf(stderr, "cannot add the user\n"), 1;

@@ -63,7 +63,8 @@ class ServiceTest : public ::testing::Test {
 
   std::string add_user(const std::string& name, const std::string& tier, bool admin) {
     const auto r = run_command(std::string(ACCEL_CLI_PATH) + " admin user add " + name + " --tier " + tier +
-                               (admin ? " --admin" : "") + " --data-dir " + (dir_ / "data").string());
+                               (admin ? " --admin" : "") + " --data-dir " + (dir_ / "data").string() + " --config " +
+                               (dir_ / "config.json").string());
     EXPECT_EQ(r.status, 0) << r.output;
     const auto at = r.output.find("acc_");
     return at == std::string::npos ? "" : r.output.substr(at, r.output.find('\n', at) - at);

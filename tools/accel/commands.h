@@ -10,6 +10,7 @@ void add_train_command(CLI::App& app, int& exit_code);
 void add_info_command(CLI::App& app, int& exit_code);
 void add_smi_command(CLI::App& app, int& exit_code);
 void add_serve_command(CLI::App& app, int& exit_code);
+void add_admin_command(CLI::App& app, int& exit_code);
 void add_runtime_commands(CLI::App& app, int& exit_code);
 
 }  // namespace accel::cli

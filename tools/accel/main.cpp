@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   accel::cli::add_info_command(app, exit_code);
   accel::cli::add_smi_command(app, exit_code);
   accel::cli::add_serve_command(app, exit_code);
+  accel::cli::add_admin_command(app, exit_code);
   accel::cli::add_runtime_commands(app, exit_code);
   try {
     app.parse(argc, argv);

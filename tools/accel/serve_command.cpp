@@ -1,4 +1,4 @@
-// accel serve (the runtime service daemon) and accel admin (users and tokens).
+// accel serve: the runtime service daemon (accel admin, its users: admin_command.cpp).
 #include <signal.h>
 
 #include <filesystem>
@@ -79,30 +79,6 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   serve->add_option("--listen", o->listen, "HOST:PORT (port 0 picks a free one)")->capture_default_str();
   serve->add_option("--port-file", o->port_file, "Write the bound port here once listening");
   serve->callback([o, &exit_code] { exit_code = run_serve(*o); });
-
-  auto data_dir = std::make_shared<std::string>("accel-data");
-  auto name = std::make_shared<std::string>();
-  auto tier = std::make_shared<std::string>("free");
-  auto admin = std::make_shared<bool>(false);
-  CLI::App* admin_cmd = app.add_subcommand("admin", "Administer the runtime service");
-  admin_cmd->require_subcommand(1);
-  CLI::App* user = admin_cmd->add_subcommand("user", "Users and their tokens")->require_subcommand(1);
-  CLI::App* add = user->add_subcommand("add", "Add a user; prints their token once (only its hash is stored)");
-  add->add_option("name", *name, "User name")->required();
-  add->add_option("--tier", *tier, "free, pro, pro_plus, enterprise, or a tier of the config")->capture_default_str();
-  add->add_flag("--admin", *admin, "The token sees and manages every user's runtimes");
-  add->add_option("--data-dir", *data_dir, "The service's data folder")->capture_default_str();
-  add->callback([=, &exit_code] {
-    std::filesystem::create_directories(*data_dir);
-    runtime::Store store(*data_dir + "/service.db");
-    const std::string token = runtime::new_token();
-    store.add_user({*name, *tier, *admin}, runtime::hash_token(token));
-    std::printf("%s\n", token.c_str());
-    std::fflush(stdout);
-    std::fprintf(stderr, "user %s (tier %s%s) added; the token above is shown once\n", name->c_str(), tier->c_str(),
-                 *admin ? ", admin" : "");
-    exit_code = 0;
-  });
 }
 
 }  // namespace accel::cli

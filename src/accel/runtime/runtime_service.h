@@ -60,6 +60,8 @@ struct Job {
 
 class RuntimeService {
  public:
+  // Seconds a known token is remembered (a revoked or rotated token works at most this long).
+  static constexpr double kUserCacheS = 10;
   // Opens <data_dir>/service.db, builds the inventory and reconciles stored runtimes with the
   // processes still alive. `start_ticker` runs enforcement every config.tick_s.
   RuntimeService(ServiceConfig config, std::string data_dir, bool start_ticker = true);
@@ -150,7 +152,6 @@ class RuntimeService {
 
   std::uint64_t requests_ = 0;
 
-  static constexpr double kUserCacheS = 10;
   std::mutex users_mutex_;
   std::unordered_map<std::string, std::pair<User, double>> known_users_;  // token hash -> user, when looked up
 };

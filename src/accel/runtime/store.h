@@ -53,6 +53,10 @@ class Store {
   void add_user(const User& user, const std::string& token_hash);
   std::optional<User> user_by_token_hash(const std::string& token_hash);
   std::vector<User> users();
+  // Each returns false when no user has that name.
+  bool remove_user(const std::string& name);
+  bool set_user_tier(const std::string& name, const std::string& tier);
+  bool set_user_token_hash(const std::string& name, const std::string& token_hash);
 
   // Queued until the next sync() (table: "runtimes" or "jobs"). `doc` is called by the committing
   // caller, off the service's lock, and only for the last put of an id in a batch: pass a
