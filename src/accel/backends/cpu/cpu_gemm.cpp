@@ -9,6 +9,7 @@
 //
 // Primitives are JIT-compiled per shape and layout, so they are cached here by that key; a
 // training loop with fixed shapes compiles each of its few GEMMs once.
+#include <omp.h>
 #include <dnnl.hpp>
 
 #include <map>
@@ -29,7 +30,10 @@ struct GemmKey {
   std::int64_t m, n, k;
   std::int64_t a_row, a_col, b_row, b_col, ldc;  // element strides of A [m, k], B [k, n], C
   bool bias, accumulate, relu;
-  auto tie() const { return std::tie(m, n, k, a_row, a_col, b_row, b_col, ldc, bias, accumulate, relu); }
+  // oneDNN fixes a matmul's thread count when the primitive is made: a plan per count, so that
+  // set_num_threads (the ThreadTuner) reaches the GEMMs too, not only accel's own loops.
+  int threads;
+  auto tie() const { return std::tie(m, n, k, a_row, a_col, b_row, b_col, ldc, bias, accumulate, relu, threads); }
   bool operator<(const GemmKey& other) const { return tie() < other.tie(); }
 };
 
@@ -102,7 +106,8 @@ void CpuBackend::gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n
                     ldc,
                     bias != nullptr,
                     beta == 1.0f,
-                    relu};
+                    relu,
+                    omp_get_max_threads()};
   try {
     cache().run(key, a, b, bias, c);
   } catch (const dnnl::error& e) {
