@@ -33,7 +33,9 @@ deps-bench:
 	scripts/install-deps.sh bench
 
 asan: deps-test
-	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DACCEL_SANITIZE=ON
+	# -O1 -g1 (line tables): half the compile time of -O2 -g under ASan (smi_command.cpp 94 s -> 43 s),
+	# and stack traces keep their lines.
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" -DACCEL_SANITIZE=ON
 	cmake --build $(ASAN_BUILD)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure --no-tests=error -j2
 

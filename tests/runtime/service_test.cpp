@@ -91,10 +91,15 @@ TEST_F(ServiceTest, PreemptionSendsSigtermFirstAndWaitsTheGracePeriod) {
 
 TEST_F(ServiceTest, IdleTimeoutWithoutBackgroundExecutionDespiteARunningJob) {
   const std::string id = create("alice", "cpu");
-  job("alice", id, {"sleep", "30"});
-  ASSERT_TRUE(wait_until([&] { return state("alice", id) == "terminated"; }, 6));
+  // The job gets SIGTERM and the grace period to checkpoint, as on preemption.
+  const std::string job = this->job(
+      "alice", id, {"sh", "-c", "trap 'echo got SIGTERM; exit 0' TERM; echo ready; while :; do sleep 0.05; done"});
+  ASSERT_TRUE(wait_until([&] { return state("alice", id) == "terminated"; }, 8));
   EXPECT_EQ(runtime("alice", id)["reason"], "idle timeout");
   EXPECT_TRUE(has_event("alice", id, "warning", "idle"));
+  EXPECT_TRUE(has_event("alice", id, "terminating", "SIGKILL in 1 s"));
+  EXPECT_NE(output("alice", id, job).find("got SIGTERM"), std::string::npos) << output("alice", id, job);
+  EXPECT_EQ(job_state("alice", id, job)["exit_code"], 0);
 }
 
 TEST_F(ServiceTest, HeartbeatsKeepARuntimeAlive) {

@@ -805,12 +805,14 @@ void RuntimeService::tick() {
     if (job_running && rt.background) touch(rt);
     const double idle = now - rt.last_activity;
     const double age = now - rt.started_at;
+    // Every end the service decides on gets the same grace as preemption: SIGTERM, time to
+    // checkpoint, then SIGKILL (they once came in the same tick).
     if (idle >= tier.idle_timeout_s) {
-      begin_termination(rt, "idle timeout", 0);
+      begin_termination(rt, "idle timeout", config_.preemption_grace_s);
       continue;
     }
     if (age >= tier.max_lifetime_s) {
-      begin_termination(rt, "max lifetime", 0);
+      begin_termination(rt, "max lifetime", config_.preemption_grace_s);
       continue;
     }
     if (!rt.warned_idle && idle >= tier.idle_timeout_s - config_.warning_lead_s) {
