@@ -46,6 +46,7 @@ format:
 	git ls-files '*.h' '*.cpp' | xargs clang-format -i
 
 bench: deps-bench build
+	bench/setup-venv.sh >/dev/null
 	bench/train_bench.sh
 
 clean:

@@ -35,7 +35,12 @@ def blas_in_use():
             lib.openblas_get_corename.restype = ctypes.c_char_p
             lib.openblas_get_config.restype = ctypes.c_char_p
             return f"{lib.openblas_get_config().decode()} core {lib.openblas_get_corename().decode()}"
-    return ", ".join(os.path.basename(p) for p in sorted(paths)) or "unknown"
+    # PyPI's wheel links MKL statically: its build configuration says so, and the ISA it runs.
+    config = torch.__config__.show()
+    info = [part.strip() for line in config.splitlines() for part in line.split(",") if "BLAS_INFO" in part]
+    capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: "?")()
+    return ", ".join(info + [f"CPU capability {capability}"] +
+                     [os.path.basename(p) for p in sorted(paths)]) or "unknown"
 
 
 def main():

@@ -60,7 +60,13 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batches", default="64,512")
     parser.add_argument("--accel", default=os.path.join(ROOT, "build", "accel"))
+    parser.add_argument("--venv-python", default=os.path.join(ROOT, "build", "bench-venv", "bin", "python"),
+                        help="the bench venv's Python (bench/setup-venv.sh): PyPI's PyTorch joins the run")
     args = parser.parse_args()
+    pypi = os.path.exists(args.venv_python)
+    if pypi:
+        version = subprocess.run([args.venv_python, "-c", "import torch; print(torch.__version__)"],
+                                 capture_output=True, text=True).stdout.strip()
 
     torch_script = os.path.join(ROOT, "bench", "torch_seed.py")
     avx512 = "avx512f" in cpu_flags()
@@ -81,6 +87,14 @@ def main():
               "--flush-denormal"],
              dict({"OPENBLAS_NUM_THREADS": "2"}, **({"OPENBLAS_CORETYPE": "SkylakeX"} if avx512 else {}))),
         ]
+        if pypi:  # PyTorch as `pip install torch` gives it: its own MKL and oneDNN, default and 1 thread
+            configs += [
+                (batch, f"torch {version} PyPI default", [args.venv_python, torch_script, "--epochs", e,
+                                                          "--batch-size", str(batch)], {}),
+                (batch, f"torch {version} PyPI 1 thread + FTZ", [args.venv_python, torch_script, "--epochs", e,
+                                                                 "--batch-size", str(batch), "--threads", "1",
+                                                                 "--flush-denormal"], {}),
+            ]
 
     times = {(c[0], c[1]): [] for c in configs}
     libraries = {}
