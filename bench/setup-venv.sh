@@ -5,6 +5,7 @@
 # it the venv has PyTorch only. Idempotent; prints the interpreter path last.
 #   bench/setup-venv.sh [VENV_DIR]    (default: build/bench-venv)
 set -euo pipefail
+export KERAS_BACKEND=${KERAS_BACKEND:-jax}  # Keras 3 imports TensorFlow by default, which the venv does not have
 cd "$(dirname "$0")/.."
 venv=${1:-build/bench-venv}
 python=python3

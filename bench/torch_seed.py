@@ -37,10 +37,10 @@ def blas_in_use():
             return f"{lib.openblas_get_config().decode()} core {lib.openblas_get_corename().decode()}"
     # PyPI's wheel links MKL statically: its build configuration says so, and the ISA it runs.
     config = torch.__config__.show()
-    info = [part.strip() for line in config.splitlines() for part in line.split(",") if "BLAS_INFO" in part]
+    info = [part.split("BLAS_INFO=")[1].strip() for line in config.splitlines() for part in line.split(",")
+            if "BLAS_INFO=" in part]
     capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: "?")()
-    return ", ".join(info + [f"CPU capability {capability}"] +
-                     [os.path.basename(p) for p in sorted(paths)]) or "unknown"
+    return f"torch's own BLAS ({', '.join(info) or 'unknown'}), CPU capability {capability}"
 
 
 def main():
