@@ -98,3 +98,35 @@ TEST(JobMonitor, LimitsAboveTheHardLimitKeepTheMachinesAndTheJobRuns) {
   EXPECT_EQ(out.str(), hard + " " + hard + "\n" + accel::testing::niced(3) + "\n");
   std::filesystem::remove_all(dir);
 }
+
+// accel_jobs_total is a Prometheus counter: it must not go down when ended runtimes (and their
+// jobs) leave the service's memory after keep_terminated_s.
+TEST(RuntimeService, TheJobsCounterNeverGoesDown) {
+  const auto root = std::filesystem::temp_directory_path() / ("accel_counter_" + std::to_string(getpid()));
+  std::filesystem::create_directories(root);
+  std::filesystem::permissions(root, std::filesystem::perms::all, std::filesystem::perm_options::add);
+  {
+    ServiceConfig config = ServiceConfig::defaults();
+    config.discover_gpus = false;
+    config.keep_terminated_s = 0;  // ended runtimes leave memory at the next tick
+    config.accel_executable = ACCEL_CLI_PATH;
+    RuntimeService service(config, (root / "data").string(), /*start_ticker=*/false);
+    service.store().add_user({"ann", "pro", false}, hash_token("acc_ann"));
+    const User ann = service.authenticate("Bearer acc_ann");
+    const auto total = [&] {
+      const std::string m = service.metrics();
+      const auto at = m.find("\naccel_jobs_total ");
+      return std::stoi(m.substr(at + 18));
+    };
+    const Json rt = service.create(ann, {{"type", "cpu"}});
+    service.run_job(ann, rt["id"], {{"command", {"true"}}});
+    service.run_job(ann, rt["id"], {{"command", {"true"}}});
+    EXPECT_EQ(total(), 2);
+    service.remove(ann, rt["id"]);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    service.tick();
+    EXPECT_THROW(service.job(ann, rt["id"], "x"), ApiError);  // the runtime left memory ...
+    EXPECT_EQ(total(), 2);                                    // ... the counter did not go down
+  }
+  std::filesystem::remove_all(root);
+}

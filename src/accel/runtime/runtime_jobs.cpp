@@ -81,6 +81,7 @@ Json RuntimeService::run_job(const User& user, const std::string& id, const Json
                                         base + ".exit", job_limits(rt));
   job.monitor_start = LocalExecutor::start_time(job.monitor_pid);
   jobs_[job.id] = job;
+  ++jobs_started_;
   save(job);
   touch(rt);
   save(rt);
@@ -182,7 +183,7 @@ std::string RuntimeService::metrics() {
   out += "# HELP accel_jobs_running Jobs executing.\n# TYPE accel_jobs_running gauge\naccel_jobs_running " +
          std::to_string(running_jobs) + "\n";
   out += "# HELP accel_jobs_total Jobs started.\n# TYPE accel_jobs_total counter\naccel_jobs_total " +
-         std::to_string(jobs_.size()) + "\n";
+         std::to_string(jobs_started_) + "\n";
   return out;
 }
 

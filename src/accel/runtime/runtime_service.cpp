@@ -262,6 +262,7 @@ void RuntimeService::reconcile() {
     job.ended_at = j["ended_at"];
     jobs_[job.id] = job;
   }
+  jobs_started_ = jobs_.size();
   std::lock_guard<std::mutex> lock(mutex_);
   for (Runtime* active : active_runtimes()) {
     Runtime& rt = *active;

@@ -144,6 +144,9 @@ class RuntimeService {
   // scheduler scan these, not the thousands of recently ended ones a busy service holds.
   std::map<std::string, Runtime*> active_;
   std::map<std::string, Job> jobs_;
+  // Jobs started, for accel_jobs_total: ended runtimes' jobs leave jobs_, and a Prometheus
+  // counter must not go down. Starts from the jobs stored when the service starts.
+  std::uint64_t jobs_started_ = 0;
   std::mutex mutex_;
   std::atomic<bool> stopping_{false};
   std::condition_variable wake_;
