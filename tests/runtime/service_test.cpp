@@ -102,6 +102,19 @@ TEST_F(ServiceTest, IdleTimeoutWithoutBackgroundExecutionDespiteARunningJob) {
   EXPECT_EQ(job_state("alice", id, job)["exit_code"], 0);
 }
 
+// `accel run` is attached: it sends heartbeats, so a free-tier runtime (1.5 s idle timeout here,
+// no background execution) outlives a 3 s job it watches (once the job was killed with no
+// reason printed).
+TEST_F(ServiceTest, AccelRunKeepsItsRuntimeAliveWhileAttached) {
+  const std::string id = create("alice", "cpu");
+  const std::string client = "ACCEL_SERVER=http://127.0.0.1:" + std::to_string(port_) +
+                             " ACCEL_TOKEN=" + tokens_["alice"] + " " + ACCEL_CLI_PATH + " run " + id + " -- ";
+  const auto r = accel::testing::run_command(client + "sh -c 'sleep 3; echo done'");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "done\n");
+  EXPECT_EQ(state("alice", id), "running");
+}
+
 TEST_F(ServiceTest, HeartbeatsKeepARuntimeAlive) {
   const std::string id = create("alice", "cpu");
   for (int i = 0; i < 10; ++i) {

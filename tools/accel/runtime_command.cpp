@@ -3,6 +3,7 @@
 // ACCEL_SERVER/ACCEL_TOKEN, then ~/.config/accel/client.json ({"server": ..., "token": ...}).
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -146,8 +147,14 @@ void add_runtime_commands(CLI::App& app, int& exit_code) {
   common(run);
   run->callback([=, &exit_code] {
     Api api(*o);
-    const Json job = api.post("/v1/runtimes/" + *run_id + "/jobs", {{"command", *command}});
-    const std::string base = "/v1/runtimes/" + *run_id + "/jobs/" + job["id"].get<std::string>();
+    const std::string runtime = "/v1/runtimes/" + *run_id;
+    const Json job = api.post(runtime + "/jobs", {{"command", *command}});
+    const std::string base = runtime + "/jobs/" + job["id"].get<std::string>();
+    // Attached is active, as a Colab notebook that is open: heartbeats at a third of the idle
+    // timeout keep a tier without background execution from idling out under a running job.
+    const double idle_timeout = api.get(runtime).value("idle_timeout_s", 90.0);
+    const auto beat_every = std::chrono::duration<double>(std::clamp(idle_timeout / 3, 0.2, 30.0));
+    auto last_beat = std::chrono::steady_clock::now();
     std::size_t offset = 0;
     for (;;) {
       auto r = api.check(api.client.Get(base + "/output?offset=" + std::to_string(offset)), "GET output");
@@ -155,9 +162,20 @@ void add_runtime_commands(CLI::App& app, int& exit_code) {
       std::fflush(stdout);
       offset = std::stoull(r->get_header_value("X-Accel-Next-Offset"));
       if (r->get_header_value("X-Accel-Job-Done") == "true" && r->body.empty()) break;
+      if (std::chrono::steady_clock::now() - last_beat >= beat_every) {
+        api.client.Post(runtime + "/heartbeat", "{}", "application/json");  // a 409 (runtime ending) is fine
+        last_beat = std::chrono::steady_clock::now();
+      }
       if (r->body.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     const Json final_state = api.get(base);
+    if (final_state["exit_code"].is_null()) {
+      const Json rt = api.get(runtime);
+      std::fprintf(
+          stderr, "accel: the job was killed: runtime %s is %s%s\n", run_id->c_str(),
+          rt["state"].get<std::string>().c_str(),
+          rt["reason"].get<std::string>().empty() ? "" : (" (" + rt["reason"].get<std::string>() + ")").c_str());
+    }
     exit_code = final_state["exit_code"].is_null() ? 137 : final_state["exit_code"].get<int>();
   });
 }

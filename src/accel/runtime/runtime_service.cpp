@@ -189,6 +189,9 @@ Json RuntimeService::to_json(const Runtime& rt) const {
       j["simulated"] = a.simulated;
     }
   }
+  // Clients that keep a runtime alive (accel run, the web page) pace their heartbeats by it.
+  if (auto tier = config_.tiers.find(rt.tier); tier != config_.tiers.end())
+    j["idle_timeout_s"] = tier->second.idle_timeout_s;
   return j;
 }
 
