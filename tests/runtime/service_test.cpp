@@ -40,6 +40,28 @@ TEST_F(ServiceTest, MalformedRequestsAndUnknownTypesAreAnswered400WithTheFix) {
   EXPECT_NE(r.body["error"].get<std::string>().find("field 'command'"), std::string::npos) << r.body;
 }
 
+// The HTTP edge answers JSON for its own errors too, refuses large bodies before buffering
+// them, and never answers 500 (or leaks a library's message in a header) for bytes that are not
+// UTF-8.
+TEST_F(ServiceTest, TheEdgeAnswersJsonForUnknownRoutesLargeBodiesAndBadBytes) {
+  auto c = client();
+  c.set_bearer_token_auth(tokens_["alice"]);
+  auto r = c.Get("/v1/no-such-route");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(Json::parse(r->body)["status"], 404) << r->body;
+  r = c.Post("/v1/runtimes", std::string(2 << 20, ' '), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  EXPECT_NE(Json::parse(r->body)["error"].get<std::string>().find("too large"), std::string::npos) << r->body;
+  r = c.Post("/v1/runtimes", "{\"type\": \"gpu:\xff\xfe\"}", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_FALSE(r->has_header("EXCEPTION_WHAT"));
+  EXPECT_TRUE(Json::parse(r->body, nullptr, false).is_object()) << r->body;
+  EXPECT_EQ(get("alice", "/v1/runtimes").status, 200);  // and the service goes on
+}
+
 TEST_F(ServiceTest, TiersGateTypesAndConcurrency) {
   Reply r = post("alice", "/v1/runtimes", {{"type", "gpu:a100"}});
   EXPECT_EQ(r.status, 403);

@@ -16,7 +16,9 @@ namespace {
 
 void send_json(httplib::Response& res, int status, const Json& body) {
   res.status = status;
-  res.set_content(body.dump() + "\n", "application/json");  // compact: the CLI pretty-prints
+  // Compact (the CLI pretty-prints); bytes that are not UTF-8 (echoed from a request) become
+  // U+FFFD instead of an exception that would answer 500.
+  res.set_content(body.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n", "application/json");
 }
 
 Json parse_body(const httplib::Request& req) {
@@ -36,6 +38,9 @@ Json answer_json(const RuntimeService&, Json json) { return json; }
 Json answer_json(const RuntimeService& service, const Runtime& rt) { return service.describe(rt); }
 
 constexpr std::size_t kServerThreads = 256;
+// Request bodies are small JSON documents (the largest, a job's command, is bounded by the
+// kernel's argument limit); a larger Content-Length is answered 413 without buffering the body.
+constexpr std::size_t kMaxBodyBytes = 1 << 20;
 constexpr int kListenBacklog = 1024;
 
 }  // namespace
@@ -60,6 +65,24 @@ HttpApi::HttpApi(RuntimeService& service)
     listen_fd_ = fd;
   });
   s.set_keep_alive_max_count(1000);
+  s.set_payload_max_length(kMaxBodyBytes);
+  // Answers cpp-httplib makes itself (no route 404, 405, 413, 414, 400 for a bad request line)
+  // get a JSON body like every other error; an exception that escapes a handler is a JSON 500
+  // with no internal message in a header.
+  s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    const int status = res.status;
+    const char* what = status == 404   ? "no such route (docs/api.md lists them)"
+                       : status == 405 ? "method not allowed on this route"
+                       : status == 413 ? "request body too large (at most 1 MiB)"
+                       : status == 414 ? "request URI too long"
+                                       : "bad request";
+    send_json(res, status, {{"error", what}, {"status", status}});
+  });
+  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    res.headers.clear();
+    send_json(res, 500, {{"error", "internal error"}, {"status", 500}});
+  });
   // Every route but /metrics and /v1/health needs a token; errors become JSON with the status.
   const auto answer_errors = [](httplib::Response& res, const std::function<void()>& work) {
     try {
