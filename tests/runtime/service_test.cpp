@@ -60,6 +60,12 @@ TEST_F(ServiceTest, TheEdgeAnswersJsonForUnknownRoutesLargeBodiesAndBadBytes) {
   EXPECT_FALSE(r->has_header("EXCEPTION_WHAT"));
   EXPECT_TRUE(Json::parse(r->body, nullptr, false).is_object()) << r->body;
   EXPECT_EQ(get("alice", "/v1/runtimes").status, 200);  // and the service goes on
+  // Numbers are numbers: "-1" used to wrap to 2^64 - 1 and "1e3" read as 1.
+  const std::string id = create("alice", "cpu");
+  const std::string j = job("alice", id, {"echo", "hi"});
+  for (const std::string bad : {"-1", "1e3", "", "99999999999999999999"}) {
+    EXPECT_EQ(get("alice", "/v1/runtimes/" + id + "/jobs/" + j + "/output?offset=" + bad).status, 400) << bad;
+  }
 }
 
 TEST_F(ServiceTest, TiersGateTypesAndConcurrency) {

@@ -162,11 +162,12 @@ HttpApi::HttpApi(RuntimeService& service)
         authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
           std::size_t offset = 0;
           if (req.has_param("offset")) {
-            try {
-              offset = std::stoull(req.get_param_value("offset"));
-            } catch (const std::exception&) {
-              throw ApiError(400, "parameter 'offset' must be a non-negative integer");
-            }
+            // Digits only: stoull would take "-1" (wrapping to 2^64 - 1) and read "1e3" as 1.
+            const std::string given = req.get_param_value("offset");
+            const bool digits =
+                !given.empty() && given.size() <= 15 && given.find_first_not_of("0123456789") == std::string::npos;
+            if (!digits) throw ApiError(400, "parameter 'offset' must be a non-negative integer of at most 15 digits");
+            offset = std::stoull(given);
           }
           bool done = false;
           const std::string text = service_.job_output(u, req.matches[1], req.matches[2], offset, done);
