@@ -22,7 +22,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 args=${ACCEL_FRESH_ARGS:---epochs 1}
 work=${ACCEL_FRESH_DIR:-/var/tmp/accel-fresh-$$}
-cache=${ACCEL_FRESH_CCACHE:-$HOME/.cache/ccache}
+cache=${ACCEL_FRESH_CCACHE:-${HOME:-/root}/.cache/ccache}
 root=$work/root
 t0=$SECONDS
 
