@@ -9,7 +9,7 @@ export KERAS_BACKEND=${KERAS_BACKEND:-jax}  # Keras 3 imports TensorFlow by defa
 cd "$(dirname "$0")/.."
 venv=${1:-build/bench-venv}
 python=python3
-for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[2-9]*/bin/python3; do
+for candidate in "${PYENV_ROOT:-${HOME:-/root}/.pyenv}"/versions/3.1[2-9]*/bin/python3; do
   [ -x "$candidate" ] && python=$candidate
 done
 if [ ! -x "$venv/bin/python" ]; then

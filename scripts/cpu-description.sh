@@ -3,7 +3,7 @@
 # numbers (a KVM guest often says only "AMD EPYC"), the widest vector ISA, and the core count.
 set -euo pipefail
 info=/proc/cpuinfo
-field() { grep -m1 "^$1[[:space:]]*:" "$info" | cut -d: -f2- | sed 's/^ //'; }
+field() { grep -m1 "^$1[[:space:]]*:" "$info" | cut -d: -f2- | sed 's/^ //' || true; }
 flags=" $(field flags) "
 isa=SSE
 for f in avx avx2 avx512f avx512_bf16 amx_tile; do

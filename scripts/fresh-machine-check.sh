@@ -7,7 +7,7 @@
 #
 #   sudo scripts/fresh-machine-check.sh            (CI: .ci/run)
 #   ACCEL_FRESH_ARGS="--epochs 1"                  the ARGS of `make run` (default: 1 epoch)
-#   ACCEL_FRESH_DIR=/var/tmp/x                     where the root is built (removed afterwards)
+#   ACCEL_FRESH_DIR=/var/tmp                       a new folder for the root is made in it (and removed)
 #   ACCEL_FRESH_KEEP=1                             keep the root, to look around in it
 #   ACCEL_FRESH_CCACHE=DIR                         a compiler cache shared with the host's
 #                                                  builds (default: the host's ~/.cache/ccache)
@@ -19,9 +19,15 @@
 set -euo pipefail
 
 [ "$(id -u)" -eq 0 ] || { echo "fresh-machine-check: needs root (mmdebstrap, chroot, mounts)" >&2; exit 2; }
+# Every mount below is made in a private mount namespace of this script: none propagates to the
+# host's /dev (a shared mount on systemd hosts), and all vanish with the script, even if killed.
+if [ -z "${ACCEL_FRESH_NAMESPACE:-}" ]; then
+  exec env ACCEL_FRESH_NAMESPACE=1 unshare --mount --propagation private -- "$0" "$@"
+fi
 repo=$(cd "$(dirname "$0")/.." && pwd)
 args=${ACCEL_FRESH_ARGS:---epochs 1}
-work=${ACCEL_FRESH_DIR:-/var/tmp/accel-fresh-$$}
+mkdir -p "${ACCEL_FRESH_DIR:-/var/tmp}"
+work=$(mktemp -d "${ACCEL_FRESH_DIR:-/var/tmp}/accel-fresh.XXXXXX")  # never an existing folder
 cache=${ACCEL_FRESH_CCACHE:-${HOME:-/root}/.cache/ccache}
 root=$work/root
 t0=$SECONDS
@@ -39,14 +45,20 @@ done
 mounted=()
 cleanup() {
   local i
-  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[i]}" 2>/dev/null || true; done
-  if [ "${ACCEL_FRESH_KEEP:-0}" = 1 ]; then say "kept the root at $root"; else rm -rf "$work"; fi
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount "${mounted[i]}" 2>/dev/null || umount -l "${mounted[i]}" || true; done
+  if [ "${ACCEL_FRESH_KEEP:-0}" = 1 ]; then
+    say "kept the root at $root"
+  elif [ -n "$(findmnt -rn -o TARGET | grep -F "$work/" || true)" ]; then
+    say "left $work in place: something is still mounted under it" >&2
+  else
+    rm -rf --one-file-system "$work"
+  fi
 }
 trap cleanup EXIT
 bind() {  # bind SRC DEST [ro]
   mkdir -p "$2"
-  mount --bind "$1" "$2"
   mounted+=("$2")
+  mount --bind "$1" "$2"
   [ "${3:-}" != ro ] || mount -o remount,bind,ro "$2"
 }
 
@@ -67,12 +79,12 @@ if [ -d "$repo/../shared" ]; then
 fi
 
 # What a booted machine has: /proc, /sys, /dev (with /dev/pts and /dev/shm), a writable /tmp.
-mount -t proc proc "$root/proc" && mounted+=("$root/proc")
-mount -t sysfs sysfs "$root/sys" && mounted+=("$root/sys")
+mounted+=("$root/proc") && mount -t proc proc "$root/proc"
+mounted+=("$root/sys") && mount -t sysfs sysfs "$root/sys"
 bind /dev "$root/dev"
-mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts" && mounted+=("$root/dev/pts")
-mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm" && mounted+=("$root/dev/shm")
-mount -t tmpfs -o mode=1777,size=8g tmpfs "$root/tmp" && mounted+=("$root/tmp")
+mounted+=("$root/dev/pts") && mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts"
+mounted+=("$root/dev/shm") && mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
+mounted+=("$root/tmp") && mount -t tmpfs -o mode=1777,size=8g tmpfs "$root/tmp"
 cp -L /etc/resolv.conf "$root/etc/resolv.conf"
 
 in_root() {

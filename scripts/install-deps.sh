@@ -34,7 +34,7 @@ done
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-log=${TMPDIR:-/tmp}/accel-install-deps.log
+log=$(mktemp --suffix=.log "${TMPDIR:-/tmp}/accel-install-deps.XXXXXX")
 start=$SECONDS
 echo "install-deps: ${#missing[@]} package(s) for '$what' missing: ${missing[*]} (apt log: $log)"
 fail() {
@@ -59,6 +59,6 @@ condense() {
   done
   echo "install-deps:   configured $configured package(s)"
 }
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" 2>&1 |
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" 2>&1 |
   condense || fail "installing ${missing[*]}"
 echo "install-deps: installed in $((SECONDS - start)) s"

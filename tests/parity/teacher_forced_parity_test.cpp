@@ -270,6 +270,16 @@ TEST(TeacherForcedParity, CatchesAMissingOneOverNInTheLossGradient) {
   for (const auto& report : reports) EXPECT_GT(report.worst("grad "), 1.0) << "step " << report.step;
 }
 
+// Not only gross errors: gradients 0.1% off (a bias in a reduction, a wrong scale) fail too.
+TEST(TeacherForcedParity, CatchesGradientsATenthOfAPercentOff) {
+  require_torch();
+  const auto reports = run_checked(2, [](StepRecord& r) {
+    for (auto& g : r.grads)
+      for (float& value : g) value *= 1.001f;
+  });
+  for (const auto& report : reports) EXPECT_GT(report.worst("grad "), 1.0) << "step " << report.step;
+}
+
 TEST(TeacherForcedParity, CatchesAdamWithoutBiasCorrection) {
   require_torch();
   const auto reports = run_checked(2, [](StepRecord& r) { adam_by_hand(r, AdamBug::NoBiasCorrection); });

@@ -280,13 +280,17 @@ TEST_F(ServiceTest, ChangeTypeKeepsTheTiersGpuLimitAndTheLifetimeClock) {
   EXPECT_EQ(runtime("paula", cpu)["type"], "cpu");
   EXPECT_EQ(state("paula", gpu), "running");
 
-  const std::string hopper = create("sam", "cpu");  // tier short: 1.5 s lifetime
+  const auto created = std::chrono::steady_clock::now();
+  const std::string hopper = create("sam", "cpu");  // tier short: 1.5 s lifetime, 1 s grace
   for (int i = 0; i < 20 && state("sam", hopper) == "running"; ++i) {
     post("sam", "/v1/runtimes/" + hopper + "/change-type", {{"type", "cpu"}});
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   ASSERT_TRUE(wait_until([&] { return state("sam", hopper) == "terminated"; }, 6));
   EXPECT_EQ(runtime("sam", hopper)["reason"], "max lifetime");
+  // Ended ~2.5 s after creation, while still hopping; a clock restarted by each change would
+  // only run out 1.5 s after the 4 s of hopping.
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - created).count(), 4.5);
 }
 
 // After a restart a stored worker PID may name an unrelated process (PIDs are reused). The
@@ -317,7 +321,8 @@ TEST_F(ServiceTest, AStoredPidThatNowNamesAnotherProcessIsNeitherAdoptedNorKille
   EXPECT_EQ(state("pete", id), "terminated");
   EXPECT_EQ(runtime("pete", id)["reason"], "worker crashed");
   call("DELETE", "pete", "/v1/runtimes/" + id);
-  EXPECT_EQ(kill(stranger, 0), 0) << "the unrelated process was signalled";
+  int status = 0;  // our child: signalled, it would be a zombie that kill(pid, 0) still finds
+  EXPECT_EQ(waitpid(stranger, &status, WNOHANG), 0) << "the unrelated process was signalled";
   kill(stranger, SIGKILL);
   waitpid(stranger, nullptr, 0);
 }

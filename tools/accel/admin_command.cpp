@@ -85,6 +85,12 @@ void add_admin_command(CLI::App& app, int& exit_code) {
     check_name(o->name);
     check_tier(*o);
     auto store = open_store(*o, true);
+    // Runtimes belong to a name: a new user must not inherit a revoked one's runtimes and files.
+    for (const auto& doc : store->all("runtimes")) {
+      if (doc.value("user", "") == o->name)
+        throw ValueError("the name '" + o->name + "' was used before (runtime " + doc.value("id", "?") +
+                         " is still recorded under it); pick another name");
+    }
     const std::string token = runtime::new_token();
     store->add_user({o->name, o->tier, o->admin}, runtime::hash_token(token));
     print_token(token, "user " + o->name + " (tier " + o->tier + (o->admin ? ", admin" : "") + ") added");
@@ -100,7 +106,8 @@ void add_admin_command(CLI::App& app, int& exit_code) {
     exit_code = 0;
   });
 
-  CLI::App* revoke = user->add_subcommand("revoke", "Remove a user: their token stops working");
+  CLI::App* revoke = user->add_subcommand(
+      "revoke", "Remove a user: their token stops working (their runtimes run on until an admin deletes them)");
   common(revoke, true);
   revoke->callback([o, &exit_code] {
     if (!open_store(*o, false)->remove_user(o->name)) no_such_user(o->name);

@@ -37,7 +37,7 @@ MemoryInfo query_memory();
 DiskInfo query_disk(const std::string& path = ".");
 
 // The CPUs this process may use: its affinity mask, capped by a cgroup CPU quota (rounded up)
-// and by ACCEL_NUM_THREADS when set (a runtime of `accel serve` sets it from its lease). At
+// and by ACCEL_NUM_THREADS when set (to share a machine by hand; runtimes do not set it yet). At
 // least 1. What a thread pool should be sized to, where the machine's core count would
 // oversubscribe a container or a pinned process.
 int usable_cpus();

@@ -36,11 +36,10 @@ struct CArgs {
 
 // A declared environment, not the service's: the daemon's may hold secrets and folders the
 // worker user cannot search (a PATH through /root made a missing command read "Permission
-// denied"). The accel that runs the service is on the PATH, after the system's folders.
-CArgs job_environment(const std::string& accel_binary, const Environment& extra) {
-  const std::string accel_dir = std::filesystem::path(accel_binary).parent_path().string();
-  std::vector<std::string> items = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:" + accel_dir,
-                                    "LANG=C.UTF-8", "SHELL=/bin/sh"};
+// denied"). The accel that runs the service is on the PATH, after the system's folders, when
+// the worker user can reach it (LocalExecutor's constructor decides).
+CArgs job_environment(const std::string& path, const Environment& extra) {
+  std::vector<std::string> items = {"PATH=" + path, "LANG=C.UTF-8", "SHELL=/bin/sh"};
   for (const auto& [key, value] : extra) items.push_back(key + "=" + value);
   return CArgs(std::move(items));
 }
@@ -56,6 +55,13 @@ LocalExecutor::LocalExecutor(std::string run_as, std::string monitor)
     if (!pw) throw ValueError("worker_user '" + run_as_ + "' does not exist on this machine");
     uid_ = static_cast<int>(pw->pw_uid);
     gid_ = static_cast<int>(pw->pw_gid);
+  }
+  job_path_ = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  const std::string accel_dir = std::filesystem::path(monitor_).parent_path().string();
+  if (const std::string why = unreachable(accel_dir); why.empty()) {
+    job_path_ += ":" + accel_dir;
+  } else {  // a PATH entry it cannot search would turn every missing command into EACCES
+    std::fprintf(stderr, "accel serve: jobs will not find this accel on their PATH: %s\n", why.c_str());
   }
 }
 
@@ -81,13 +87,16 @@ std::string LocalExecutor::unreachable(const std::string& path) const {
 
 void LocalExecutor::hand_over(const std::string& path) const {
   if (uid_ < 0) return;
-  std::error_code ec;
-  if (chown(path.c_str(), static_cast<uid_t>(uid_), static_cast<gid_t>(gid_)) != 0) {
-    throw Error("cannot give " + path + " to " + run_as_ + ": " + std::strerror(errno));
+  // The folder itself only, through a descriptor that refuses a symlink: its contents are the
+  // tenant's already, and a recursive chown by path (root, in a folder the tenant's processes
+  // can change meanwhile) could be steered through a swapped-in symlink to any file.
+  const int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 || fchown(fd, static_cast<uid_t>(uid_), static_cast<gid_t>(gid_)) != 0) {
+    const std::string why = std::strerror(errno);
+    if (fd >= 0) close(fd);
+    throw Error("cannot give " + path + " to " + run_as_ + ": " + why);
   }
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(path, ec)) {
-    lchown(entry.path().c_str(), static_cast<uid_t>(uid_), static_cast<gid_t>(gid_));
-  }
+  close(fd);
 }
 
 namespace {
@@ -132,7 +141,7 @@ std::string self_executable() {
 }  // namespace
 
 int LocalExecutor::start_worker(const std::string& workdir, const Environment& env) {
-  CArgs envp = job_environment(monitor_, env);
+  CArgs envp = job_environment(job_path_, env);
   if (uid_ >= 0) {
     // setpriv (util-linux) drops to the worker user; posix_spawn cannot change users itself.
     CArgs argv({"setpriv", "--reuid=" + std::to_string(uid_), "--regid=" + std::to_string(gid_), "--clear-groups", "--",
@@ -161,7 +170,7 @@ int LocalExecutor::start_job(int worker_group, const std::string& workdir, const
   args.emplace_back("--");
   args.insert(args.end(), command.begin(), command.end());
   CArgs argv(std::move(args));
-  CArgs envp = job_environment(monitor_, env);
+  CArgs envp = job_environment(job_path_, env);
   return spawn(monitor_, argv, envp, worker_group, workdir);
 }
 

@@ -56,6 +56,7 @@ class LocalExecutor {
   std::string run_as_;
   std::string monitor_;
   int uid_ = -1, gid_ = -1;  // the worker user's ids when privileges are dropped
+  std::string job_path_;     // jobs' PATH: the system's folders, and this accel's when reachable
 };
 
 }  // namespace accel::runtime

@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <cstdio>
 #include <functional>
 #include <utility>
 
@@ -90,7 +91,9 @@ HttpApi::HttpApi(RuntimeService& service)
     } catch (const ApiError& e) {
       send_json(res, e.status(), {{"error", e.what()}, {"status", e.status()}});
     } catch (const std::exception& e) {
-      send_json(res, 500, {{"error", std::string("internal error: ") + e.what()}, {"status", 500}});
+      // The message goes to the service's log, not to the client: it may name files or SQL.
+      std::fprintf(stderr, "accel serve: internal error: %s\n", e.what());
+      send_json(res, 500, {{"error", "internal error (the service's log has the details)"}, {"status", 500}});
     }
   };
   // Routes that start processes or read /proc and files run on their own thread, then commit.

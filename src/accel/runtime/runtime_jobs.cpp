@@ -69,6 +69,9 @@ Json RuntimeService::run_job(const User& user, const std::string& id, const Json
   if (rt.state != "running")
     throw ApiError(409, "runtime " + id + " is " + rt.state + "; jobs run in a running runtime");
   ensure_worker(rt);  // the runtime's worker process group starts with its first job
+  // Every time, not only with a new worker: a worker adopted from before job files moved to
+  // the service's folder has none yet, and the monitor would find nowhere to write.
+  fs::create_directories(job_dir(rt));
   Job job;
   job.id = sequential_id("job-");
   job.runtime_id = id;
