@@ -327,6 +327,22 @@ TEST_F(ServiceTest, AStoredPidThatNowNamesAnotherProcessIsNeitherAdoptedNorKille
   waitpid(stranger, nullptr, 0);
 }
 
+// Deleting a runtime with many files answers at once and holds no one up: its folders go to the
+// trash and are emptied off the service's lock (100k files once held every request for seconds).
+TEST_F(ServiceTest, DeletingARuntimeWithManyFilesAnswersAtOnce) {
+  const std::string id = create("pete", "cpu");
+  const std::string maker =
+      job("pete", id, {"sh", "-c", "mkdir many && cd many && seq 100000 | xargs touch && echo made"});
+  ASSERT_TRUE(wait_until([&] { return job_state("pete", id, maker)["state"] == "exited"; }, 60));
+  ASSERT_EQ(output("pete", id, maker), "made\n");
+  const std::string workdir = runtime("pete", id)["workdir"];
+  const auto asked = std::chrono::steady_clock::now();
+  EXPECT_EQ(call("DELETE", "pete", "/v1/runtimes/" + id).status, 200);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count(), 0.5);
+  EXPECT_FALSE(std::filesystem::exists(workdir));
+  EXPECT_TRUE(wait_until([&] { return std::filesystem::is_empty(dir_ / "data" / "trash"); }, 30));
+}
+
 TEST_F(ServiceTest, DeleteFreesEverything) {
   const std::string id = create("alice", "gpu:t4");
   const std::string workdir = runtime("alice", id)["workdir"];

@@ -120,8 +120,14 @@ std::string RuntimeService::job_output(const User& user, const std::string& id, 
 }
 
 Json RuntimeService::resources(const User& user, const std::string& id) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  Runtime& rt = owned(user, id);
+  // A copy of what is needed, then the slow part (walking the runtime's files, NVML, /proc)
+  // off the lock: a runtime with 200k files made every other user's requests wait seconds.
+  std::unique_lock<std::mutex> lock(mutex_);
+  const Runtime rt = owned(user, id);
+  std::vector<Accelerator> leased;
+  for (const Accelerator& a : inventory_)
+    if (a.id == rt.accelerator_id) leased.push_back(a);
+  lock.unlock();
   const hw::MemoryInfo memory = hw::query_memory();
   struct statvfs disk {};
   statvfs(rt.workdir.empty() ? data_dir_.c_str() : rt.workdir.c_str(), &disk);
@@ -136,8 +142,7 @@ Json RuntimeService::resources(const User& user, const std::string& id) {
                 {"total", static_cast<std::uint64_t>(disk.f_blocks) * disk.f_frsize},
                 {"free", static_cast<std::uint64_t>(disk.f_bavail) * disk.f_frsize}}},
               {"gpu", nullptr}};
-  for (const Accelerator& a : inventory_) {
-    if (a.id != rt.accelerator_id) continue;
+  for (const Accelerator& a : leased) {
     Json gpu = {{"name", a.name},           {"type", a.type},
                 {"simulated", a.simulated}, {"memory_total", static_cast<std::uint64_t>(a.memory_gb * 1e9)},
                 {"memory_used", 0},         {"utilization", nullptr}};

@@ -132,6 +132,8 @@ class RuntimeService {
   // where a tenant's job could swap a name for a symlink and have the root monitor write
   // through it (docs/security.md).
   std::string job_dir(const Runtime& rt) const { return data_dir_ + "/jobs/" + rt.id; }
+  // Deletes the paths on a thread of their own (large folders take seconds).
+  static void empty_trash(std::vector<std::string> paths);
 
   ServiceConfig config_;
   std::string data_dir_;
