@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "accel/core/error.h"
 
@@ -180,34 +181,40 @@ void LocalExecutor::reap() {
   }
 }
 
-std::uint64_t LocalExecutor::start_time(int pid) {
-  if (pid <= 0) return 0;
+namespace {
+
+// The fields of /proc/PID/stat after the command name (which may hold spaces and parentheses):
+// [0] is the state (field 3), [19] the start time (field 22). Empty when there is no such process.
+std::vector<std::string> stat_fields(int pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
   std::getline(stat, line);
-  const auto close = line.rfind(')');  // the command name may hold spaces and parentheses
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(line.substr(close + 2));
-  std::string field;
-  for (int i = 0; i < 20 && fields >> field; ++i) {
-    if (i == 19) return std::strtoull(field.c_str(), nullptr, 10);  // field 22: starttime
-  }
-  return 0;
+  const auto close = line.rfind(')');
+  std::vector<std::string> fields;
+  if (close == std::string::npos || close + 2 >= line.size()) return fields;
+  std::istringstream rest(line.substr(close + 2));
+  for (std::string field; rest >> field;) fields.push_back(field);
+  return fields;
 }
+
+std::uint64_t start_time_of(const std::vector<std::string>& fields) {
+  return fields.size() > 19 ? std::strtoull(fields[19].c_str(), nullptr, 10) : 0;
+}
+
+}  // namespace
+
+std::uint64_t LocalExecutor::start_time(int pid) { return pid > 0 ? start_time_of(stat_fields(pid)) : 0; }
 
 bool LocalExecutor::alive(int pid, std::uint64_t start) {
   if (pid <= 0) return false;
   reap();
   if (kill(pid, 0) != 0 && errno != EPERM) return false;
   // A process re-adopted after a restart is no longer our child: when it exits it stays a
-  // zombie until its new parent reaps it (a container's init may never do so).
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  const auto close = line.rfind(')');
-  const bool running =
-      close == std::string::npos || close + 2 >= line.size() || (line[close + 2] != 'Z' && line[close + 2] != 'X');
-  return running && (start == 0 || start_time(pid) == start);
+  // zombie until its new parent reaps it (a container's init may never do so). One read of
+  // /proc gives both the state and the start time.
+  const std::vector<std::string> fields = stat_fields(pid);
+  const bool running = fields.empty() || (fields[0] != "Z" && fields[0] != "X");
+  return running && (start == 0 || start_time_of(fields) == start);
 }
 
 void LocalExecutor::signal_group(int group, int signal, std::uint64_t leader_start) {

@@ -71,15 +71,13 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
       data_dir_(fs::absolute(data_dir).lexically_normal().string()),
       executor_(config_.worker_user, config_.accel_executable) {
   fs::create_directories(data_dir_ + "/runtimes");
-  fs::create_directories(data_dir_ + "/jobs");
-  fs::create_directories(data_dir_ + "/trash");
-  fs::permissions(data_dir_ + "/trash", fs::perms::owner_all, fs::perm_options::replace);
-  {  // what a stopped service left in the trash
-    std::vector<std::string> leftovers;
-    for (const auto& entry : fs::directory_iterator(data_dir_ + "/trash")) leftovers.push_back(entry.path().string());
-    empty_trash(std::move(leftovers));
+  for (const char* own : {"/jobs", "/trash"}) {  // the service's alone
+    fs::create_directories(data_dir_ + own);
+    fs::permissions(data_dir_ + own, fs::perms::owner_all, fs::perm_options::replace);
   }
-  fs::permissions(data_dir_ + "/jobs", fs::perms::owner_all, fs::perm_options::replace);  // the service's alone
+  std::vector<std::string> leftovers;  // what a stopped service left in the trash
+  for (const auto& entry : fs::directory_iterator(data_dir_ + "/trash")) leftovers.push_back(entry.path().string());
+  empty_trash(std::move(leftovers));
   if (const std::string why = executor_.unreachable(data_dir_ + "/runtimes"); !why.empty()) throw ValueError(why);
   store_ = std::make_unique<Store>(data_dir_ + "/service.db");
   if (config_.discover_gpus) {
@@ -435,8 +433,7 @@ void RuntimeService::start(Runtime& rt, const Accelerator* accelerator) {
 
 void RuntimeService::ensure_worker(Runtime& rt) {
   if (rt.worker_pid > 0) return;
-  fs::create_directories(rt.workdir);  // the working directory comes with the first job
-  fs::create_directories(job_dir(rt));
+  fs::create_directories(rt.workdir);  // the working directory comes with the first job (run_job makes job_dir)
   executor_.hand_over(rt.workdir);
   rt.worker_pid = executor_.start_worker(rt.workdir, lease_environment(rt));
   rt.worker_start = LocalExecutor::start_time(rt.worker_pid);

@@ -228,30 +228,23 @@ std::vector<User> Store::users() {
   return out;
 }
 
-bool Store::remove_user(const std::string& name) {
+bool Store::change_user(const char* sql, std::initializer_list<std::string> values) {
   std::lock_guard<std::mutex> lock(mutex_);
-  Statement s(db_, "DELETE FROM users WHERE name = ?");
-  s.text(1, name);
+  Statement s(db_, sql);
+  int index = 0;
+  for (const std::string& value : values) s.text(++index, value);
   ACCEL_SQLITE_CHECK(db_, sqlite3_step(s.stmt), SQLITE_DONE);
   return sqlite3_changes(db_) > 0;
 }
 
+bool Store::remove_user(const std::string& name) { return change_user("DELETE FROM users WHERE name = ?", {name}); }
+
 bool Store::set_user_tier(const std::string& name, const std::string& tier) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  Statement s(db_, "UPDATE users SET tier = ? WHERE name = ?");
-  s.text(1, tier);
-  s.text(2, name);
-  ACCEL_SQLITE_CHECK(db_, sqlite3_step(s.stmt), SQLITE_DONE);
-  return sqlite3_changes(db_) > 0;
+  return change_user("UPDATE users SET tier = ? WHERE name = ?", {tier, name});
 }
 
 bool Store::set_user_token_hash(const std::string& name, const std::string& token_hash) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  Statement s(db_, "UPDATE users SET token_hash = ? WHERE name = ?");
-  s.text(1, token_hash);
-  s.text(2, name);
-  ACCEL_SQLITE_CHECK(db_, sqlite3_step(s.stmt), SQLITE_DONE);
-  return sqlite3_changes(db_) > 0;
+  return change_user("UPDATE users SET token_hash = ? WHERE name = ?", {token_hash, name});
 }
 
 std::vector<nlohmann::json> Store::all(const char* table) {

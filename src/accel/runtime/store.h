@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -83,6 +84,8 @@ class Store {
   using Change = std::variant<Put, Event>;
 
   void exec(const char* sql);
+  // Runs a users-table statement with `values` bound in order; true when it changed a row.
+  bool change_user(const char* sql, std::initializer_list<std::string> values);
   void enqueue(Change change);
   void commit(const std::vector<Change>& batch);
   sqlite3_stmt* statement(const std::string& sql);  // prepared once, reset for each use
