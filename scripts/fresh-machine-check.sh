@@ -78,13 +78,13 @@ if [ -d "$repo/../shared" ]; then
   cp -r "$repo/../shared" "$(dirname "$inside")/shared"
 fi
 
-# What a booted machine has: /proc, /sys, /dev (with /dev/pts and /dev/shm), a writable /tmp.
+# What a booted machine has: /proc, /sys, /dev (with /dev/pts and /dev/shm). The root's own /tmp
+# stays as it is (no tmpfs over it): the clone may itself live under /tmp.
 mounted+=("$root/proc") && mount -t proc proc "$root/proc"
 mounted+=("$root/sys") && mount -t sysfs sysfs "$root/sys"
 bind /dev "$root/dev"
 mounted+=("$root/dev/pts") && mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts"
 mounted+=("$root/dev/shm") && mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
-mounted+=("$root/tmp") && mount -t tmpfs -o mode=1777,size=8g tmpfs "$root/tmp"
 cp -L /etc/resolv.conf "$root/etc/resolv.conf"
 
 in_root() {
