@@ -27,6 +27,22 @@ void accumulate(std::shared_ptr<TensorImpl>& slot, const Tensor& grad) {
   }
 }
 
+// A leaf's gradient: at its fixed place in an arena when it has one (flat_arena.h), so the
+// buffer an optimizer reads keeps its address; otherwise as accumulate() above.
+void accumulate_leaf(TensorImpl& leaf, const Tensor& grad) {
+  if (leaf.grad_home && (!leaf.grad || leaf.grad == leaf.grad_home)) {
+    Tensor home(leaf.grad_home);
+    if (leaf.grad) {
+      add_(home, grad);
+    } else {
+      copy_(home, grad);
+      leaf.grad = leaf.grad_home;
+    }
+    return;
+  }
+  accumulate(leaf.grad, grad);
+}
+
 }  // namespace
 
 bool is_grad_enabled() { return grad_enabled; }
@@ -78,7 +94,7 @@ void backward(const Tensor& root, const Tensor& gradient) {
   }
   NoGradGuard no_grad;  // gradient rules run without recording
   if (!root.grad_fn()) {
-    accumulate(root.impl().grad, seed);
+    accumulate_leaf(root.impl(), seed);
     return;
   }
   // Topological order by iterative depth-first search (deep tapes must not overflow the stack).
@@ -115,7 +131,7 @@ void backward(const Tensor& root, const Tensor& gradient) {
       if (edge.node) {
         accumulate(grads[edge.node.get()], input_grads[i]);
       } else {
-        accumulate(edge.leaf->grad, input_grads[i]);
+        accumulate_leaf(*edge.leaf, input_grads[i]);
       }
     }
   }

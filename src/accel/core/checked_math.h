@@ -16,4 +16,12 @@ std::optional<T> checked_mul(T a, T b) {
   return out;
 }
 
+// a + b, or nothing when it does not fit in T.
+template <typename T>
+std::optional<T> checked_add(T a, T b) {
+  T out;
+  if (__builtin_add_overflow(a, b, &out)) return std::nullopt;
+  return out;
+}
+
 }  // namespace accel

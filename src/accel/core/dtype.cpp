@@ -12,6 +12,8 @@ std::size_t element_size(DType dtype) {
       return 2;
     case DType::BFloat16:
       return 2;
+    case DType::Float64:
+      return 8;
     case DType::Int64:
       return 8;
     case DType::Int32:
@@ -32,6 +34,8 @@ std::string_view dtype_name(DType dtype) {
       return "float16";
     case DType::BFloat16:
       return "bfloat16";
+    case DType::Float64:
+      return "float64";
     case DType::Int64:
       return "int64";
     case DType::Int32:
@@ -48,16 +52,18 @@ DType parse_dtype(std::string_view name) {
   if (name == "float32" || name == "float") return DType::Float32;
   if (name == "float16" || name == "half") return DType::Float16;
   if (name == "bfloat16") return DType::BFloat16;
+  if (name == "float64" || name == "double") return DType::Float64;
   if (name == "int64" || name == "long") return DType::Int64;
   if (name == "int32" || name == "int") return DType::Int32;
   if (name == "uint8") return DType::UInt8;
   if (name == "bool") return DType::Bool;
   throw DTypeError("unknown dtype '" + std::string(name) +
-                   "': expected one of float32, float16, bfloat16, int64, int32, uint8, bool");
+                   "': expected one of float32, float16, bfloat16, float64, int64, int32, uint8, bool");
 }
 
 bool is_floating_point(DType dtype) {
-  return dtype == DType::Float32 || dtype == DType::Float16 || dtype == DType::BFloat16;
+  return dtype == DType::Float32 || dtype == DType::Float16 || dtype == DType::BFloat16 ||
+         dtype == DType::Float64;
 }
 
 }  // namespace accel

@@ -7,12 +7,12 @@
 
 namespace accel {
 
-enum class DType { Float32, Float16, BFloat16, Int64, Int32, UInt8, Bool };
+enum class DType { Float32, Float16, BFloat16, Float64, Int64, Int32, UInt8, Bool };
 
 // Bytes per element.
 std::size_t element_size(DType dtype);
 
-// "float32", "float16", "bfloat16", "int64", "int32", "uint8", "bool".
+// "float32", "float16", "bfloat16", "float64", "int64", "int32", "uint8", "bool".
 std::string_view dtype_name(DType dtype);
 
 // Parses the names above (and "float", "half", "long", "int" as PyTorch spells them);

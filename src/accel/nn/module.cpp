@@ -4,6 +4,7 @@
 
 #include "accel/autograd/grad_mode.h"
 #include "accel/ops/ops.h"  // copy_
+#include "accel/tensor/flat_arena.h"
 
 namespace accel::nn {
 
@@ -33,7 +34,9 @@ void Module::train(bool on) {
 }
 
 Module& Module::to(Device device) {
-  for (Tensor& p : parameters()) {
+  std::vector<Tensor> params = parameters();
+  bool moved_any = false;
+  for (Tensor& p : params) {
     if (p.device() == device) continue;
     const Tensor moved = p.detach().to(device);
     TensorImpl& impl = p.impl();
@@ -41,8 +44,17 @@ Module& Module::to(Device device) {
     impl.strides = moved.strides();
     impl.offset = moved.offset();
     impl.grad.reset();
+    impl.arena.reset();
+    impl.grad_home.reset();
+    moved_any = true;
   }
+  if (packed_ && moved_any) pack_into_arena(params);
   return *this;
+}
+
+void Module::pack_parameters() {
+  pack_into_arena(parameters());
+  packed_ = true;
 }
 
 void Module::zero_grad() {

@@ -39,6 +39,12 @@ class Module {
   // Sets every parameter's grad to none (PyTorch 2's default).
   void zero_grad();
 
+  // Packs every parameter into one allocation and gives their gradients fixed places in a
+  // second (tensor/flat_arena.h), so optimizers update the model with one fused kernel. Handles
+  // and values are kept, gradients dropped. to(device) keeps the model packed.
+  void pack_parameters();
+  bool is_packed() const { return packed_; }
+
   // Copies of the parameters by name; load_state_dict checks names and shapes and copies in.
   std::map<std::string, Tensor> state_dict() const;
   void load_state_dict(const std::map<std::string, Tensor>& state, bool strict = true);
@@ -56,6 +62,7 @@ class Module {
   std::vector<std::pair<std::string, Tensor>> parameters_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
+  bool packed_ = false;
 };
 
 }  // namespace accel::nn

@@ -145,7 +145,9 @@ Tensor eq(const Tensor& a, const Tensor& b) {
   detail::check_same_device("eq", a, b);
   DType common = a.dtype();
   if (a.dtype() != b.dtype() || a.dtype() == DType::Float16 || a.dtype() == DType::BFloat16) {
-    if (is_floating_point(a.dtype()) || is_floating_point(b.dtype())) {
+    if (a.dtype() == DType::Float64 || b.dtype() == DType::Float64) {
+      common = DType::Float64;
+    } else if (is_floating_point(a.dtype()) || is_floating_point(b.dtype())) {
       common = DType::Float32;
     } else {
       common = DType::Int64;

@@ -1,28 +1,56 @@
 // Optimizers with PyTorch's update rules and defaults. Each step is one fused backend call
-// over every parameter that has a gradient.
+// over every parameter that has a gradient; for a packed model (nn::Module::pack_parameters)
+// it is one kernel over three flat buffers: values, gradients and the optimizer's own state,
+// which is then laid out like the parameter arena (one allocation).
 //
 //   optim::Adam optimizer(model.parameters(), {.lr = 1e-3});
 //   optimizer.zero_grad(); loss.backward(); optimizer.step();
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
+#include "accel/tensor/flat_arena.h"
 #include "accel/tensor/tensor.h"
 
 namespace accel::optim {
 
 class Optimizer {
  public:
-  explicit Optimizer(std::vector<Tensor> params);
+  Optimizer(std::vector<Tensor> params, std::string name);
   virtual ~Optimizer() = default;
   virtual void step() = 0;
   // set_to_none = true (PyTorch 2's default) drops the gradients; false zeroes them in place.
   void zero_grad(bool set_to_none = true);
   const std::vector<Tensor>& params() const { return params_; }
+  // Fused backend calls the last step() made: 1 for a packed model whose parameters all had
+  // gradients, else one per group of parameters the kernel could take together.
+  std::size_t last_step_kernels() const { return last_step_kernels_; }
+
+  // PyTorch's optimizer state_dict, flattened to names: "state.<i>.<buffer>" for each
+  // parameter that has state ("step" as an int64 scalar), "param_groups.0.<option>" as float64
+  // scalars. load_state_dict checks every name, shape and dtype before it changes anything.
+  virtual std::map<std::string, Tensor> state_dict() const = 0;
+  virtual void load_state_dict(const std::map<std::string, Tensor>& state) = 0;
 
  protected:
+  // The arena holding exactly these parameters with every gradient at its fixed place, or
+  // null: then one fused call over the flat buffers covers the whole step.
+  const FlatArena* flat_arena() const;
+  // `rows` zeroed state buffers for every parameter: views of one [rows, arena] allocation when
+  // the parameters are packed, else one allocation each. Returns views per row and parameter.
+  std::vector<std::vector<Tensor>> make_state(std::size_t rows);
+  // Row `row` of the flat state when it lines up with `arena`, else null.
+  float* flat_state_row(const FlatArena* arena, std::int64_t row) const;
+
   std::vector<Tensor> params_;
+  std::string name_;
+  std::size_t last_step_kernels_ = 0;
+  // The arena the state was laid out for (make_state), and that state as one allocation.
+  std::shared_ptr<const FlatArena> state_arena_;
+  Tensor flat_state_;
 };
 
 struct SGDOptions {
@@ -38,10 +66,12 @@ class SGD : public Optimizer {
   SGD(std::vector<Tensor> params, SGDOptions options);
   void step() override;
   const SGDOptions& options() const { return options_; }
+  std::map<std::string, Tensor> state_dict() const override;
+  void load_state_dict(const std::map<std::string, Tensor>& state) override;
 
  private:
   SGDOptions options_;
-  std::vector<Tensor> momentum_buffers_;
+  std::vector<Tensor> momentum_buffers_;  // empty until the first momentum step
   std::vector<bool> has_buffer_;
 };
 
@@ -59,19 +89,23 @@ class Adam : public Optimizer {
   Adam(std::vector<Tensor> params, AdamOptions options = {});
   void step() override;
   const AdamOptions& options() const { return options_; }
+  std::map<std::string, Tensor> state_dict() const override;
+  void load_state_dict(const std::map<std::string, Tensor>& state) override;
   // Steps taken by parameter i (PyTorch keeps this per parameter).
   std::int64_t step_count(std::size_t i) const { return steps_.at(i); }
-  // Adam's first and second moments of parameter i (undefined before its first step).
-  const Tensor& exp_avg(std::size_t i) const { return exp_avg_.at(i); }
-  const Tensor& exp_avg_sq(std::size_t i) const { return exp_avg_sq_.at(i); }
+  // Adam's first and second moments of parameter i (undefined before the first step).
+  Tensor exp_avg(std::size_t i) const { return exp_avg_.empty() ? Tensor() : exp_avg_.at(i); }
+  Tensor exp_avg_sq(std::size_t i) const { return exp_avg_sq_.empty() ? Tensor() : exp_avg_sq_.at(i); }
 
  protected:
   Adam(std::vector<Tensor> params, AdamOptions options, bool decoupled);
 
  private:
+  void ensure_state();
+
   AdamOptions options_;
   bool decoupled_;
-  std::vector<Tensor> exp_avg_, exp_avg_sq_;
+  std::vector<Tensor> exp_avg_, exp_avg_sq_;  // empty until the first step
   std::vector<std::int64_t> steps_;
 };
 

@@ -134,7 +134,7 @@ double Tensor::item_double() const {
   }
   const Tensor host = to(kCPU).contiguous();
   if (dtype() == DType::Int64) return static_cast<double>(*host.data_ptr<std::int64_t>());
-  return static_cast<double>(*host.to(DType::Float32).data_ptr<float>());
+  return *host.to(DType::Float64).data_ptr<double>();
 }
 
 template <typename T>
@@ -146,6 +146,7 @@ std::vector<T> Tensor::to_vector() const {
   return out;
 }
 template std::vector<float> Tensor::to_vector<float>() const;
+template std::vector<double> Tensor::to_vector<double>() const;
 template std::vector<std::int64_t> Tensor::to_vector<std::int64_t>() const;
 template std::vector<std::int32_t> Tensor::to_vector<std::int32_t>() const;
 template std::vector<std::uint8_t> Tensor::to_vector<std::uint8_t>() const;
@@ -423,6 +424,7 @@ Tensor from_vector(const std::vector<T>& values, const Shape& shape, Device devi
   return out.to(device);
 }
 template Tensor from_vector<float>(const std::vector<float>&, const Shape&, Device);
+template Tensor from_vector<double>(const std::vector<double>&, const Shape&, Device);
 template Tensor from_vector<std::int64_t>(const std::vector<std::int64_t>&, const Shape&, Device);
 template Tensor from_vector<std::int32_t>(const std::vector<std::int32_t>&, const Shape&, Device);
 template Tensor from_vector<std::uint8_t>(const std::vector<std::uint8_t>&, const Shape&, Device);

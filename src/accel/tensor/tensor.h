@@ -26,6 +26,7 @@ namespace accel {
 namespace autograd {
 class Node;
 }
+struct FlatArena;
 
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
@@ -39,6 +40,11 @@ struct TensorImpl {
   bool requires_grad = false;
   std::shared_ptr<TensorImpl> grad;
   std::shared_ptr<autograd::Node> grad_fn;
+
+  // Set on a leaf packed into a FlatArena (flat_arena.h): its gradient lives at `grad_home`,
+  // a fixed view of the arena's gradient buffer, whenever it is not none.
+  std::shared_ptr<const FlatArena> arena;
+  std::shared_ptr<TensorImpl> grad_home;
 };
 
 template <typename T>
@@ -46,6 +52,10 @@ constexpr DType dtype_of();
 template <>
 constexpr DType dtype_of<float>() {
   return DType::Float32;
+}
+template <>
+constexpr DType dtype_of<double>() {
+  return DType::Float64;
 }
 template <>
 constexpr DType dtype_of<std::int64_t>() {

@@ -89,6 +89,7 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
   nn::Sequential model(nn::Linear(features, config.hidden, true, init), nn::ReLU(),
                        nn::Linear(config.hidden, 10, true, init));
   model.to(device);
+  model.pack_parameters();  // one fused Adam kernel over flat buffers, fixed gradient addresses
   optim::Adam optimizer(model.parameters(), {.lr = config.lr});
   nn::CrossEntropyLoss criterion;
   data::DataLoader loader(

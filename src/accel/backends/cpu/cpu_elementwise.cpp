@@ -148,6 +148,12 @@ void CpuBackend::eq(const void* a, const void* b, DType dtype, bool* out, std::i
       for (std::int64_t i = 0; i < n; ++i) out[i] = x[i] == y[i];
       return;
     }
+    case DType::Float64: {
+      const auto* x = static_cast<const double*>(a);
+      const auto* y = static_cast<const double*>(b);
+      for (std::int64_t i = 0; i < n; ++i) out[i] = x[i] == y[i];
+      return;
+    }
     case DType::Int64: {
       const auto* x = static_cast<const std::int64_t*>(a);
       const auto* y = static_cast<const std::int64_t*>(b);

@@ -18,6 +18,8 @@ double load_as_double(const void* base, DType dtype, std::int64_t index) {
       return half_bits_to_float(static_cast<const std::uint16_t*>(base)[index]);
     case DType::BFloat16:
       return bfloat16_bits_to_float(static_cast<const std::uint16_t*>(base)[index]);
+    case DType::Float64:
+      return static_cast<const double*>(base)[index];
     case DType::Int64:
       return static_cast<double>(static_cast<const std::int64_t*>(base)[index]);
     case DType::Int32:
@@ -40,6 +42,9 @@ void store_from_double(void* base, DType dtype, std::int64_t index, double value
       break;
     case DType::BFloat16:
       static_cast<std::uint16_t*>(base)[index] = float_to_bfloat16_bits(static_cast<float>(value));
+      break;
+    case DType::Float64:
+      static_cast<double*>(base)[index] = value;
       break;
     case DType::Int64:
       static_cast<std::int64_t*>(base)[index] = static_cast<std::int64_t>(value);
