@@ -96,9 +96,7 @@ TEST(ParameterArena, GradientsStayAtTheirFixedPlacesAcrossStepsAndAccumulate) {
 TEST(ParameterArena, PackedTrainingIsBitForBitTheSameAsSeparateTensors) {
   const std::vector<std::function<std::unique_ptr<optim::Optimizer>(std::vector<Tensor>)>> optimizers{
       [](std::vector<Tensor> p) { return std::make_unique<optim::Adam>(std::move(p), optim::AdamOptions{.lr = 0.01}); },
-      [](std::vector<Tensor> p) {
-        return std::make_unique<optim::AdamW>(std::move(p), optim::AdamWOptions{});
-      },
+      [](std::vector<Tensor> p) { return std::make_unique<optim::AdamW>(std::move(p), optim::AdamWOptions{}); },
       [](std::vector<Tensor> p) {
         return std::make_unique<optim::SGD>(std::move(p), optim::SGDOptions{.lr = 0.1, .momentum = 0.9});
       },

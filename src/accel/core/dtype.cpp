@@ -62,8 +62,7 @@ DType parse_dtype(std::string_view name) {
 }
 
 bool is_floating_point(DType dtype) {
-  return dtype == DType::Float32 || dtype == DType::Float16 || dtype == DType::BFloat16 ||
-         dtype == DType::Float64;
+  return dtype == DType::Float32 || dtype == DType::Float16 || dtype == DType::BFloat16 || dtype == DType::Float64;
 }
 
 }  // namespace accel

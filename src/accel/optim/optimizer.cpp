@@ -12,8 +12,7 @@
 namespace accel::optim {
 namespace {
 
-void check_range(const std::string& optimizer, const char* name, double value, double low, bool low_open,
-                 double high) {
+void check_range(const std::string& optimizer, const char* name, double value, double low, bool low_open, double high) {
   const bool ok = (low_open ? value > low : value >= low) && value < high;
   if (!ok) {
     throw ValueError(optimizer + ": " + name + " = " + std::to_string(value) + " is invalid (valid: " +
@@ -32,8 +31,7 @@ Tensor checked_grad(const Tensor& p, std::size_t index, const std::string& optim
   return g.contiguous();
 }
 
-void check_one_device(const std::string& optimizer, std::optional<Device>& device, const Tensor& p,
-                      std::size_t index) {
+void check_one_device(const std::string& optimizer, std::optional<Device>& device, const Tensor& p, std::size_t index) {
   if (!device) device = p.device();
   if (p.device() != *device) {
     throw DeviceError(optimizer + ": parameter " + std::to_string(index) + " is on " + p.device().to_string() +
@@ -69,10 +67,12 @@ ParsedState parse_state(const std::string& optimizer, const std::map<std::string
       continue;
     }
     const auto dot = name.find('.', 6);
-    const std::string index_text = name.starts_with("state.") && dot != std::string::npos ? name.substr(6, dot - 6) : "";
+    const std::string index_text =
+        name.starts_with("state.") && dot != std::string::npos ? name.substr(6, dot - 6) : "";
     if (index_text.empty() || index_text.size() > 9 ||
         !std::all_of(index_text.begin(), index_text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      throw ValueError(where + "unexpected key '" + name + "' (expected state.<i>.<buffer> or param_groups.0.<option>)");
+      throw ValueError(where + "unexpected key '" + name +
+                       "' (expected state.<i>.<buffer> or param_groups.0.<option>)");
     }
     const auto index = static_cast<std::size_t>(std::stoul(index_text));
     const std::string buffer = name.substr(dot + 1);
@@ -104,7 +104,8 @@ ParsedState parse_state(const std::string& optimizer, const std::map<std::string
 
 }  // namespace
 
-Optimizer::Optimizer(std::vector<Tensor> params, std::string name) : params_(std::move(params)), name_(std::move(name)) {
+Optimizer::Optimizer(std::vector<Tensor> params, std::string name)
+    : params_(std::move(params)), name_(std::move(name)) {
   for (std::size_t i = 0; i < params_.size(); ++i) {
     const Tensor& p = params_[i];
     if (!p.defined() || !p.is_leaf() || !p.requires_grad()) {
@@ -280,7 +281,8 @@ void Adam::step() {
   autograd::NoGradGuard no_grad;
   ensure_state();
   const auto hyper = [&](std::int64_t step) {
-    return AdamHyper{options_.lr, options_.beta1, options_.beta2, options_.eps, options_.weight_decay, decoupled_, step};
+    return AdamHyper{options_.lr, options_.beta1, options_.beta2, options_.eps, options_.weight_decay, decoupled_,
+                     step};
   };
   // A packed model whose parameters all share a step count: one kernel over the flat buffers.
   const FlatArena* arena = flat_arena();

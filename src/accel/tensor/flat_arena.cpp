@@ -18,8 +18,8 @@ void check_member(const Tensor& t, std::size_t index, const Tensor& first) {
     throw DTypeError(which + " is " + std::string(dtype_name(t.dtype())) + "; an arena holds float32 parameters");
   }
   if (t.device() != first.device()) {
-    throw DeviceError(which + " is on " + t.device().to_string() + " but tensor 0 is on " +
-                      first.device().to_string() + "; move the whole model with model.to(device) first");
+    throw DeviceError(which + " is on " + t.device().to_string() + " but tensor 0 is on " + first.device().to_string() +
+                      "; move the whole model with model.to(device) first");
   }
 }
 
@@ -43,7 +43,8 @@ std::shared_ptr<const FlatArena> pack_into_arena(const std::vector<Tensor>& leav
   for (std::size_t i = 0; i < leaves.size(); ++i) {
     check_member(leaves[i], i, leaves[0]);
     if (!seen.insert(&leaves[i].impl()).second) {
-      throw ValueError("pack_into_arena: tensor " + std::to_string(i) + " is listed twice (shared parameters "
+      throw ValueError("pack_into_arena: tensor " + std::to_string(i) +
+                       " is listed twice (shared parameters "
                        "are packed once: pass each parameter once)");
     }
     offsets.push_back(total);
@@ -62,8 +63,7 @@ std::shared_ptr<const FlatArena> pack_into_arena(const std::vector<Tensor>& leav
     const Tensor& leaf = leaves[i];
     const auto home = view_of(arena->values, leaf.shape(), offsets[i]);
     backend.copy_strided(leaf.raw_data(), DType::Float32, leaf.shape(), leaf.strides(),
-                         static_cast<float*>(arena->values.raw_data()) + offsets[i], DType::Float32,
-                         home->strides);
+                         static_cast<float*>(arena->values.raw_data()) + offsets[i], DType::Float32, home->strides);
     TensorImpl& impl = leaf.impl();
     impl.storage = home->storage;
     impl.strides = home->strides;
