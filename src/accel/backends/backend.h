@@ -38,6 +38,12 @@ struct AdamHyper {
   std::int64_t step;            // 1-based, after incrementing
 };
 
+// One gradient buffer for the mixed-precision scaler (`numel` floats).
+struct GradSpan {
+  float* data;
+  std::int64_t numel;
+};
+
 struct SgdHyper {
   float lr, momentum, dampening, weight_decay;
   bool nesterov;
@@ -101,6 +107,16 @@ class Backend {
   // One fused step over every parameter.
   virtual void adam_step(std::span<const ParamBuffers> params, const AdamHyper& hyper) = 0;
   virtual void sgd_step(std::span<const ParamBuffers> params, const SgdHyper& hyper) = 0;
+
+  // Gradient scaling (amp::GradScaler), all on the device: multiplies every gradient by
+  // 1 / *scale (computed in double, rounded once to float, as PyTorch's
+  // scale.double().reciprocal().float()) and sets *found_inf to 1 when any element is inf or NaN
+  // (PyTorch's _amp_foreach_non_finite_check_and_unscale_). Only reading found_inf synchronises.
+  virtual void unscale_and_check_finite(std::span<const GradSpan> grads, const float* scale, float* found_inf) = 0;
+  // PyTorch's _amp_update_scale_: after a step with inf/NaN, scale *= backoff and the tracker
+  // restarts; after `interval` clean steps in a row, scale *= growth (if that stays finite).
+  virtual void update_scale(float* scale, std::int32_t* growth_tracker, const float* found_inf, double growth,
+                            double backoff, std::int32_t interval) = 0;
 };
 
 // The backend for a device; throws DeviceError when that device is not available

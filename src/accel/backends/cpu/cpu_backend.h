@@ -46,6 +46,9 @@ class CpuBackend : public Backend {
 
   void adam_step(std::span<const ParamBuffers> params, const AdamHyper& hyper) override;
   void sgd_step(std::span<const ParamBuffers> params, const SgdHyper& hyper) override;
+  void unscale_and_check_finite(std::span<const GradSpan> grads, const float* scale, float* found_inf) override;
+  void update_scale(float* scale, std::int32_t* growth_tracker, const float* found_inf, double growth, double backoff,
+                    std::int32_t interval) override;
 };
 
 CpuBackend& backend();
