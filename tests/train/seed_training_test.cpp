@@ -2,6 +2,8 @@
 // `accel train` command's behaviour on bad input.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <iostream>
 #include <string>
 
 #include "../support/command.h"
@@ -23,6 +25,27 @@ TEST(SeedTraining, FiveEpochsAtBatch64ReachTheAccuracyTarget) {
     EXPECT_LT(report.epochs[i].train_loss, report.epochs[i - 1].train_loss) << "epoch " << i + 1;
   }
   EXPECT_GE(report.epochs.back().test_accuracy, 0.87);
+}
+
+TEST(SeedTraining, AccumulatingTwoHalfBatchesFollowsTheFullBatchRun) {
+  // The loader's permutation does not depend on the batch size, so two accumulated batches of
+  // 32 are the same 64 samples as one batch of 64: the same gradient up to rounding.
+  const auto run = [](std::int64_t batch, int accumulate) {
+    train::SeedConfig config;
+    config.epochs = 1;
+    config.batch_size = batch;
+    config.accumulate = accumulate;
+    config.threads = 1;
+    config.device = "cpu";
+    return train::train_seed_model(config).epochs.at(0);
+  };
+  const auto full = run(64, 1), accumulated = run(32, 2), small_steps = run(32, 1);
+  std::cout << "loss: batch 64 " << full.train_loss << ", 2 x 32 accumulated " << accumulated.train_loss
+            << ", batch 32 " << small_steps.train_loss << "\n";
+  EXPECT_NEAR(accumulated.test_accuracy, full.test_accuracy, 0.005);
+  EXPECT_LT(std::abs(accumulated.train_loss - full.train_loss),
+            0.2 * std::abs(small_steps.train_loss - full.train_loss));
+  EXPECT_THROW(run(64, 0), ValueError);
 }
 
 TEST(TrainCommand, MissingDatasetExplainsTheFix) {

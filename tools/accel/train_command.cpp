@@ -35,9 +35,11 @@ int run_train(train::SeedConfig config, bool json, bool summary) {
   std::string note;
   const Device device = train::resolve_device(config.device, &note);
   config.device = device.to_string();
-  std::printf("accel train: 784-%lld-10 MLP, Adam(lr=%g), cross-entropy, batch %lld, %d epoch(s) on %s\n",
+  const std::string accumulate =
+      config.accumulate > 1 ? " x " + std::to_string(config.accumulate) + " accumulated per step" : "";
+  std::printf("accel train: 784-%lld-10 MLP, Adam(lr=%g), cross-entropy, batch %lld%s, %d epoch(s) on %s\n",
               static_cast<long long>(config.hidden), config.lr, static_cast<long long>(config.batch_size),
-              config.epochs, device.describe().c_str());
+              accumulate.c_str(), config.epochs, device.describe().c_str());
   if (!note.empty()) std::printf("device: %s\n", note.c_str());
   if (device.is_sim()) {
     const auto [free, total] = memory::caching_allocator(device).mem_get_info();
@@ -78,6 +80,11 @@ void add_train_command(CLI::App& app, int& exit_code) {
   CLI::App* cmd = app.add_subcommand("train", "Train the seed's 784-256-10 MLP on Fashion-MNIST");
   cmd->add_option("--epochs", config->epochs, "Passes over the 60,000 training images")->capture_default_str();
   cmd->add_option("--batch-size", config->batch_size, "Samples per step")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--accumulate", config->accumulate,
+                  "Micro-batches per optimizer step (gradient accumulation: a step over N x batch-size "
+                  "samples in the memory of one batch)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--lr", config->lr, "Adam learning rate")->capture_default_str();

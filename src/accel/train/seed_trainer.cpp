@@ -1,5 +1,6 @@
 #include "accel/train/seed_trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <optional>
@@ -56,6 +57,9 @@ double evaluate_accuracy(nn::Module& model, const data::LabelledImages& data, De
 TrainReport train_seed_model(const SeedConfig& config, const std::function<void(const EpochStats&)>& on_epoch) {
   if (config.epochs < 0) throw ValueError("train: --epochs must be >= 0, got " + std::to_string(config.epochs));
   if (config.hidden <= 0) throw ValueError("train: --hidden must be positive, got " + std::to_string(config.hidden));
+  if (config.accumulate < 1) {
+    throw ValueError("train: --accumulate must be >= 1, got " + std::to_string(config.accumulate));
+  }
   if (config.threads < 0) throw ValueError("train: --threads must be >= 0, got " + std::to_string(config.threads));
   // --threads 0: measured while training (a busy neighbour can make fewer threads faster).
   std::optional<ThreadTuner> tuner;
@@ -99,15 +103,18 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
   for (int epoch = 1; epoch <= config.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
     double loss_total = 0.0;
+    const auto micro = static_cast<std::size_t>(config.accumulate);
     for (std::size_t i = 0; i < loader.size(); ++i) {
       if (tuner && tuner->threads() != get_num_threads()) set_num_threads(tuner->threads());
       const auto step_start = std::chrono::steady_clock::now();
       const data::Batch batch = loader.batch(i);
-      optimizer.zero_grad();
+      const std::size_t group_start = i / micro * micro;
+      const std::size_t group_size = std::min(micro, loader.size() - group_start);
+      if (i == group_start) optimizer.zero_grad();
       const Tensor output = model(batch.inputs);
       const Tensor loss = criterion(output, batch.labels);
-      loss.backward();
-      optimizer.step();
+      (group_size == 1 ? loss : mul(loss, 1.0 / static_cast<double>(group_size))).backward();
+      if (i + 1 == group_start + group_size) optimizer.step();
       loss_total += loss.item<double>();
       if (tuner) tuner->record(std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count());
     }

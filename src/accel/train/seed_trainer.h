@@ -18,6 +18,10 @@ namespace accel::train {
 struct SeedConfig {
   int epochs = 5;
   std::int64_t batch_size = 64;
+  // Micro-batches per optimizer step: the gradients of `accumulate` batches of batch_size are
+  // summed, each loss divided by `accumulate` (a step over accumulate x batch_size samples in the
+  // activation memory of one batch; the last step of an epoch may take fewer).
+  int accumulate = 1;
   double lr = 1e-3;
   std::int64_t hidden = 256;
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
