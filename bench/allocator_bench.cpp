@@ -18,7 +18,7 @@
 #include "accel/memory/caching_allocator.h"
 #include "accel/memory/simulated_memory.h"
 #ifdef ACCEL_WITH_CUDA
-#include "accel/memory/cuda_memory.h"
+#include "accel/backends/cuda/cuda_memory.h"
 #endif
 #include "accel/tensor/generator.h"
 

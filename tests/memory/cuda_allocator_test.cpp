@@ -9,7 +9,7 @@
 #include "accel/memory/caching_allocator.h"
 #include "accel/memory/device_allocators.h"
 #ifdef ACCEL_WITH_CUDA
-#include "accel/memory/cuda_memory.h"
+#include "accel/backends/cuda/cuda_memory.h"
 #endif
 
 using namespace accel;

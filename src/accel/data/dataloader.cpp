@@ -4,7 +4,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "accel/backends/cpu/parallel.h"  // parallel_for: the gather runs on every core
+#include "accel/core/parallel.h"  // parallel_for: the gather runs on every core
 
 namespace accel::data {
 namespace {
@@ -76,7 +76,7 @@ Batch DataLoader::batch(std::size_t index) const {
   const std::int64_t* all_labels = labels_.data_ptr<std::int64_t>();
   float* x = out.inputs.data_ptr<float>();
   std::int64_t* y = out.labels.data_ptr<std::int64_t>();
-  cpu::parallel_for(count, std::max<std::int64_t>(1, cpu::kParallelThreshold / std::max<std::int64_t>(features, 1)),
+  parallel_for(count, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(features, 1)),
                     [&](std::int64_t begin, std::int64_t end) {
                       for (std::int64_t r = begin; r < end; ++r) {
                         const std::int64_t row = rows[static_cast<std::size_t>(r)];

@@ -4,11 +4,8 @@
 #include <mutex>
 
 #include "accel/core/error.h"
-#include "accel/hw/cuda_runtime.h"  // cuda_unavailable_reason
+#include "accel/memory/device_memory_registry.h"
 #include "accel/memory/simulated_memory.h"
-#ifdef ACCEL_WITH_CUDA
-#include "accel/memory/cuda_memory.h"
-#endif
 
 namespace accel::memory {
 namespace {
@@ -22,6 +19,11 @@ std::map<std::pair<int, int>, std::unique_ptr<CachingAllocator>>& registry() {
   return *allocators;
 }
 std::map<int, std::size_t> sim_capacities;
+
+std::map<DeviceType, DeviceMemoryFactory>& factories() {
+  static auto* instance = new std::map<DeviceType, DeviceMemoryFactory>();  // filled at static initialisation
+  return *instance;
+}
 
 std::size_t parse_capacity(const std::string& text) {
   std::size_t pos = 0;
@@ -55,16 +57,21 @@ std::unique_ptr<CachingAllocator> create(Device device) {
     return std::make_unique<CachingAllocator>(std::make_unique<SimulatedMemory>(capacity, device.index), config,
                                               device);
   }
-  const std::string reason = hw::cuda_unavailable_reason(device.index);
-  if (!reason.empty()) throw DeviceError(reason);
-#ifdef ACCEL_WITH_CUDA
-  return std::make_unique<CachingAllocator>(make_cuda_memory(device.index), config, device);
-#else
-  throw DeviceError(reason);
-#endif
+  const auto found = factories().find(device.type);
+  if (found == factories().end()) {
+    throw DeviceError("device " + device.to_string() +
+                      " has no memory in this build of accel: no backend for it was "
+                      "built; use --device cpu, or rebuild accel where that device's toolkit is installed");
+  }
+  return std::make_unique<CachingAllocator>(found->second(device.index), config, device);
 }
 
 }  // namespace
+
+DeviceMemoryRegistration::DeviceMemoryRegistration(DeviceType type, DeviceMemoryFactory factory) {
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  factories().emplace(type, std::move(factory));
+}
 
 CachingAllocator& caching_allocator(Device device) {
   if (device.is_cpu()) {

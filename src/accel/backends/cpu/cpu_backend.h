@@ -6,7 +6,7 @@
 #include <string>
 
 #include "accel/backends/backend.h"
-#include "accel/backends/cpu/parallel.h"  // parallel_for, kParallelThreshold
+#include "accel/core/parallel.h"  // parallel_for, kParallelThreshold
 
 namespace accel::cpu {
 

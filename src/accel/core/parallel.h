@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-namespace accel::cpu {
+namespace accel {
 
 // Below this many elements a loop runs on one thread: waking the other costs more.
 inline constexpr std::int64_t kParallelThreshold = 1 << 15;
@@ -31,4 +31,4 @@ void parallel_for(std::int64_t n, const Body& body) {
   parallel_for(n, kParallelThreshold, body);
 }
 
-}  // namespace accel::cpu
+}  // namespace accel

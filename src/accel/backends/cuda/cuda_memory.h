@@ -1,5 +1,5 @@
 // DeviceMemory for a CUDA device: cudaMalloc/cudaFree, cudaMemGetInfo, events for cross-stream
-// reuse. Defined in CUDA builds only (memory/cuda_memory.cpp).
+// reuse. Defined in CUDA builds only (backends/cuda/cuda_memory.cpp).
 #pragma once
 
 #include <memory>

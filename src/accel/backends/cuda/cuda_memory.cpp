@@ -1,4 +1,4 @@
-#include "accel/memory/cuda_memory.h"
+#include "accel/backends/cuda/cuda_memory.h"
 
 #include <cuda_runtime_api.h>
 
