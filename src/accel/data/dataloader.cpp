@@ -77,13 +77,13 @@ Batch DataLoader::batch(std::size_t index) const {
   float* x = out.inputs.data_ptr<float>();
   std::int64_t* y = out.labels.data_ptr<std::int64_t>();
   parallel_for(count, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(features, 1)),
-                    [&](std::int64_t begin, std::int64_t end) {
-                      for (std::int64_t r = begin; r < end; ++r) {
-                        const std::int64_t row = rows[static_cast<std::size_t>(r)];
-                        pixels_to_unit(src + row * features, x + r * features, features);
-                        y[r] = all_labels[row];
-                      }
-                    });
+               [&](std::int64_t begin, std::int64_t end) {
+                 for (std::int64_t r = begin; r < end; ++r) {
+                   const std::int64_t row = rows[static_cast<std::size_t>(r)];
+                   pixels_to_unit(src + row * features, x + r * features, features);
+                   y[r] = all_labels[row];
+                 }
+               });
   if (!options_.device.is_cpu()) {
     out.inputs = out.inputs.to(options_.device);
     out.labels = out.labels.to(options_.device);
