@@ -109,19 +109,20 @@ TEST(AllocatorStress, ConcurrentThreadsNeverShareABlock) {
       for (int op = 0; op < 20000; ++op) {
         if (mine.empty() || (mine.size() < 64 && gen.below(2) == 0)) {
           const std::size_t bytes = 1 + gen.below(gen.below(10) == 0 ? 3 * kMiB : 64 * 1024);
-          auto* p = static_cast<unsigned char*>(a.malloc(bytes));
+          auto* p = static_cast<unsigned char*>(memory::sim_host_address(a.malloc(bytes)));
           std::memset(p, t + 1, bytes);  // the block is this thread's alone
           mine.emplace_back(p, bytes);
         } else {
           const std::size_t pick = gen.below(mine.size());
           auto [p, bytes] = mine[pick];
           for (std::size_t i = 0; i < bytes; i += 97) corrupted += p[i] != t + 1;
-          a.free(p);
+          a.free(reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(p) | memory::kSimAddressTag));
           mine[pick] = mine.back();
           mine.pop_back();
         }
       }
-      for (auto [p, bytes] : mine) a.free(p);
+      for (auto [p, bytes] : mine)
+        a.free(reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(p) | memory::kSimAddressTag));
     });
   }
   for (auto& thread : threads) thread.join();

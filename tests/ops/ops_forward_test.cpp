@@ -108,7 +108,32 @@ TEST(Elementwise, UnaryOps) {
 
 TEST(Elementwise, ErrorsNameTheOpShapesAndDTypes) {
   expect_error_mentions<ShapeError>([] { add(zeros({64, 256}), zeros({10})); }, {"add", "[64, 256]", "[10]"});
-  expect_error_mentions<DTypeError>([] { mul(zeros({2}), zeros({2}, DType::Int64)); }, {"mul", "int64", "float32"});
+  expect_error_mentions<DTypeError>([] { add(ones({2}, DType::Bool), ones({2}, DType::Bool)); }, {"add", "bool"});
+  expect_error_mentions<DTypeError>(
+      [] {
+        linear(zeros({2, 3}), zeros({4, 3}, DType::BFloat16));
+      },
+      {"linear", "float32", "bfloat16", "autocast"});
+  expect_error_mentions<DTypeError>([] { log_softmax(zeros({2, 3}, DType::Int64), 1); }, {"log_softmax", "int64"});
+}
+
+TEST(Elementwise, TypePromotionFollowsPyTorch) {
+  const auto type_of = [](DType a, DType b) { return mul(ones({2}, a), ones({2}, b)).dtype(); };
+  EXPECT_EQ(type_of(DType::Float32, DType::Int64), DType::Float32);
+  EXPECT_EQ(type_of(DType::BFloat16, DType::Float16), DType::Float32);
+  EXPECT_EQ(type_of(DType::BFloat16, DType::Float32), DType::Float32);
+  EXPECT_EQ(type_of(DType::Float64, DType::Float32), DType::Float64);
+  EXPECT_EQ(type_of(DType::BFloat16, DType::Int32), DType::BFloat16);
+  EXPECT_EQ(type_of(DType::Int32, DType::UInt8), DType::Int32);
+  EXPECT_EQ(type_of(DType::Int64, DType::Bool), DType::Int64);
+  // Integer arithmetic stays integer (uint8 wraps as in PyTorch); division is true division.
+  EXPECT_EQ(add(full({1}, 250, DType::UInt8), full({1}, 10, DType::UInt8)).to_vector<std::int64_t>()[0], 4);
+  EXPECT_EQ(mul(full({1}, 3, DType::Int64), full({1}, -7, DType::Int32)).to_vector<std::int64_t>()[0], -21);
+  const Tensor q = div(full({1}, 7, DType::Int64), full({1}, 2, DType::Int64));
+  EXPECT_EQ(q.dtype(), DType::Float32);
+  EXPECT_EQ(q.item<float>(), 3.5f);
+  EXPECT_EQ(exp(zeros({1}, DType::Int32)).dtype(), DType::Float32);
+  EXPECT_EQ(neg(full({1}, 5, DType::Int32)).to_vector<std::int32_t>()[0], -5);
 }
 
 TEST(Matmul, MatchesNaiveProductIncludingTransposedViews) {

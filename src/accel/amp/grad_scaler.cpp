@@ -6,6 +6,7 @@
 #include "accel/autograd/grad_mode.h"
 #include "accel/backends/backend.h"
 #include "accel/ops/ops.h"
+#include "accel/tensor/kernel_args.h"
 
 namespace accel::amp {
 namespace {
@@ -67,7 +68,8 @@ void GradScaler::unscale_(optim::Optimizer& optimizer) {
     }
     grads.push_back({g.data_ptr<float>(), g.numel()});
   }
-  backend_for(device_).unscale_and_check_finite(grads, scale_.data_ptr<float>(), state.found_inf.data_ptr<float>());
+  backend_for(device_).unscale_and_check_finite(grads, scale_.data_ptr<float>(), state.found_inf.data_ptr<float>(),
+                                                stream_of(scale_));
   state.stage = Stage::Unscaled;
 }
 
@@ -97,7 +99,7 @@ void GradScaler::update() {
   }
   backend_for(device_).update_scale(scale_.data_ptr<float>(), growth_tracker_.data_ptr<std::int32_t>(),
                                     found_inf.data_ptr<float>(), options_.growth_factor, options_.backoff_factor,
-                                    options_.growth_interval);
+                                    options_.growth_interval, stream_of(scale_));
   per_optimizer_.clear();
 }
 

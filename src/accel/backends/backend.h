@@ -1,16 +1,23 @@
 // Backend: the kernels one device type provides. The ops layer validates shapes and dtypes,
-// decides layouts, and then calls exactly one of these per op; a backend only computes.
-// Adding a device (CUDA) means one more folder implementing this interface.
+// decides layouts and the result dtype, and then calls exactly one of these per op; a backend
+// only computes. A device type is one folder implementing this interface and registering it
+// (backend_registry.h).
 //
-// Conventions: pointers are device pointers of the backend's device; float kernels work on
-// float32; "rows x cols" buffers are row-major and contiguous unless strides are passed.
-// Reductions and softmax use the [outer, reduced, inner] decomposition of a contiguous tensor.
+// Conventions: kernels take TensorDesc (device pointer, dtype, sizes, strides) and the Stream
+// to run on. Unless a comment says otherwise, a kernel's tensors share one dtype, any of
+// float32, float64, bfloat16, float16 (16-bit types compute in float32 and round once when
+// stored), outputs are contiguous, and inputs are contiguous or read through the strides
+// given. Reductions and softmax take [outer, reduced, inner] views of contiguous tensors.
+// A kernel never throws for a bad value in device memory (a class index out of range): it
+// records the error in the backend, which raises it at the next synchronisation point: when
+// the call returns on a synchronous backend (the CPU), at synchronize() on an asynchronous one.
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <vector>
 
+#include "accel/backends/tensor_desc.h"
 #include "accel/core/device.h"
 #include "accel/core/dtype.h"
 #include "accel/core/shape.h"
@@ -20,6 +27,13 @@ namespace accel {
 
 enum class BinaryOp { Add, Sub, Mul, Div };
 enum class UnaryOp { Relu, Neg, Exp, Log, Square };
+
+// The fused epilogue of a GEMM: C = relu?(A B + bias + beta C).
+struct GemmEpilogue {
+  const TensorDesc* bias = nullptr;  // [n], the output's dtype, or null
+  float beta = 0.0f;                 // 0 or 1 (1 accumulates into C)
+  bool relu = false;
+};
 
 // One parameter tensor's buffers for a fused optimizer step (all `numel` floats long).
 struct ParamBuffers {
@@ -56,67 +70,79 @@ class Backend {
   virtual Device device() const = 0;
   virtual memory::Allocator& allocator() = 0;
 
-  // Raw copies between this device and host memory.
-  virtual void copy_from_host(void* dst, const void* host_src, std::size_t nbytes) = 0;
-  virtual void copy_to_host(void* host_dst, const void* src, std::size_t nbytes) = 0;
-  // dst = src over `shape`, both given by strides in elements, converting the dtype.
-  virtual void copy_strided(const void* src, DType src_dtype, const Shape& shape,
-                            const std::vector<std::int64_t>& src_strides, void* dst, DType dst_dtype,
-                            const std::vector<std::int64_t>& dst_strides) = 0;
-  virtual void fill(void* dst, DType dtype, std::int64_t n, double value) = 0;
+  // ---- streams and events ----
+  Stream default_stream() const { return Stream{device(), 0}; }
+  // Waits for the stream's work, then raises any error a kernel recorded (a typed Error).
+  virtual void synchronize(const Stream& stream) = 0;
+  virtual Event record_event(const Stream& stream) = 0;
+  // Work queued on `stream` after this call starts only after `event` has completed.
+  virtual void wait_event(const Stream& stream, const Event& event) = 0;
 
-  // out[i] = a[i] op b[i] over `shape`, a and b given by (possibly 0 = broadcast) strides.
-  virtual void binary(BinaryOp op, const float* a, const std::vector<std::int64_t>& a_strides, const float* b,
-                      const std::vector<std::int64_t>& b_strides, float* out, const Shape& shape) = 0;
-  // out = a op scalar (contiguous).
-  virtual void binary_scalar(BinaryOp op, const float* a, float scalar, float* out, std::int64_t n) = 0;
-  virtual void unary(UnaryOp op, const float* in, float* out, std::int64_t n) = 0;
+  // ---- copies (asynchronous on the stream: host buffers stay valid until it synchronises) ----
+  virtual void copy_from_host(void* dst, const void* host_src, std::size_t nbytes, const Stream& stream) = 0;
+  virtual void copy_to_host(void* host_dst, const void* src, std::size_t nbytes, const Stream& stream) = 0;
+  // dst = src elementwise over dst's sizes, through both strides, converting any dtype to any.
+  virtual void copy(const TensorDesc& src, const TensorDesc& dst, const Stream& stream) = 0;
+  virtual void fill(const TensorDesc& dst, double value, const Stream& stream) = 0;  // any dtype, contiguous
+
+  // ---- elementwise ----
+  // out = a op b over out's sizes; a and b are read through their strides (0 = broadcast).
+  // Add/Sub/Mul also take int64/int32/uint8 (computed in that type).
+  virtual void binary(BinaryOp op, const TensorDesc& a, const TensorDesc& b, const TensorDesc& out,
+                      const Stream& stream) = 0;
+  // out = a op scalar, the scalar in the compute type (float32 for 16-bit types, as PyTorch).
+  virtual void binary_scalar(BinaryOp op, const TensorDesc& a, double scalar, const TensorDesc& out,
+                             const Stream& stream) = 0;
+  // Neg/Relu/Square also take integer types.
+  virtual void unary(UnaryOp op, const TensorDesc& in, const TensorDesc& out, const Stream& stream) = 0;
   // dst = grad where out > 0, else 0.
-  virtual void relu_backward(const float* grad, const float* out, float* dst, std::int64_t n) = 0;
-  // out[i] = (a[i] == b[i]) for a, b of `dtype` (contiguous, same length).
-  virtual void eq(const void* a, const void* b, DType dtype, bool* out, std::int64_t n) = 0;
+  virtual void relu_backward(const TensorDesc& grad, const TensorDesc& out, const TensorDesc& dst,
+                             const Stream& stream) = 0;
+  // out (bool) = (a == b); a and b contiguous of one dtype (any).
+  virtual void eq(const TensorDesc& a, const TensorDesc& b, const TensorDesc& out, const Stream& stream) = 0;
 
-  // C = epilogue(op(A) * op(B)), row-major, op = transpose when the flag is set. The epilogue
-  // adds `bias` (n floats, one per column, or null), then beta * C (beta 0 or 1: 1 accumulates
-  // into C), then applies ReLU when `relu` is set, all fused into the GEMM.
-  virtual void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
-                    std::int64_t lda, const float* b, std::int64_t ldb, float* c, std::int64_t ldc,
-                    const float* bias = nullptr, float beta = 0.0f, bool relu = false) = 0;
+  // ---- GEMM ----
+  // C [m, n] = epilogue(A [m, k] B [k, n]). A and B are read through their strides: each must
+  // have a unit stride in one of its two dims (row-major, or the transpose of a row-major
+  // matrix); C is row-major with its row stride. One dtype for all (float32 accumulation).
+  virtual void gemm(const TensorDesc& a, const TensorDesc& b, const TensorDesc& c, const GemmEpilogue& epilogue,
+                    const Stream& stream) = 0;
 
-  // out[o, i] = sum_r in[o, r, i] for float32 (out float32) or int64 (out int64).
-  virtual void sum(const void* in, DType dtype, std::int64_t outer, std::int64_t reduced, std::int64_t inner,
-                   void* out) = 0;
-  // out[o, i] = argmax_r in[o, r, i] (first maximum wins, as PyTorch).
-  virtual void argmax(const float* in, std::int64_t outer, std::int64_t reduced, std::int64_t inner,
-                      std::int64_t* out) = 0;
-  virtual void log_softmax(const float* in, std::int64_t outer, std::int64_t reduced, std::int64_t inner,
-                           float* out) = 0;
-  // dst = grad - exp(out) * sum_r grad.
-  virtual void log_softmax_backward(const float* grad, const float* out, std::int64_t outer, std::int64_t reduced,
-                                    std::int64_t inner, float* dst) = 0;
+  // ---- reductions over in [outer, reduced, inner] (contiguous) ----
+  // out [outer, inner] = sum over reduced: floating types accumulate in float32 (float64 in
+  // float64); int64 in int64.
+  virtual void sum(const TensorDesc& in, const TensorDesc& out, const Stream& stream) = 0;
+  // out (int64) [outer, inner] = argmax over reduced (first maximum wins; NaN is the maximum).
+  virtual void argmax(const TensorDesc& in, const TensorDesc& out, const Stream& stream) = 0;
+  virtual void log_softmax(const TensorDesc& in, const TensorDesc& out, const Stream& stream) = 0;
+  // dst = grad - exp(out) * sum_r grad (all three [outer, reduced, inner]).
+  virtual void log_softmax_backward(const TensorDesc& grad, const TensorDesc& out, const TensorDesc& dst,
+                                    const Stream& stream) = 0;
 
-  // Fused softmax + cross-entropy over logits [rows, cols] with class-index targets:
-  // writes softmax probabilities and the mean loss (one float at `loss`). Throws ValueError
-  // for a target outside [0, cols).
-  virtual void softmax_cross_entropy(const float* logits, const std::int64_t* targets, std::int64_t rows,
-                                     std::int64_t cols, float* probs, float* loss) = 0;
-  // dlogits = (probs - onehot(targets)) * scale, where scale = grad_of_loss / rows.
-  virtual void softmax_cross_entropy_backward(const float* probs, const std::int64_t* targets, std::int64_t rows,
-                                              std::int64_t cols, const float* grad_loss, float* dlogits) = 0;
+  // Fused softmax + cross-entropy over logits [rows, cols] with int64 class targets [rows]:
+  // writes the softmax probabilities (the logits' dtype) and the mean loss (one value of the
+  // logits' dtype). A target outside [0, cols) is a recorded kernel error (ValueError).
+  virtual void softmax_cross_entropy(const TensorDesc& logits, const TensorDesc& targets, const TensorDesc& probs,
+                                     const TensorDesc& loss, const Stream& stream) = 0;
+  // dlogits = (probs - onehot(targets)) * grad_loss / rows.
+  virtual void softmax_cross_entropy_backward(const TensorDesc& probs, const TensorDesc& targets,
+                                              const TensorDesc& grad_loss, const TensorDesc& dlogits,
+                                              const Stream& stream) = 0;
 
-  // One fused step over every parameter.
-  virtual void adam_step(std::span<const ParamBuffers> params, const AdamHyper& hyper) = 0;
-  virtual void sgd_step(std::span<const ParamBuffers> params, const SgdHyper& hyper) = 0;
+  // ---- optimizers (float32 master buffers) ----
+  virtual void adam_step(std::span<const ParamBuffers> params, const AdamHyper& hyper, const Stream& stream) = 0;
+  virtual void sgd_step(std::span<const ParamBuffers> params, const SgdHyper& hyper, const Stream& stream) = 0;
 
   // Gradient scaling (amp::GradScaler), all on the device: multiplies every gradient by
   // 1 / *scale (computed in double, rounded once to float, as PyTorch's
   // scale.double().reciprocal().float()) and sets *found_inf to 1 when any element is inf or NaN
   // (PyTorch's _amp_foreach_non_finite_check_and_unscale_). Only reading found_inf synchronises.
-  virtual void unscale_and_check_finite(std::span<const GradSpan> grads, const float* scale, float* found_inf) = 0;
+  virtual void unscale_and_check_finite(std::span<const GradSpan> grads, const float* scale, float* found_inf,
+                                        const Stream& stream) = 0;
   // PyTorch's _amp_update_scale_: after a step with inf/NaN, scale *= backoff and the tracker
   // restarts; after `interval` clean steps in a row, scale *= growth (if that stays finite).
   virtual void update_scale(float* scale, std::int32_t* growth_tracker, const float* found_inf, double growth,
-                            double backoff, std::int32_t interval) = 0;
+                            double backoff, std::int32_t interval, const Stream& stream) = 0;
 };
 
 // The backend for a device; throws DeviceError when that device is not available

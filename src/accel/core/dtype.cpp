@@ -65,4 +65,35 @@ bool is_floating_point(DType dtype) {
   return dtype == DType::Float32 || dtype == DType::Float16 || dtype == DType::BFloat16 || dtype == DType::Float64;
 }
 
+bool is_integral(DType dtype) { return dtype == DType::Int64 || dtype == DType::Int32 || dtype == DType::UInt8; }
+
+DType promote_types(DType a, DType b) {
+  if (a == b) return a;
+  if (a == DType::Bool) return b;
+  if (b == DType::Bool) return a;
+  const bool fa = is_floating_point(a), fb = is_floating_point(b);
+  if (fa != fb) return fa ? a : b;
+  const auto rank = [](DType t) {
+    switch (t) {
+      case DType::UInt8:
+        return 1;
+      case DType::Int32:
+        return 2;
+      case DType::Int64:
+        return 3;
+      case DType::BFloat16:
+      case DType::Float16:
+        return 4;
+      case DType::Float32:
+        return 5;
+      case DType::Float64:
+        return 6;
+      default:
+        return 0;
+    }
+  };
+  if (rank(a) == 4 && rank(b) == 4) return DType::Float32;  // bfloat16 with float16
+  return rank(a) >= rank(b) ? a : b;
+}
+
 }  // namespace accel

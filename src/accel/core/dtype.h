@@ -20,5 +20,11 @@ std::string_view dtype_name(DType dtype);
 DType parse_dtype(std::string_view name);
 
 bool is_floating_point(DType dtype);
+bool is_integral(DType dtype);  // int64, int32, uint8 (not bool)
+
+// PyTorch's result type of an op on two tensors: a floating type wins over integers and bool;
+// among floats the wider wins, and bfloat16 with float16 gives float32; among integers the
+// wider wins (uint8 with int32 gives int32); bool gives way to everything.
+DType promote_types(DType a, DType b);
 
 }  // namespace accel

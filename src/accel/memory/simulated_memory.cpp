@@ -17,12 +17,12 @@ void* SimulatedMemory::raw_allocate(std::size_t bytes) {
   if (!ptr) return nullptr;
   used_ += bytes;
   ++live_;
-  return ptr;
+  return reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(ptr) | kSimAddressTag);
 }
 
 void SimulatedMemory::raw_free(void* ptr, std::size_t bytes) {
   std::lock_guard<std::mutex> lock(mutex_);
-  std::free(ptr);
+  std::free(sim_host_address(ptr));
   used_ -= bytes;
   --live_;
 }

@@ -1,14 +1,28 @@
 // A simulated device: `capacity` bytes served from host memory, so a memory budget can be
 // rehearsed on a CPU (and the allocator tested deterministically). Events stay pending until
 // complete_events() is called, which lets tests exercise cross-stream deferral.
+//
+// Its pointers are not host-addressable, as a GPU's are not: each is the host address with bit
+// 62 set, outside the canonical address range, so a host dereference faults (SIGSEGV) instead
+// of silently working. The sim backend's kernels (and allocator tests) translate with
+// sim_host_address(); the harness (tests/ops/backend_ops_test.cpp) thereby catches a kernel or
+// op that touches device memory from the host.
 #pragma once
 
+#include <cstdint>
 #include <mutex>
 #include <set>
 
 #include "accel/memory/device_memory.h"
 
 namespace accel::memory {
+
+inline constexpr std::uintptr_t kSimAddressTag = std::uintptr_t{1} << 62;
+
+// The host address behind a sim device pointer (null stays null).
+inline void* sim_host_address(const void* device_ptr) {
+  return device_ptr ? reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(device_ptr) & ~kSimAddressTag) : nullptr;
+}
 
 class SimulatedMemory final : public DeviceMemory {
  public:

@@ -8,10 +8,20 @@
 
 namespace accel::detail {
 
-inline void check_float32(const char* op, const Tensor& t, const char* what) {
-  if (t.dtype() != DType::Float32) {
-    throw DTypeError(std::string(op) + ": " + what + " must be float32, got " + std::string(dtype_name(t.dtype())) +
-                     "; convert with .to(DType::Float32)");
+inline void check_floating(const char* op, const Tensor& t, const char* what) {
+  if (!is_floating_point(t.dtype())) {
+    throw DTypeError(std::string(op) + ": " + what +
+                     " must be floating point (float32, float64, bfloat16, float16), got " +
+                     std::string(dtype_name(t.dtype())) + "; convert with .to(DType::Float32)");
+  }
+}
+
+// Operands that must share one floating dtype (GEMMs: PyTorch does not promote them either).
+inline void check_same_dtype(const char* op, const Tensor& a, const char* what_a, const Tensor& b, const char* what_b) {
+  if (a.dtype() != b.dtype()) {
+    throw DTypeError(std::string(op) + ": " + what_a + " is " + std::string(dtype_name(a.dtype())) + " but " + what_b +
+                     " is " + std::string(dtype_name(b.dtype())) +
+                     "; convert one with .to(dtype), or run the op under amp::autocast");
   }
 }
 
@@ -24,5 +34,11 @@ inline void check_same_device(const char* op, const Tensor& a, const Tensor& b) 
 
 // Strides that read `t` as if it had been broadcast to `shape` (0 on broadcast dims).
 std::vector<std::int64_t> broadcast_strides(const Tensor& t, const Shape& shape);
+
+// A gradient in its input's dtype (a float32 gradient of a bfloat16 input is rounded to it).
+Tensor as_dtype_of(const Tensor& grad, const Tensor& input);
+
+// dL/d(pre-activation) from dL/d(output) of a ReLU whose output is `out`.
+Tensor relu_grad(const Tensor& g, const Tensor& out);
 
 }  // namespace accel::detail

@@ -1,9 +1,12 @@
-// Elementwise ops and their gradient rules.
+// Elementwise ops and their gradient rules, in every dtype PyTorch computes them in: operands
+// are promoted to the result type (promote_types), integer division and exp/log of integers
+// give float32, and each gradient is returned in its input's dtype.
 #include "accel/autograd/grad_mode.h"
 #include "accel/autograd/node.h"
 #include "accel/backends/backend.h"
 #include "accel/ops/checks.h"
 #include "accel/ops/ops.h"
+#include "accel/tensor/kernel_args.h"
 
 namespace accel {
 
@@ -16,41 +19,55 @@ std::vector<std::int64_t> broadcast_strides(const Tensor& t, const Shape& shape)
   }
   return strides;
 }
+
+Tensor as_dtype_of(const Tensor& grad, const Tensor& input) {
+  return grad.dtype() == input.dtype() ? grad : grad.to(input.dtype());
+}
 }  // namespace detail
 
 namespace {
 
 using autograd::record;
-using detail::broadcast_strides;
-using detail::check_float32;
+using detail::as_dtype_of;
 using detail::check_same_device;
 
+void check_not_bool(const char* op, DType dtype) {
+  if (dtype == DType::Bool) {
+    throw DTypeError(std::string(op) +
+                     ": arithmetic on bool tensors is not supported; convert with .to(DType::Int64) "
+                     "or .to(DType::Float32)");
+  }
+}
+
 Tensor binary_forward(BinaryOp op, const char* name, const Tensor& a, const Tensor& b) {
-  check_float32(name, a, "first operand");
-  check_float32(name, b, "second operand");
   check_same_device(name, a, b);
+  DType common = promote_types(a.dtype(), b.dtype());
+  if (op == BinaryOp::Div && !is_floating_point(common)) common = DType::Float32;  // true division, as PyTorch
+  check_not_bool(name, common);
   const Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
-  Tensor out = empty(shape, DType::Float32, a.device());
+  const Tensor x = a.detach().to(common), y = b.detach().to(common);
+  Tensor out = empty(shape, common, a.device());
   backend_for(a.device())
-      .binary(op, a.data_ptr<float>(), broadcast_strides(a, shape), b.data_ptr<float>(), broadcast_strides(b, shape),
-              out.data_ptr<float>(), shape);
+      .binary(op, desc_broadcast(x, shape, name), desc_broadcast(y, shape, name), desc(out, name), stream_of(out));
   return out;
 }
 
+// Integers with a scalar compute in float32 here (PyTorch keeps an integer type for an
+// integer scalar).
 Tensor scalar_forward(BinaryOp op, const char* name, const Tensor& a, double scalar) {
-  check_float32(name, a, "input");
-  const Tensor in = a.contiguous();
-  Tensor out = empty(a.shape(), DType::Float32, a.device());
-  backend_for(a.device())
-      .binary_scalar(op, in.data_ptr<float>(), static_cast<float>(scalar), out.data_ptr<float>(), a.numel());
+  check_not_bool(name, a.dtype());
+  const Tensor in = (is_floating_point(a.dtype()) ? a.detach() : a.detach().to(DType::Float32)).contiguous();
+  Tensor out = empty(a.shape(), in.dtype(), a.device());
+  backend_for(a.device()).binary_scalar(op, desc(in, name), scalar, desc(out, name), stream_of(out));
   return out;
 }
 
 Tensor unary_forward(UnaryOp op, const char* name, const Tensor& a) {
-  check_float32(name, a, "input");
-  const Tensor in = a.contiguous();
-  Tensor out = empty(a.shape(), DType::Float32, a.device());
-  backend_for(a.device()).unary(op, in.data_ptr<float>(), out.data_ptr<float>(), a.numel());
+  check_not_bool(name, a.dtype());
+  const bool needs_float = (op == UnaryOp::Exp || op == UnaryOp::Log) && !is_floating_point(a.dtype());
+  const Tensor in = (needs_float ? a.detach().to(DType::Float32) : a.detach()).contiguous();
+  Tensor out = empty(a.shape(), in.dtype(), a.device());
+  backend_for(a.device()).unary(op, desc(in, name), desc(out, name), stream_of(out));
   return out;
 }
 
@@ -58,16 +75,18 @@ Tensor unary_forward(UnaryOp op, const char* name, const Tensor& a) {
 
 Tensor add(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward(BinaryOp::Add, "add", a, b);
-  record("AddBackward", out, {a, b}, [sa = a.shape(), sb = b.shape()](const Tensor& g, const std::vector<bool>& need) {
-    return std::vector<Tensor>{need[0] ? sum_to(g, sa) : Tensor(), need[1] ? sum_to(g, sb) : Tensor()};
+  record("AddBackward", out, {a, b}, [a = a.detach(), b = b.detach()](const Tensor& g, const std::vector<bool>& need) {
+    return std::vector<Tensor>{need[0] ? as_dtype_of(sum_to(g, a.shape()), a) : Tensor(),
+                               need[1] ? as_dtype_of(sum_to(g, b.shape()), b) : Tensor()};
   });
   return out;
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward(BinaryOp::Sub, "sub", a, b);
-  record("SubBackward", out, {a, b}, [sa = a.shape(), sb = b.shape()](const Tensor& g, const std::vector<bool>& need) {
-    return std::vector<Tensor>{need[0] ? sum_to(g, sa) : Tensor(), need[1] ? neg(sum_to(g, sb)) : Tensor()};
+  record("SubBackward", out, {a, b}, [a = a.detach(), b = b.detach()](const Tensor& g, const std::vector<bool>& need) {
+    return std::vector<Tensor>{need[0] ? as_dtype_of(sum_to(g, a.shape()), a) : Tensor(),
+                               need[1] ? as_dtype_of(neg(sum_to(g, b.shape())), b) : Tensor()};
   });
   return out;
 }
@@ -75,8 +94,8 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward(BinaryOp::Mul, "mul", a, b);
   record("MulBackward", out, {a, b}, [a = a.detach(), b = b.detach()](const Tensor& g, const std::vector<bool>& need) {
-    return std::vector<Tensor>{need[0] ? sum_to(mul(g, b), a.shape()) : Tensor(),
-                               need[1] ? sum_to(mul(g, a), b.shape()) : Tensor()};
+    return std::vector<Tensor>{need[0] ? as_dtype_of(sum_to(mul(g, b), a.shape()), a) : Tensor(),
+                               need[1] ? as_dtype_of(sum_to(mul(g, a), b.shape()), b) : Tensor()};
   });
   return out;
 }
@@ -85,8 +104,8 @@ Tensor div(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward(BinaryOp::Div, "div", a, b);
   record("DivBackward", out, {a, b}, [a = a.detach(), b = b.detach()](const Tensor& g, const std::vector<bool>& need) {
     Tensor ga, gb;
-    if (need[0]) ga = sum_to(div(g, b), a.shape());
-    if (need[1]) gb = sum_to(neg(div(mul(g, a), mul(b, b))), b.shape());
+    if (need[0]) ga = as_dtype_of(sum_to(div(g, b), a.shape()), a);
+    if (need[1]) gb = as_dtype_of(sum_to(neg(div(mul(g, a), mul(b, b))), b.shape()), b);
     return std::vector<Tensor>{ga, gb};
   });
   return out;
@@ -127,14 +146,20 @@ Tensor log(const Tensor& a) {
   return out;
 }
 
+namespace detail {
+Tensor relu_grad(const Tensor& g, const Tensor& out) {
+  const Tensor grad = g.dtype() == out.dtype() ? g.contiguous() : g.to(out.dtype()).contiguous();
+  Tensor dx = empty(out.shape(), out.dtype(), out.device());
+  backend_for(out.device())
+      .relu_backward(desc(grad, "relu_backward"), desc(out, "relu_backward"), desc(dx, "relu_backward"), stream_of(dx));
+  return dx;
+}
+}  // namespace detail
+
 Tensor relu(const Tensor& a) {
   Tensor out = unary_forward(UnaryOp::Relu, "relu", a);
   record("ReluBackward", out, {a}, [out = out.detach()](const Tensor& g, const std::vector<bool>&) {
-    const Tensor grad = g.contiguous();
-    Tensor dx = empty(out.shape(), DType::Float32, out.device());
-    backend_for(out.device())
-        .relu_backward(grad.data_ptr<float>(), out.data_ptr<float>(), dx.data_ptr<float>(), out.numel());
-    return std::vector<Tensor>{dx};
+    return std::vector<Tensor>{detail::relu_grad(g, out)};
   });
   return out;
 }
@@ -153,31 +178,36 @@ void check_inplace(const char* op, const Tensor& a) {
 
 void add_(Tensor& a, const Tensor& b) {
   check_inplace("add_", a);
-  check_float32("add_", a, "destination");
-  check_float32("add_", b, "source");
   check_same_device("add_", a, b);
+  check_not_bool("add_", a.dtype());
+  if (promote_types(a.dtype(), b.dtype()) != a.dtype()) {
+    throw DTypeError("add_: a " + std::string(dtype_name(b.dtype())) + " source cannot be added in place to a " +
+                     std::string(dtype_name(a.dtype())) + " destination (the result type would be " +
+                     std::string(dtype_name(promote_types(a.dtype(), b.dtype()))) + ")");
+  }
   if (broadcast_shapes(a.shape(), b.shape(), "add_") != a.shape()) {
     throw ShapeError("add_: source " + b.shape().to_string() + " does not broadcast to the destination " +
                      a.shape().to_string());
   }
   if (!a.is_contiguous()) throw ValueError("add_: the destination must be contiguous");
+  const Tensor source = b.detach().to(a.dtype());
   backend_for(a.device())
-      .binary(BinaryOp::Add, a.data_ptr<float>(), a.strides(), b.data_ptr<float>(), broadcast_strides(b, a.shape()),
-              a.data_ptr<float>(), a.shape());
+      .binary(BinaryOp::Add, desc(a, "add_"), desc_broadcast(source, a.shape(), "add_"), desc(a, "add_"), stream_of(a));
 }
 
 void mul_(Tensor& a, double scalar) {
   check_inplace("mul_", a);
-  check_float32("mul_", a, "destination");
+  if (!is_floating_point(a.dtype())) {
+    throw DTypeError("mul_: the destination must be floating point, got " + std::string(dtype_name(a.dtype())));
+  }
   if (!a.is_contiguous()) throw ValueError("mul_: the destination must be contiguous");
-  backend_for(a.device())
-      .binary_scalar(BinaryOp::Mul, a.data_ptr<float>(), static_cast<float>(scalar), a.data_ptr<float>(), a.numel());
+  backend_for(a.device()).binary_scalar(BinaryOp::Mul, desc(a, "mul_"), scalar, desc(a, "mul_"), stream_of(a));
 }
 
 void zero_(Tensor& a) {
   check_inplace("zero_", a);
   if (!a.is_contiguous()) throw ValueError("zero_: the destination must be contiguous");
-  backend_for(a.device()).fill(a.raw_data(), a.dtype(), a.numel(), 0.0);
+  backend_for(a.device()).fill(desc(a, "zero_"), 0.0, stream_of(a));
 }
 
 void copy_(Tensor& dst, const Tensor& src) {
@@ -186,10 +216,8 @@ void copy_(Tensor& dst, const Tensor& src) {
     throw ShapeError("copy_: source " + src.shape().to_string() + " and destination " + dst.shape().to_string() +
                      " differ in shape");
   }
-  const Tensor from = src.to(dst.device());
-  backend_for(dst.device())
-      .copy_strided(from.raw_data(), from.dtype(), from.shape(), from.strides(), dst.raw_data(), dst.dtype(),
-                    dst.strides());
+  const Tensor from = src.detach().to(dst.device());
+  backend_for(dst.device()).copy(desc(from, "copy_"), desc(dst, "copy_"), stream_of(dst));
 }
 
 Tensor ones_like(const Tensor& a) { return ones(a.shape(), a.dtype(), a.device()); }
@@ -204,7 +232,7 @@ Tensor dropout(const Tensor& a, double p, bool training, Generator& gen) {
   const auto keep = static_cast<float>(1.0 - p);
   const auto scale = static_cast<float>(1.0 / (1.0 - p));
   for (std::int64_t i = 0; i < mask.numel(); ++i) m[i] = gen.uniform() < keep ? scale : 0.0f;
-  return mul(a, mask.to(a.device()));
+  return mul(a, mask.to(a.dtype()).to(a.device()));
 }
 
 }  // namespace accel

@@ -3,6 +3,7 @@
 #include "accel/backends/backend.h"
 #include "accel/ops/checks.h"
 #include "accel/ops/ops.h"
+#include "accel/tensor/kernel_args.h"
 
 namespace accel {
 namespace {
@@ -25,17 +26,26 @@ GemmOperand as_gemm_operand(const Tensor& t) {
 }
 
 // out = epilogue(a @ b): the one GEMM call every op here makes.
-void gemm_into(const Tensor& a, const Tensor& b, Tensor& out, const float* bias = nullptr, bool relu = false) {
-  const GemmOperand ga = as_gemm_operand(a);
-  const GemmOperand gb = as_gemm_operand(b);
-  backend_for(out.device())
-      .gemm(ga.transposed, gb.transposed, a.shape()[0], b.shape()[1], a.shape()[1], ga.tensor.data_ptr<float>(),
-            ga.lead, gb.tensor.data_ptr<float>(), gb.lead, out.data_ptr<float>(),
-            std::max<std::int64_t>(out.shape()[1], 1), bias, 0.0f, relu);
+void gemm_into(const Tensor& a, const Tensor& b, Tensor& out, const Tensor& bias = Tensor(), bool relu = false) {
+  // The operand's strides as GEMM reads them: the unit stride on the right dim even where a
+  // size-1 dim carries another stride.
+  const auto operand = [](const Tensor& t) {
+    const GemmOperand g = as_gemm_operand(t);
+    TensorDesc d = desc(g.tensor, "gemm");
+    d.strides[0] = g.transposed ? 1 : g.lead;
+    d.strides[1] = g.transposed ? g.lead : 1;
+    return d;
+  };
+  const TensorDesc bias_desc = bias.defined() ? desc(bias, "gemm") : TensorDesc{};
+  const GemmEpilogue epilogue{bias.defined() ? &bias_desc : nullptr, 0.0f, relu};
+  TensorDesc c = desc(out, "gemm");
+  c.strides[0] = std::max<std::int64_t>(out.shape()[1], 1);
+  c.strides[1] = 1;
+  backend_for(out.device()).gemm(operand(a), operand(b), c, epilogue, stream_of(out));
 }
 
 Tensor mm(const Tensor& a, const Tensor& b) {
-  Tensor out = empty(Shape{a.shape()[0], b.shape()[1]}, DType::Float32, a.device());
+  Tensor out = empty(Shape{a.shape()[0], b.shape()[1]}, a.dtype(), a.device());
   if (a.shape()[1] == 0) {
     zero_(out);
   } else {
@@ -44,19 +54,10 @@ Tensor mm(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-// dL/d(pre-activation) from dL/d(output) of a ReLU whose output is `out`.
-Tensor relu_grad(const Tensor& g, const Tensor& out) {
-  const Tensor grad = g.contiguous();
-  Tensor dx = empty(out.shape(), DType::Float32, out.device());
-  backend_for(out.device())
-      .relu_backward(grad.data_ptr<float>(), out.data_ptr<float>(), dx.data_ptr<float>(), out.numel());
-  return dx;
-}
-
 Tensor linear_impl(const Tensor& input, const Tensor& weight, const Tensor& bias, bool fuse_relu) {
   const char* op = fuse_relu ? "linear_relu" : "linear";
-  detail::check_float32(op, input, "input");
-  detail::check_float32(op, weight, "weight");
+  detail::check_floating(op, input, "input");
+  detail::check_same_dtype(op, input, "input", weight, "weight");
   detail::check_same_device(op, input, weight);
   if (weight.dim() != 2) {
     throw ShapeError(std::string(op) + ": weight must be 2-D [out_features, in_features], got " +
@@ -76,17 +77,17 @@ Tensor linear_impl(const Tensor& input, const Tensor& weight, const Tensor& bias
   const std::int64_t out_features = weight.shape()[0];
   Tensor b;
   if (bias.defined()) {
-    detail::check_float32(op, bias, "bias");
+    detail::check_same_dtype(op, input, "input", bias, "bias");
     detail::check_same_device(op, input, bias);
     if (bias.shape() != Shape{out_features}) {
       throw ShapeError(std::string(op) + ": bias must be [" + std::to_string(out_features) + "], got " +
                        bias.shape().to_string());
     }
-    b = bias.contiguous();
+    b = bias.detach().contiguous();
   }
-  Tensor out = empty(Shape{input.shape()[0], out_features}, DType::Float32, input.device());
+  Tensor out = empty(Shape{input.shape()[0], out_features}, input.dtype(), input.device());
   if (in_features > 0) {
-    gemm_into(input, weight.t(), out, b.defined() ? b.data_ptr<float>() : nullptr, fuse_relu);
+    gemm_into(input.detach(), weight.detach().t(), out, b, fuse_relu);
   } else {  // an empty product: the bias alone
     zero_(out);
     if (b.defined()) out = add(out, b.detach());
@@ -95,7 +96,8 @@ Tensor linear_impl(const Tensor& input, const Tensor& weight, const Tensor& bias
   autograd::record(fuse_relu ? "LinearReluBackward" : "LinearBackward", out, {input, weight, bias},
                    [x = input.detach(), w = weight.detach(), y = fuse_relu ? out.detach() : Tensor()](
                        const Tensor& grad_output, const std::vector<bool>& need) {
-                     const Tensor g = y.defined() ? relu_grad(grad_output, y) : grad_output;
+                     const Tensor g =
+                         y.defined() ? detail::relu_grad(grad_output, y) : detail::as_dtype_of(grad_output, x);
                      Tensor gx, gw, gb;
                      if (need[0]) gx = mm(g, w);
                      if (need[1]) gw = mm(g.t(), x);
@@ -108,8 +110,8 @@ Tensor linear_impl(const Tensor& input, const Tensor& weight, const Tensor& bias
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
-  detail::check_float32("matmul", a, "first operand");
-  detail::check_float32("matmul", b, "second operand");
+  detail::check_floating("matmul", a, "first operand");
+  detail::check_same_dtype("matmul", a, "the first operand", b, "the second");
   detail::check_same_device("matmul", a, b);
   if (a.dim() != 2 || b.dim() != 2) {
     throw ShapeError("matmul: expected two 2-D tensors, got " + a.shape().to_string() + " and " +
@@ -120,7 +122,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
                      " cannot be multiplied (" + std::to_string(a.shape()[1]) + " != " + std::to_string(b.shape()[0]) +
                      ")");
   }
-  Tensor out = mm(a, b);
+  Tensor out = mm(a.detach(), b.detach());
   autograd::record("MatmulBackward", out, {a, b},
                    [a = a.detach(), b = b.detach()](const Tensor& g, const std::vector<bool>& need) {
                      return std::vector<Tensor>{need[0] ? mm(g, b.t()) : Tensor(), need[1] ? mm(a.t(), g) : Tensor()};

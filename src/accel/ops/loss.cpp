@@ -3,6 +3,7 @@
 #include "accel/backends/backend.h"
 #include "accel/ops/checks.h"
 #include "accel/ops/ops.h"
+#include "accel/tensor/kernel_args.h"
 
 namespace accel {
 namespace {
@@ -23,26 +24,27 @@ SoftmaxLayout layout(const Tensor& a, std::int64_t dim, const char* op) {
 }  // namespace
 
 Tensor log_softmax(const Tensor& a, std::int64_t dim) {
-  detail::check_float32("log_softmax", a, "input");
+  detail::check_floating("log_softmax", a, "input");
   const SoftmaxLayout l = layout(a, dim, "log_softmax");
-  const Tensor in = a.contiguous();
-  Tensor out = empty(a.shape(), DType::Float32, a.device());
-  backend_for(a.device()).log_softmax(in.data_ptr<float>(), l.outer, l.reduced, l.inner, out.data_ptr<float>());
-  autograd::record("LogSoftmaxBackward", out, {a}, [out = out.detach(), l](const Tensor& g, const std::vector<bool>&) {
-    const Tensor grad = g.contiguous();
-    Tensor dx = empty(out.shape(), DType::Float32, out.device());
-    backend_for(out.device())
-        .log_softmax_backward(grad.data_ptr<float>(), out.data_ptr<float>(), l.outer, l.reduced, l.inner,
-                              dx.data_ptr<float>());
-    return std::vector<Tensor>{dx};
-  });
+  const std::vector<std::int64_t> sizes{l.outer, l.reduced, l.inner};
+  const Tensor in = a.detach().contiguous();
+  Tensor out = empty(a.shape(), a.dtype(), a.device());
+  backend_for(a.device()).log_softmax(desc_as(in, sizes), desc_as(out, sizes), stream_of(out));
+  autograd::record(
+      "LogSoftmaxBackward", out, {a}, [out = out.detach(), sizes](const Tensor& g, const std::vector<bool>&) {
+        const Tensor grad = detail::as_dtype_of(g, out).contiguous();
+        Tensor dx = empty(out.shape(), out.dtype(), out.device());
+        backend_for(out.device())
+            .log_softmax_backward(desc_as(grad, sizes), desc_as(out, sizes), desc_as(dx, sizes), stream_of(dx));
+        return std::vector<Tensor>{dx};
+      });
   return out;
 }
 
 Tensor softmax(const Tensor& a, std::int64_t dim) { return exp(log_softmax(a, dim)); }
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets) {
-  detail::check_float32("cross_entropy", logits, "logits");
+  detail::check_floating("cross_entropy", logits, "logits");
   detail::check_same_device("cross_entropy", logits, targets);
   if (targets.dtype() != DType::Int64) {
     throw DTypeError("cross_entropy: targets must be int64 class indices, got " +
@@ -55,23 +57,18 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets) {
     throw ShapeError("cross_entropy: targets must be [" + std::to_string(logits.shape()[0]) + "] to match logits " +
                      logits.shape().to_string() + ", got " + targets.shape().to_string());
   }
-  const std::int64_t rows = logits.shape()[0], cols = logits.shape()[1];
-  const Tensor x = logits.contiguous();
-  const Tensor y = targets.contiguous();
-  Tensor probs = empty(logits.shape(), DType::Float32, logits.device());
-  Tensor loss = empty(Shape{}, DType::Float32, logits.device());
-  backend_for(logits.device())
-      .softmax_cross_entropy(x.data_ptr<float>(), y.data_ptr<std::int64_t>(), rows, cols, probs.data_ptr<float>(),
-                             loss.data_ptr<float>());
-  autograd::record("CrossEntropyBackward", loss, {logits},
-                   [probs, y, rows, cols](const Tensor& g, const std::vector<bool>&) {
-                     const Tensor grad = g.contiguous();
-                     Tensor dx = empty(probs.shape(), DType::Float32, probs.device());
-                     backend_for(probs.device())
-                         .softmax_cross_entropy_backward(probs.data_ptr<float>(), y.data_ptr<std::int64_t>(), rows,
-                                                         cols, grad.data_ptr<float>(), dx.data_ptr<float>());
-                     return std::vector<Tensor>{dx};
-                   });
+  const Tensor x = logits.detach().contiguous();
+  const Tensor y = targets.detach().contiguous();
+  Tensor probs = empty(logits.shape(), logits.dtype(), logits.device());
+  Tensor loss = empty(Shape{}, logits.dtype(), logits.device());
+  backend_for(logits.device()).softmax_cross_entropy(desc(x), desc(y), desc(probs), desc(loss), stream_of(loss));
+  autograd::record("CrossEntropyBackward", loss, {logits}, [probs, y](const Tensor& g, const std::vector<bool>&) {
+    const Tensor grad = detail::as_dtype_of(g, probs).contiguous();
+    Tensor dx = empty(probs.shape(), probs.dtype(), probs.device());
+    backend_for(probs.device())
+        .softmax_cross_entropy_backward(desc(probs), desc(y), desc(grad), desc(dx), stream_of(dx));
+    return std::vector<Tensor>{dx};
+  });
   return loss;
 }
 

@@ -8,6 +8,7 @@
 #include "accel/backends/backend.h"
 #include "accel/ops/checks.h"
 #include "accel/ops/ops.h"
+#include "accel/tensor/kernel_args.h"
 
 namespace accel {
 namespace {
@@ -50,8 +51,11 @@ void run_sum(const Tensor& a, const Reduction& r, Tensor& out) {
     }
   }
   Backend& be = backend_for(a.device());
+  const auto run = [&](const Tensor& in, std::int64_t outer, std::int64_t reduced, std::int64_t inner) {
+    be.sum(desc_as(in, {outer, reduced, inner}, "sum"), desc_as(out, {outer, inner}, "sum"), stream_of(out));
+  };
   if (first == a.dim()) {  // no dims (0-dim input): a copy
-    be.sum(a.contiguous().raw_data(), a.dtype(), a.numel(), 1, 1, out.raw_data());
+    run(a.contiguous(), a.numel(), 1, 1);
     return;
   }
   bool block = true;
@@ -61,7 +65,7 @@ void run_sum(const Tensor& a, const Reduction& r, Tensor& out) {
     std::int64_t outer = 1, inner = 1;
     for (std::size_t i = 0; i < first; ++i) outer *= a.shape()[i];
     for (std::size_t i = last + 1; i < a.dim(); ++i) inner *= a.shape()[i];
-    be.sum(in.raw_data(), a.dtype(), outer, r.reduced_count, inner, out.raw_data());
+    run(in, outer, r.reduced_count, inner);
     return;
   }
   std::vector<std::int64_t> order;
@@ -70,24 +74,20 @@ void run_sum(const Tensor& a, const Reduction& r, Tensor& out) {
   for (std::size_t i = 0; i < a.dim(); ++i)
     if (r.reduced[i]) order.push_back(static_cast<std::int64_t>(i));
   const Tensor in = a.permute(order).contiguous();
-  be.sum(in.raw_data(), a.dtype(), a.numel() / std::max<std::int64_t>(r.reduced_count, 1), r.reduced_count, 1,
-         out.raw_data());
+  run(in, a.numel() / std::max<std::int64_t>(r.reduced_count, 1), r.reduced_count, 1);
 }
 
 }  // namespace
 
 Tensor sum(const Tensor& a, const std::vector<std::int64_t>& dims, bool keepdim) {
   const Reduction r = plan(a, dims, "sum");
-  if (a.dtype() != DType::Float32) {
-    if (is_floating_point(a.dtype())) {
-      throw DTypeError("sum: " + std::string(dtype_name(a.dtype())) + " input; convert with .to(DType::Float32)");
-    }
+  if (!is_floating_point(a.dtype())) {
     const Tensor wide = a.to(DType::Int64);  // bool/uint8/int32 sums count in int64, as PyTorch
     Tensor out = empty(Shape(r.kept), DType::Int64, a.device());
     run_sum(wide, r, out);
     return keepdim ? out : out.view(r.squeezed);
   }
-  Tensor out = empty(Shape(r.kept), DType::Float32, a.device());
+  Tensor out = empty(Shape(r.kept), a.dtype(), a.device());
   {
     autograd::NoGradGuard no_grad;  // internal permutes/copies are not part of the tape
     run_sum(a, r, out);
@@ -103,7 +103,7 @@ Tensor sum(const Tensor& a, const std::vector<std::int64_t>& dims, bool keepdim)
 Tensor sum(const Tensor& a) { return sum(a, {}, false); }
 
 Tensor mean(const Tensor& a, const std::vector<std::int64_t>& dims, bool keepdim) {
-  detail::check_float32("mean", a, "input");
+  detail::check_floating("mean", a, "input");
   const Reduction r = plan(a, dims, "mean");
   if (r.reduced_count == 0) return mul(sum(a, dims, keepdim), std::nan(""));
   return mul(sum(a, dims, keepdim), 1.0 / static_cast<double>(r.reduced_count));
@@ -125,7 +125,8 @@ Tensor sum_to(const Tensor& a, const Shape& shape) {
 }
 
 Tensor argmax(const Tensor& a, std::int64_t dim, bool keepdim) {
-  detail::check_float32("argmax", a, "input");
+  if (!is_floating_point(a.dtype()) && a.dtype() != DType::Bool) return argmax(a.to(DType::Float64), dim, keepdim);
+  detail::check_floating("argmax", a, "input");
   const std::size_t axis = normalize_dim(dim, a.dim(), "argmax");
   if (a.shape()[axis] == 0)
     throw ShapeError("argmax: dim " + std::to_string(dim) + " of " + a.shape().to_string() + " is empty");
@@ -136,28 +137,21 @@ Tensor argmax(const Tensor& a, std::int64_t dim, bool keepdim) {
   std::vector<std::int64_t> sizes = a.shape().sizes();
   sizes[axis] = 1;
   Tensor out = empty(Shape(sizes), DType::Int64, a.device());
-  backend_for(a.device()).argmax(in.data_ptr<float>(), outer, a.shape()[axis], inner, out.data_ptr<std::int64_t>());
+  backend_for(a.device())
+      .argmax(desc_as(in, {outer, a.shape()[axis], inner}, "argmax"), desc_as(out, {outer, inner}, "argmax"),
+              stream_of(out));
   if (!keepdim) sizes.erase(sizes.begin() + static_cast<std::ptrdiff_t>(axis));
   return keepdim ? out : out.view(sizes);
 }
 
 Tensor eq(const Tensor& a, const Tensor& b) {
   detail::check_same_device("eq", a, b);
-  DType common = a.dtype();
-  if (a.dtype() != b.dtype() || a.dtype() == DType::Float16 || a.dtype() == DType::BFloat16) {
-    if (a.dtype() == DType::Float64 || b.dtype() == DType::Float64) {
-      common = DType::Float64;
-    } else if (is_floating_point(a.dtype()) || is_floating_point(b.dtype())) {
-      common = DType::Float32;
-    } else {
-      common = DType::Int64;
-    }
-  }
+  const DType common = promote_types(a.dtype(), b.dtype());
   const Shape shape = broadcast_shapes(a.shape(), b.shape(), "eq");
   const Tensor x = a.detach().to(common).expand(shape).contiguous();
   const Tensor y = b.detach().to(common).expand(shape).contiguous();
   Tensor out = empty(shape, DType::Bool, a.device());
-  backend_for(a.device()).eq(x.raw_data(), y.raw_data(), common, out.data_ptr<bool>(), out.numel());
+  backend_for(a.device()).eq(desc(x, "eq"), desc(y, "eq"), desc(out, "eq"), stream_of(out));
   return out;
 }
 

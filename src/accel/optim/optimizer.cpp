@@ -8,6 +8,7 @@
 #include "accel/autograd/grad_mode.h"
 #include "accel/backends/backend.h"
 #include "accel/ops/ops.h"
+#include "accel/tensor/kernel_args.h"
 
 namespace accel::optim {
 namespace {
@@ -192,7 +193,7 @@ void SGD::step() {
     hyper.first_step = !has_buffer_[0];
     const ParamBuffers flat{arena->values.data_ptr<float>(), arena->grads.data_ptr<float>(), flat_buffer, nullptr,
                             arena->values.numel()};
-    backend_for(arena->values.device()).sgd_step({&flat, 1}, hyper);
+    backend_for(arena->values.device()).sgd_step({&flat, 1}, hyper, stream_of(arena->values));
     last_step_kernels_ = 1;
     if (momentum) std::fill(has_buffer_.begin(), has_buffer_.end(), true);
     return;
@@ -215,9 +216,9 @@ void SGD::step() {
   }
   last_step_kernels_ = (starting.empty() ? 0 : 1) + (continuing.empty() ? 0 : 1);
   if (!device) return;
-  if (!starting.empty()) backend_for(*device).sgd_step(starting, hyper);
+  if (!starting.empty()) backend_for(*device).sgd_step(starting, hyper, backend_for(*device).default_stream());
   hyper.first_step = false;
-  if (!continuing.empty()) backend_for(*device).sgd_step(continuing, hyper);
+  if (!continuing.empty()) backend_for(*device).sgd_step(continuing, hyper, backend_for(*device).default_stream());
 }
 
 std::map<std::string, Tensor> SGD::state_dict() const {
@@ -291,7 +292,7 @@ void Adam::step() {
     const ParamBuffers flat{arena->values.data_ptr<float>(), arena->grads.data_ptr<float>(), m,
                             flat_state_row(arena, 1), arena->values.numel()};
     for (std::int64_t& s : steps_) ++s;
-    backend_for(arena->values.device()).adam_step({&flat, 1}, hyper(steps_[0]));
+    backend_for(arena->values.device()).adam_step({&flat, 1}, hyper(steps_[0]), stream_of(arena->values));
     last_step_kernels_ = 1;
     return;
   }
@@ -308,7 +309,9 @@ void Adam::step() {
                                     exp_avg_sq_[i].data_ptr<float>(), p.numel()});
   }
   last_step_kernels_ = by_step.size();
-  for (auto& [step, buffers] : by_step) backend_for(*device).adam_step(buffers, hyper(step));
+  for (auto& [step, buffers] : by_step) {
+    backend_for(*device).adam_step(buffers, hyper(step), backend_for(*device).default_stream());
+  }
 }
 
 std::map<std::string, Tensor> Adam::state_dict() const {

@@ -5,6 +5,7 @@
 
 #include "accel/backends/backend.h"
 #include "accel/core/checked_math.h"
+#include "accel/tensor/kernel_args.h"
 
 namespace accel {
 namespace {
@@ -62,8 +63,7 @@ std::shared_ptr<const FlatArena> pack_into_arena(const std::vector<Tensor>& leav
   for (std::size_t i = 0; i < leaves.size(); ++i) {
     const Tensor& leaf = leaves[i];
     const auto home = view_of(arena->values, leaf.shape(), offsets[i]);
-    backend.copy_strided(leaf.raw_data(), DType::Float32, leaf.shape(), leaf.strides(),
-                         static_cast<float*>(arena->values.raw_data()) + offsets[i], DType::Float32, home->strides);
+    backend.copy(desc(leaf, "pack_into_arena"), desc(Tensor(home), "pack_into_arena"), backend.default_stream());
     TensorImpl& impl = leaf.impl();
     impl.storage = home->storage;
     impl.strides = home->strides;

@@ -11,6 +11,7 @@
 #include "accel/core/checked_math.h"
 #include "accel/core/error.h"
 #include "accel/ops/ops.h"  // sum_to (the gradient of expand)
+#include "accel/tensor/kernel_args.h"
 
 namespace accel {
 
@@ -58,9 +59,7 @@ Tensor tracked(Tensor out, const Tensor& base, const char* name, std::function<T
 Tensor scatter_to_zeros(const Tensor& g, const Shape& in_shape, const std::function<Tensor(const Tensor&)>& view_of) {
   Tensor full_grad = zeros(in_shape, g.dtype(), g.device());
   const Tensor target = view_of(full_grad);
-  backend_for(g.device())
-      .copy_strided(g.raw_data(), g.dtype(), g.shape(), g.strides(), target.raw_data(), target.dtype(),
-                    target.strides());
+  backend_for(g.device()).copy(desc(g), desc(target), stream_of(g));
   return full_grad;
 }
 
@@ -287,7 +286,7 @@ Tensor Tensor::contiguous() const {
 Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
   Tensor out(make_impl(shape(), target, device()));
-  backend_for(device()).copy_strided(raw_data(), dtype(), shape(), strides(), out.raw_data(), target, out.strides());
+  backend_for(device()).copy(desc(*this, "to"), desc(out, "to"), stream_of(out));
   if (!is_floating_point(target)) return out;  // integer results carry no gradient
   const DType source = dtype();
   return tracked(out, *this, "ToDTypeBackward", [source](const Tensor& g) { return g.to(source); });
@@ -300,9 +299,12 @@ Tensor Tensor::to(Device target) const {
   Tensor out(make_impl(shape(), dtype(), target));
   const std::size_t nbytes = static_cast<std::size_t>(numel()) * element_size(dtype());
   if (device().is_cpu()) {
-    to_backend.copy_from_host(out.raw_data(), src.raw_data(), nbytes);
+    to_backend.copy_from_host(out.raw_data(), src.raw_data(), nbytes, to_backend.default_stream());
+    to_backend.synchronize(to_backend.default_stream());  // the host buffer may go away after return
   } else if (target.is_cpu()) {
-    backend_for(device()).copy_to_host(out.raw_data(), src.raw_data(), nbytes);
+    Backend& from_backend = backend_for(device());
+    from_backend.copy_to_host(out.raw_data(), src.raw_data(), nbytes, from_backend.default_stream());
+    from_backend.synchronize(from_backend.default_stream());  // the host reads it next
   } else {
     throw DeviceError("to: copies between two devices (" + device().to_string() + " -> " + target.to_string() +
                       ") go through the host: call .to(cpu) first");
@@ -313,7 +315,7 @@ Tensor Tensor::to(Device target) const {
 
 Tensor Tensor::clone() const {
   Tensor out(make_impl(shape(), dtype(), device()));
-  backend_for(device()).copy_strided(raw_data(), dtype(), shape(), strides(), out.raw_data(), dtype(), out.strides());
+  backend_for(device()).copy(desc(*this, "clone"), desc(out, "clone"), stream_of(out));
   return tracked(out, *this, "CloneBackward", [](const Tensor& g) { return g; });
 }
 
@@ -353,7 +355,7 @@ Tensor empty(const Shape& shape, DType dtype, Device device) { return Tensor(mak
 
 Tensor full(const Shape& shape, double value, DType dtype, Device device) {
   Tensor out = empty(shape, dtype, device);
-  backend_for(device).fill(out.raw_data(), dtype, out.numel(), value);
+  backend_for(device).fill(desc(out, "full"), value, stream_of(out));
   return out;
 }
 

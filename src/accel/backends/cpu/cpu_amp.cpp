@@ -5,7 +5,8 @@
 
 namespace accel::cpu {
 
-void CpuBackend::unscale_and_check_finite(std::span<const GradSpan> grads, const float* scale, float* found_inf) {
+void CpuBackend::unscale_and_check_finite(std::span<const GradSpan> grads, const float* scale, float* found_inf,
+                                          const Stream&) {
   const auto factor = static_cast<float>(1.0 / static_cast<double>(*scale));
   int non_finite = 0;
   for (const GradSpan& g : grads) {
@@ -20,7 +21,7 @@ void CpuBackend::unscale_and_check_finite(std::span<const GradSpan> grads, const
 }
 
 void CpuBackend::update_scale(float* scale, std::int32_t* growth_tracker, const float* found_inf, double growth,
-                              double backoff, std::int32_t interval) {
+                              double backoff, std::int32_t interval, const Stream&) {
   if (*found_inf != 0.0f) {
     *scale = static_cast<float>(*scale * backoff);
     *growth_tracker = 0;

@@ -1,8 +1,11 @@
 // The CPU backend: oneDNN for GEMM, OpenMP-parallel vectorised loops for the rest. OpenMP is
 // the only thread pool in the process (oneDNN uses it too), so no two pools spin against each
-// other on a small machine.
+// other on a small machine. Every kernel completes before its call returns: streams are
+// always idle, events always complete, and a recorded kernel error is raised on return.
 #pragma once
 
+#include <mutex>
+#include <optional>
 #include <string>
 
 #include "accel/backends/backend.h"
@@ -15,40 +18,51 @@ class CpuBackend : public Backend {
   Device device() const override { return kCPU; }
   memory::Allocator& allocator() override { return memory::host_allocator(); }
 
-  void copy_from_host(void* dst, const void* host_src, std::size_t nbytes) override;
-  void copy_to_host(void* host_dst, const void* src, std::size_t nbytes) override;
-  void copy_strided(const void* src, DType src_dtype, const Shape& shape, const std::vector<std::int64_t>& src_strides,
-                    void* dst, DType dst_dtype, const std::vector<std::int64_t>& dst_strides) override;
-  void fill(void* dst, DType dtype, std::int64_t n, double value) override;
+  void synchronize(const Stream& stream) override;
+  Event record_event(const Stream& stream) override { return Event{stream.device, 0}; }
+  void wait_event(const Stream&, const Event&) override {}
 
-  void binary(BinaryOp op, const float* a, const std::vector<std::int64_t>& a_strides, const float* b,
-              const std::vector<std::int64_t>& b_strides, float* out, const Shape& shape) override;
-  void binary_scalar(BinaryOp op, const float* a, float scalar, float* out, std::int64_t n) override;
-  void unary(UnaryOp op, const float* in, float* out, std::int64_t n) override;
-  void relu_backward(const float* grad, const float* out, float* dst, std::int64_t n) override;
-  void eq(const void* a, const void* b, DType dtype, bool* out, std::int64_t n) override;
+  void copy_from_host(void* dst, const void* host_src, std::size_t nbytes, const Stream& stream) override;
+  void copy_to_host(void* host_dst, const void* src, std::size_t nbytes, const Stream& stream) override;
+  void copy(const TensorDesc& src, const TensorDesc& dst, const Stream& stream) override;
+  void fill(const TensorDesc& dst, double value, const Stream& stream) override;
 
-  void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
-            std::int64_t lda, const float* b, std::int64_t ldb, float* c, std::int64_t ldc, const float* bias,
-            float beta, bool relu) override;
+  void binary(BinaryOp op, const TensorDesc& a, const TensorDesc& b, const TensorDesc& out,
+              const Stream& stream) override;
+  void binary_scalar(BinaryOp op, const TensorDesc& a, double scalar, const TensorDesc& out,
+                     const Stream& stream) override;
+  void unary(UnaryOp op, const TensorDesc& in, const TensorDesc& out, const Stream& stream) override;
+  void relu_backward(const TensorDesc& grad, const TensorDesc& out, const TensorDesc& dst,
+                     const Stream& stream) override;
+  void eq(const TensorDesc& a, const TensorDesc& b, const TensorDesc& out, const Stream& stream) override;
 
-  void sum(const void* in, DType dtype, std::int64_t outer, std::int64_t reduced, std::int64_t inner,
-           void* out) override;
-  void argmax(const float* in, std::int64_t outer, std::int64_t reduced, std::int64_t inner,
-              std::int64_t* out) override;
-  void log_softmax(const float* in, std::int64_t outer, std::int64_t reduced, std::int64_t inner, float* out) override;
-  void log_softmax_backward(const float* grad, const float* out, std::int64_t outer, std::int64_t reduced,
-                            std::int64_t inner, float* dst) override;
-  void softmax_cross_entropy(const float* logits, const std::int64_t* targets, std::int64_t rows, std::int64_t cols,
-                             float* probs, float* loss) override;
-  void softmax_cross_entropy_backward(const float* probs, const std::int64_t* targets, std::int64_t rows,
-                                      std::int64_t cols, const float* grad_loss, float* dlogits) override;
+  void gemm(const TensorDesc& a, const TensorDesc& b, const TensorDesc& c, const GemmEpilogue& epilogue,
+            const Stream& stream) override;
 
-  void adam_step(std::span<const ParamBuffers> params, const AdamHyper& hyper) override;
-  void sgd_step(std::span<const ParamBuffers> params, const SgdHyper& hyper) override;
-  void unscale_and_check_finite(std::span<const GradSpan> grads, const float* scale, float* found_inf) override;
+  void sum(const TensorDesc& in, const TensorDesc& out, const Stream& stream) override;
+  void argmax(const TensorDesc& in, const TensorDesc& out, const Stream& stream) override;
+  void log_softmax(const TensorDesc& in, const TensorDesc& out, const Stream& stream) override;
+  void log_softmax_backward(const TensorDesc& grad, const TensorDesc& out, const TensorDesc& dst,
+                            const Stream& stream) override;
+  void softmax_cross_entropy(const TensorDesc& logits, const TensorDesc& targets, const TensorDesc& probs,
+                             const TensorDesc& loss, const Stream& stream) override;
+  void softmax_cross_entropy_backward(const TensorDesc& probs, const TensorDesc& targets, const TensorDesc& grad_loss,
+                                      const TensorDesc& dlogits, const Stream& stream) override;
+
+  void adam_step(std::span<const ParamBuffers> params, const AdamHyper& hyper, const Stream& stream) override;
+  void sgd_step(std::span<const ParamBuffers> params, const SgdHyper& hyper, const Stream& stream) override;
+  void unscale_and_check_finite(std::span<const GradSpan> grads, const float* scale, float* found_inf,
+                                const Stream& stream) override;
   void update_scale(float* scale, std::int32_t* growth_tracker, const float* found_inf, double growth, double backoff,
-                    std::int32_t interval) override;
+                    std::int32_t interval, const Stream& stream) override;
+
+ protected:
+  // A kernel's report of bad data; the first one since the last synchronisation is kept.
+  void record_kernel_error(std::string message);
+
+ private:
+  std::mutex error_mutex_;
+  std::optional<std::string> kernel_error_;
 };
 
 CpuBackend& backend();

@@ -14,11 +14,14 @@
 
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "accel/backends/cpu/cpu_backend.h"
 #include "accel/core/error.h"
+#include "accel/core/scalar_types.h"
 
 namespace accel::cpu {
 namespace {
@@ -27,13 +30,16 @@ using dims = dnnl::memory::dims;
 using dt = dnnl::memory::data_type;
 
 struct GemmKey {
+  DType dtype;
   std::int64_t m, n, k;
   std::int64_t a_row, a_col, b_row, b_col, ldc;  // element strides of A [m, k], B [k, n], C
   bool bias, accumulate, relu;
   // oneDNN fixes a matmul's thread count when the primitive is made: a plan per count, so that
   // set_num_threads (the ThreadTuner) reaches the GEMMs too, not only accel's own loops.
   int threads;
-  auto tie() const { return std::tie(m, n, k, a_row, a_col, b_row, b_col, ldc, bias, accumulate, relu, threads); }
+  auto tie() const {
+    return std::tie(dtype, m, n, k, a_row, a_col, b_row, b_col, ldc, bias, accumulate, relu, threads);
+  }
   bool operator<(const GemmKey& other) const { return tie() < other.tie(); }
 };
 
@@ -46,40 +52,50 @@ class GemmCache {
  public:
   GemmCache() : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {}
 
-  void run(const GemmKey& key, const float* a, const float* b, const float* bias, float* c) {
+  // Runs the GEMM; false when oneDNN has no kernel for the key's dtype on this CPU (bf16/f16
+  // without AVX512_BF16/AMX or AVX512_FP16), remembered so the question is asked once.
+  bool run(const GemmKey& key, const void* a, const void* b, const void* bias, void* c) {
     std::lock_guard<std::mutex> lock(mutex_);  // one GEMM at a time: each already uses every core
     auto it = plans_.find(key);
     if (it == plans_.end()) it = plans_.emplace(key, plan(key)).first;
-    const GemmPlan& p = it->second;
-    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, dnnl::memory(p.a, engine_, const_cast<float*>(a))},
-                                               {DNNL_ARG_WEIGHTS, dnnl::memory(p.b, engine_, const_cast<float*>(b))},
+    if (!it->second) return false;
+    const GemmPlan& p = *it->second;
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, dnnl::memory(p.a, engine_, const_cast<void*>(a))},
+                                               {DNNL_ARG_WEIGHTS, dnnl::memory(p.b, engine_, const_cast<void*>(b))},
                                                {DNNL_ARG_DST, dnnl::memory(p.c, engine_, c)}};
-    if (key.bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p.bias, engine_, const_cast<float*>(bias)));
+    if (key.bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p.bias, engine_, const_cast<void*>(bias)));
     p.primitive.execute(stream_, args);
     stream_.wait();
+    return true;
   }
 
  private:
-  GemmPlan plan(const GemmKey& key) {
+  std::optional<GemmPlan> plan(const GemmKey& key) {
     GemmPlan p;
-    p.a = dnnl::memory::desc(dims{key.m, key.k}, dt::f32, dims{key.a_row, key.a_col});
-    p.b = dnnl::memory::desc(dims{key.k, key.n}, dt::f32, dims{key.b_row, key.b_col});
-    p.c = dnnl::memory::desc(dims{key.m, key.n}, dt::f32, dims{key.ldc, 1});
-    if (key.bias) p.bias = dnnl::memory::desc(dims{1, key.n}, dt::f32, dims{key.n, 1});
+    const dt type = key.dtype == DType::BFloat16 ? dt::bf16 : key.dtype == DType::Float16 ? dt::f16 : dt::f32;
+    p.a = dnnl::memory::desc(dims{key.m, key.k}, type, dims{key.a_row, key.a_col});
+    p.b = dnnl::memory::desc(dims{key.k, key.n}, type, dims{key.b_row, key.b_col});
+    p.c = dnnl::memory::desc(dims{key.m, key.n}, type, dims{key.ldc, 1});
+    if (key.bias) p.bias = dnnl::memory::desc(dims{1, key.n}, type, dims{key.n, 1});
     dnnl::post_ops post;
     if (key.accumulate) post.append_sum(1.0f);
     if (key.relu) post.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
     dnnl::primitive_attr attr;
     attr.set_post_ops(post);
     const auto desc = key.bias ? dnnl::matmul::desc(p.a, p.b, p.bias, p.c) : dnnl::matmul::desc(p.a, p.b, p.c);
-    p.primitive = dnnl::matmul(dnnl::matmul::primitive_desc(desc, attr, engine_));
+    try {
+      p.primitive = dnnl::matmul(dnnl::matmul::primitive_desc(desc, attr, engine_));
+    } catch (const dnnl::error& e) {
+      if (key.dtype == DType::Float32 || e.status != dnnl_unimplemented) throw;
+      return std::nullopt;  // no 16-bit kernel on this CPU: the caller widens to float32
+    }
     return p;
   }
 
   dnnl::engine engine_;
   dnnl::stream stream_;
   std::mutex mutex_;
-  std::map<GemmKey, GemmPlan> plans_;
+  std::map<GemmKey, std::optional<GemmPlan>> plans_;
 };
 
 GemmCache& cache() {
@@ -87,33 +103,91 @@ GemmCache& cache() {
   return instance;
 }
 
+// float64 GEMM (oneDNN has none): rows in parallel, the k loop outside the n loop so the
+// innermost loop streams through B's and C's rows. The reference for the op tests, not tuned.
+void gemm_f64(const TensorDesc& a, const TensorDesc& b, const TensorDesc& c, const GemmEpilogue& e) {
+  const std::int64_t m = c.size(0), n = c.size(1), k = a.size(1);
+  const double* pa = a.ptr<const double>();
+  const double* pb = b.ptr<const double>();
+  double* pc = c.ptr<double>();
+  const double* bias = e.bias ? e.bias->ptr<const double>() : nullptr;
+  parallel_for(m, 16, [&](std::int64_t begin, std::int64_t end) {
+    std::vector<double> row(static_cast<std::size_t>(n));
+    for (std::int64_t i = begin; i < end; ++i) {
+      std::fill(row.begin(), row.end(), 0.0);
+      for (std::int64_t p = 0; p < k; ++p) {
+        const double x = pa[i * a.stride(0) + p * a.stride(1)];
+        for (std::int64_t j = 0; j < n; ++j)
+          row[static_cast<std::size_t>(j)] += x * pb[p * b.stride(0) + j * b.stride(1)];
+      }
+      double* out = pc + i * c.stride(0);
+      for (std::int64_t j = 0; j < n; ++j) {
+        double v = row[static_cast<std::size_t>(j)] + (bias ? bias[j] : 0.0) + (e.beta != 0.0f ? out[j] : 0.0);
+        out[j] = e.relu && v < 0.0 ? 0.0 : v;
+      }
+    }
+  });
+}
+
+// A row-major float32 copy of a 16-bit operand (exact: every bf16/f16 value is a float32).
+struct Widened {
+  std::vector<float> values;
+  TensorDesc desc;
+};
+Widened widen(CpuBackend& backend, const TensorDesc& in) {
+  Widened w;
+  w.values.resize(static_cast<std::size_t>(in.numel()));
+  w.desc = in;
+  w.desc.dtype = DType::Float32;
+  w.desc.data = w.values.data();
+  std::int64_t stride = 1;
+  for (int d = in.ndim - 1; d >= 0; --d) {
+    w.desc.strides[static_cast<std::size_t>(d)] = stride;
+    stride *= in.size(d);
+  }
+  backend.copy(in, w.desc, backend.default_stream());
+  return w;
+}
+
 }  // namespace
 
-void CpuBackend::gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
-                      std::int64_t lda, const float* b, std::int64_t ldb, float* c, std::int64_t ldc, const float* bias,
-                      float beta, bool relu) {
+void CpuBackend::gemm(const TensorDesc& a, const TensorDesc& b, const TensorDesc& c, const GemmEpilogue& epilogue,
+                      const Stream& stream) {
+  const std::int64_t m = c.size(0), n = c.size(1), k = a.size(1);
   if (m == 0 || n == 0) return;
-  if (beta != 0.0f && beta != 1.0f) {
-    throw ValueError("cpu gemm: beta must be 0 or 1, got " + std::to_string(beta));
+  if (epilogue.beta != 0.0f && epilogue.beta != 1.0f) {
+    throw ValueError("cpu gemm: beta must be 0 or 1, got " + std::to_string(epilogue.beta));
   }
-  const GemmKey key{m,
+  if (c.dtype == DType::Float64) return gemm_f64(a, b, c, epilogue);
+  const GemmKey key{c.dtype,
+                    m,
                     n,
                     k,
-                    trans_a ? 1 : lda,
-                    trans_a ? lda : 1,
-                    trans_b ? 1 : ldb,
-                    trans_b ? ldb : 1,
-                    ldc,
-                    bias != nullptr,
-                    beta == 1.0f,
-                    relu,
+                    a.stride(0),
+                    a.stride(1),
+                    b.stride(0),
+                    b.stride(1),
+                    c.stride(0),
+                    epilogue.bias != nullptr,
+                    epilogue.beta == 1.0f,
+                    epilogue.relu,
                     omp_get_max_threads()};
   try {
-    cache().run(key, a, b, bias, c);
+    if (cache().run(key, a.data, b.data, epilogue.bias ? epilogue.bias->data : nullptr, c.data)) return;
   } catch (const dnnl::error& e) {
     throw Error("oneDNN matmul failed (" + std::string(e.what()) + ") for m=" + std::to_string(m) +
                 " n=" + std::to_string(n) + " k=" + std::to_string(k));
   }
+  // A 16-bit GEMM on a CPU without 16-bit matmul kernels: widen the operands to float32 (exact),
+  // run the float32 GEMM (float32 accumulation, as the 16-bit kernels do) and round C once.
+  const Widened wa = widen(*this, a), wb = widen(*this, b);
+  Widened wc = widen(*this, c);
+  std::optional<Widened> wbias;
+  if (epilogue.bias) wbias = widen(*this, *epilogue.bias);
+  GemmEpilogue wide = epilogue;
+  wide.bias = wbias ? &wbias->desc : nullptr;
+  gemm(wa.desc, wb.desc, wc.desc, wide, stream);
+  copy(wc.desc, c, stream);
 }
 
 std::string gemm_library_description() {

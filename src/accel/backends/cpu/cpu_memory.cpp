@@ -1,142 +1,92 @@
-// Copies, dtype conversion and fill on the host.
+// Copies, dtype conversion, fill, and the CPU's synchronisation points.
 #include <cstring>
 
 #include "accel/backends/cpu/cpu_backend.h"
+#include "accel/backends/cpu/strided.h"
 #include "accel/core/error.h"
-#include "accel/core/half.h"
+#include "accel/core/scalar_types.h"
 
 namespace accel::cpu {
 namespace {
 
-// Every dtype goes through double on its way to another: exact for all int32/uint8/bool and
-// float values, and for int64 up to 2^53 (PyTorch's conversions have the same range).
-double load_as_double(const void* base, DType dtype, std::int64_t index) {
-  switch (dtype) {
-    case DType::Float32:
-      return static_cast<const float*>(base)[index];
-    case DType::Float16:
-      return half_bits_to_float(static_cast<const std::uint16_t*>(base)[index]);
-    case DType::BFloat16:
-      return bfloat16_bits_to_float(static_cast<const std::uint16_t*>(base)[index]);
-    case DType::Float64:
-      return static_cast<const double*>(base)[index];
-    case DType::Int64:
-      return static_cast<double>(static_cast<const std::int64_t*>(base)[index]);
-    case DType::Int32:
-      return static_cast<const std::int32_t*>(base)[index];
-    case DType::UInt8:
-      return static_cast<const std::uint8_t*>(base)[index];
-    case DType::Bool:
-      return static_cast<const bool*>(base)[index] ? 1.0 : 0.0;
+// One element of type S as type D, as PyTorch converts (16-bit floats through float32; to
+// bool: nonzero).
+template <typename D, typename S>
+D convert(S value) {
+  if constexpr (std::is_same_v<D, S>) {
+    return value;
+  } else if constexpr (std::is_same_v<D, bool>) {
+    return static_cast<double>(load(value)) != 0.0;
+  } else if constexpr (std::is_same_v<D, BFloat16>) {
+    return BFloat16(static_cast<float>(load(value)));
+  } else {
+    return static_cast<D>(load(value));
   }
-  return 0.0;
 }
 
-void store_from_double(void* base, DType dtype, std::int64_t index, double value) {
-  switch (dtype) {
-    case DType::Float32:
-      static_cast<float*>(base)[index] = static_cast<float>(value);
-      break;
-    case DType::Float16:
-      static_cast<std::uint16_t*>(base)[index] = float_to_half_bits(static_cast<float>(value));
-      break;
-    case DType::BFloat16:
-      static_cast<std::uint16_t*>(base)[index] = float_to_bfloat16_bits(static_cast<float>(value));
-      break;
-    case DType::Float64:
-      static_cast<double*>(base)[index] = value;
-      break;
-    case DType::Int64:
-      static_cast<std::int64_t*>(base)[index] = static_cast<std::int64_t>(value);
-      break;
-    case DType::Int32:
-      static_cast<std::int32_t*>(base)[index] = static_cast<std::int32_t>(value);
-      break;
-    case DType::UInt8:
-      static_cast<std::uint8_t*>(base)[index] = static_cast<std::uint8_t>(value);
-      break;
-    case DType::Bool:
-      static_cast<bool*>(base)[index] = value != 0.0;
-      break;
+template <typename S, typename D>
+void copy_kernel(const TensorDesc& src, const TensorDesc& dst) {
+  const S* in = src.ptr<const S>();
+  D* out = dst.ptr<D>();
+  const std::int64_t n = dst.numel();
+  if (src.is_contiguous() && dst.is_contiguous()) {
+    parallel_for(n, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) out[i] = convert<D>(in[i]);
+    });
+    return;
   }
+  const std::int64_t inner = dst.ndim ? dst.size(dst.ndim - 1) : 1;
+  const std::int64_t si = inner_stride(src), di = inner_stride(dst);
+  for_each_row<2>(dst, {&src, &dst}, [&](std::int64_t, const std::array<std::int64_t, 2>& at) {
+    const S* from = in + at[0];
+    D* to = out + at[1];
+    for (std::int64_t i = 0; i < inner; ++i) to[i * di] = convert<D>(from[i * si]);
+  });
 }
 
 }  // namespace
 
-void CpuBackend::copy_from_host(void* dst, const void* host_src, std::size_t nbytes) {
+void CpuBackend::record_kernel_error(std::string message) {
+  std::lock_guard<std::mutex> lock(error_mutex_);
+  if (!kernel_error_) kernel_error_ = std::move(message);
+}
+
+void CpuBackend::synchronize(const Stream&) {
+  std::optional<std::string> error;
+  {
+    std::lock_guard<std::mutex> lock(error_mutex_);
+    error.swap(kernel_error_);
+  }
+  if (error) throw ValueError(*error);
+}
+
+void CpuBackend::copy_from_host(void* dst, const void* host_src, std::size_t nbytes, const Stream&) {
   if (nbytes) std::memcpy(dst, host_src, nbytes);
 }
 
-void CpuBackend::copy_to_host(void* host_dst, const void* src, std::size_t nbytes) {
+void CpuBackend::copy_to_host(void* host_dst, const void* src, std::size_t nbytes, const Stream&) {
   if (nbytes) std::memcpy(host_dst, src, nbytes);
 }
 
-void CpuBackend::copy_strided(const void* src, DType src_dtype, const Shape& shape,
-                              const std::vector<std::int64_t>& src_strides, void* dst, DType dst_dtype,
-                              const std::vector<std::int64_t>& dst_strides) {
-  const std::int64_t n = shape.numel();
-  if (n == 0) return;
-  const std::size_t ndim = shape.ndim();
-  const auto dense = shape.contiguous_strides();
-  const bool contiguous = src_strides == dense && dst_strides == dense;
-  if (contiguous && src_dtype == dst_dtype) {
-    std::memcpy(dst, src, static_cast<std::size_t>(n) * element_size(src_dtype));
+void CpuBackend::copy(const TensorDesc& src, const TensorDesc& dst, const Stream&) {
+  if (dst.numel() == 0) return;
+  if (src.dtype == dst.dtype && src.is_contiguous() && dst.is_contiguous()) {
+    std::memcpy(dst.data, src.data, static_cast<std::size_t>(dst.numel()) * element_size(dst.dtype));
     return;
   }
-  if (contiguous && src_dtype == DType::UInt8 && dst_dtype == DType::Float32) {
-    const auto* in = static_cast<const std::uint8_t*>(src);
-    auto* out = static_cast<float*>(dst);
-    parallel_for(n, [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t i = begin; i < end; ++i) out[i] = static_cast<float>(in[i]);
-    });
-    return;
-  }
-  // General case: an odometer over the outer dims, a tight loop over the innermost one.
-  const std::int64_t inner = ndim ? shape[ndim - 1] : 1;
-  const std::int64_t in_step = ndim ? src_strides[ndim - 1] : 1;
-  const std::int64_t out_step = ndim ? dst_strides[ndim - 1] : 1;
-  const std::int64_t outer = n / inner;
-  const auto src_size = static_cast<std::int64_t>(element_size(src_dtype));
-  std::vector<std::int64_t> index(ndim, 0);
-  for (std::int64_t o = 0; o < outer; ++o) {
-    std::int64_t in_at = 0, out_at = 0;
-    for (std::size_t d = 0; d + 1 < ndim; ++d) {
-      in_at += index[d] * src_strides[d];
-      out_at += index[d] * dst_strides[d];
-    }
-    if (src_dtype == dst_dtype && src_dtype == DType::Float32) {
-      const float* in = static_cast<const float*>(src) + in_at;
-      float* out = static_cast<float*>(dst) + out_at;
-      for (std::int64_t i = 0; i < inner; ++i) out[i * out_step] = in[i * in_step];
-    } else if (src_dtype == dst_dtype) {
-      const char* in = static_cast<const char*>(src);
-      char* out = static_cast<char*>(dst);
-      for (std::int64_t i = 0; i < inner; ++i) {
-        std::memcpy(out + (out_at + i * out_step) * src_size, in + (in_at + i * in_step) * src_size,
-                    static_cast<std::size_t>(src_size));
-      }
-    } else {
-      for (std::int64_t i = 0; i < inner; ++i) {
-        store_from_double(dst, dst_dtype, out_at + i * out_step, load_as_double(src, src_dtype, in_at + i * in_step));
-      }
-    }
-    for (std::size_t d = ndim ? ndim - 1 : 0; d-- > 0;) {  // advance the odometer
-      if (++index[d] < shape[d]) break;
-      index[d] = 0;
-    }
-  }
+  dispatch_all(src.dtype, "copy", [&]<typename S>() {
+    dispatch_all(dst.dtype, "copy", [&]<typename D>() { copy_kernel<S, D>(src, dst); });
+  });
 }
 
-void CpuBackend::fill(void* dst, DType dtype, std::int64_t n, double value) {
-  if (dtype == DType::Float32) {
-    auto* out = static_cast<float*>(dst);
-    const float v = static_cast<float>(value);
-    parallel_for(n, [&](std::int64_t begin, std::int64_t end) {
+void CpuBackend::fill(const TensorDesc& dst, double value, const Stream&) {
+  dispatch_all(dst.dtype, "fill", [&]<typename T>() {
+    const T v = convert<T>(value);
+    T* out = dst.ptr<T>();
+    parallel_for(dst.numel(), [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t i = begin; i < end; ++i) out[i] = v;
     });
-    return;
-  }
-  for (std::int64_t i = 0; i < n; ++i) store_from_double(dst, dtype, i, value);
+  });
 }
 
 }  // namespace accel::cpu

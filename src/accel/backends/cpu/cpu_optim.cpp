@@ -51,7 +51,7 @@ void adam_kernel(std::span<const ParamBuffers> params, const AdamHyper& h, std::
 
 }  // namespace
 
-void CpuBackend::adam_step(std::span<const ParamBuffers> params, const AdamHyper& h) {
+void CpuBackend::adam_step(std::span<const ParamBuffers> params, const AdamHyper& h, const Stream&) {
   std::int64_t total = 0;
   for (const ParamBuffers& p : params) total += p.numel;
   if (h.weight_decay == 0.0) {
@@ -63,7 +63,7 @@ void CpuBackend::adam_step(std::span<const ParamBuffers> params, const AdamHyper
   }
 }
 
-void CpuBackend::sgd_step(std::span<const ParamBuffers> params, const SgdHyper& h) {
+void CpuBackend::sgd_step(std::span<const ParamBuffers> params, const SgdHyper& h, const Stream&) {
   std::int64_t total = 0;
   for (const ParamBuffers& p : params) total += p.numel;
 #pragma omp parallel if (total >= kParallelThreshold)
