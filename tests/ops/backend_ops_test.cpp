@@ -40,7 +40,11 @@ std::vector<OpCase> op_cases() {
       {"relu", {{3, 7}}, [](In x, Device) { return relu(x[0]); }},
       {"sum (all)", {{3, 5}}, [](In x, Device) { return sum(x[0]); }},
       {"sum (dim 1, keepdim)", {{3, 5}}, [](In x, Device) { return sum(x[0], {1}, true); }},
-      {"sum (dims 0 and 2)", {{2, 3, 4}}, [](In x, Device) { return sum(x[0], {0, 2}); }},
+      {"sum (dims 0 and 2)",
+       {{2, 3, 4}},
+       [](In x, Device) {
+         return sum(x[0], {0, 2});
+       }},
       {"mean", {{4, 3}}, [](In x, Device) { return mean(x[0], {0}); }},
       {"log_softmax", {{4, 6}}, [](In x, Device) { return log_softmax(x[0], 1); }},
       {"softmax (dim 0)", {{4, 6}}, [](In x, Device) { return softmax(x[0], 0); }},
@@ -50,8 +54,11 @@ std::vector<OpCase> op_cases() {
       {"matmul (transposed views)", {{8, 5}, {3, 8}}, [](In x, Device) { return matmul(x[0].t(), x[1].t()); }},
       {"linear", {{4, 8}, {6, 8}, {6}}, [](In x, Device) { return linear(x[0], x[1], x[2]); }},
       {"linear_relu", {{4, 8}, {6, 8}, {6}}, [](In x, Device) { return linear_relu(x[0], x[1], x[2]); }},
-      {"permute + reshape (strided copy)", {{2, 3, 4}},
-       [](In x, Device) { return x[0].permute({2, 0, 1}).reshape({4, 6}); }},
+      {"permute + reshape (strided copy)",
+       {{2, 3, 4}},
+       [](In x, Device) {
+         return x[0].permute({2, 0, 1}).reshape({4, 6});
+       }},
       {"argmax", {{4, 7}}, [](In x, Device) { return argmax(x[0], 1); }, -1.0, 1.0, false},
   };
 }
@@ -135,8 +142,8 @@ TEST(BackendOps, EveryOpAndGradientInEveryDtypeOnEveryBackendMatchesFloat64) {
         for (std::size_t i = 0; i < inputs.size(); ++i) {
           ASSERT_TRUE(inputs[i].grad().defined()) << what << ": no gradient for input " << i;
           EXPECT_EQ(inputs[i].grad().dtype(), dtype) << what << ": gradient " << i;
-          expect_close(what + ", gradient of input " + std::to_string(i), inputs[i].grad(),
-                       reference_inputs[i].grad(), dtype);
+          expect_close(what + ", gradient of input " + std::to_string(i), inputs[i].grad(), reference_inputs[i].grad(),
+                       dtype);
         }
         ++checked;
       }

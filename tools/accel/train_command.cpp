@@ -16,13 +16,13 @@ std::string mib_text(std::int64_t bytes) {
   return text;
 }
 
-void print_json(const train::TrainReport& report, std::int64_t batch_size) {
+void print_json(const train::TrainReport& report, const train::SeedConfig& config) {
   std::printf(
-      "{\"device\": \"%s\", \"simulated\": %s, \"gemm\": \"%s\", \"batch_size\": %lld, \"peak_allocated\": %lld, "
-      "\"epochs\": [",
+      "{\"device\": \"%s\", \"simulated\": %s, \"gemm\": \"%s\", \"batch_size\": %lld, \"accumulate\": %d, "
+      "\"amp\": \"%s\", \"peak_allocated\": %lld, \"epochs\": [",
       report.device.to_string().c_str(), report.device.is_sim() ? "true" : "false",
-      cpu::gemm_library_description().c_str(), static_cast<long long>(batch_size),
-      static_cast<long long>(report.memory.peak_allocated));
+      cpu::gemm_library_description().c_str(), static_cast<long long>(config.batch_size), config.accumulate,
+      config.amp.c_str(), static_cast<long long>(report.memory.peak_allocated));
   for (std::size_t i = 0; i < report.epochs.size(); ++i) {
     const auto& s = report.epochs[i];
     std::printf("%s{\"epoch\": %d, \"loss\": %.6f, \"train_seconds\": %.6f, \"test_accuracy\": %.6f, \"threads\": %d}",
@@ -37,9 +37,10 @@ int run_train(train::SeedConfig config, bool json, bool summary) {
   config.device = device.to_string();
   const std::string accumulate =
       config.accumulate > 1 ? " x " + std::to_string(config.accumulate) + " accumulated per step" : "";
-  std::printf("accel train: 784-%lld-10 MLP, Adam(lr=%g), cross-entropy, batch %lld%s, %d epoch(s) on %s\n",
+  const std::string amp = config.amp == "off" ? "" : ", autocast " + config.amp;
+  std::printf("accel train: 784-%lld-10 MLP, Adam(lr=%g), cross-entropy, batch %lld%s%s, %d epoch(s) on %s\n",
               static_cast<long long>(config.hidden), config.lr, static_cast<long long>(config.batch_size),
-              accumulate.c_str(), config.epochs, device.describe().c_str());
+              accumulate.c_str(), amp.c_str(), config.epochs, device.describe().c_str());
   if (!note.empty()) std::printf("device: %s\n", note.c_str());
   if (device.is_sim()) {
     const auto [free, total] = memory::caching_allocator(device).mem_get_info();
@@ -67,7 +68,7 @@ int run_train(train::SeedConfig config, bool json, bool summary) {
                    : report.memory.summary.c_str(),
                stdout);
   }
-  if (json) print_json(report, config.batch_size);
+  if (json) print_json(report, config);
   return 0;
 }
 
@@ -87,6 +88,11 @@ void add_train_command(CLI::App& app, int& exit_code) {
                   "samples in the memory of one batch)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--amp", config->amp,
+                  "Mixed precision: off, bf16 or fp16 (GEMMs in the low type, softmax and the loss in float32, "
+                  "float32 parameters; fp16 adds loss scaling)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"off", "bf16", "fp16"}));
   cmd->add_option("--lr", config->lr, "Adam learning rate")->capture_default_str();
   cmd->add_option("--hidden", config->hidden, "Hidden units")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--device", config->device, "auto, cpu, cuda, cuda:N, or sim[:N] (a simulated device)")

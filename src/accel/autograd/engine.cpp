@@ -4,6 +4,7 @@
 
 #include "accel/autograd/grad_mode.h"
 #include "accel/autograd/node.h"
+#include "accel/ops/autocast.h"
 #include "accel/ops/ops.h"  // add (gradient accumulation), ones_like
 
 namespace accel::autograd {
@@ -93,6 +94,8 @@ void backward(const Tensor& root, const Tensor& gradient) {
                      root.shape().to_string());
   }
   NoGradGuard no_grad;  // gradient rules run without recording
+  // ... and in the dtypes the forward chose: autocast would cast their operands again.
+  const amp::Autocast no_autocast(amp::autocast_state().device, amp::autocast_state().dtype, false);
   if (!root.grad_fn()) {
     accumulate_leaf(root.impl(), seed);
     return;

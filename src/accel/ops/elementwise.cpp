@@ -4,6 +4,7 @@
 #include "accel/autograd/grad_mode.h"
 #include "accel/autograd/node.h"
 #include "accel/backends/backend.h"
+#include "accel/ops/autocast.h"
 #include "accel/ops/checks.h"
 #include "accel/ops/ops.h"
 #include "accel/tensor/kernel_args.h"
@@ -132,14 +133,16 @@ Tensor neg(const Tensor& a) {
   return out;
 }
 
-Tensor exp(const Tensor& a) {
+Tensor exp(const Tensor& a_) {
+  const Tensor a = amp::autocast_input(a_, amp::CastPolicy::Float32);
   Tensor out = unary_forward(UnaryOp::Exp, "exp", a);
   record("ExpBackward", out, {a},
          [out = out.detach()](const Tensor& g, const std::vector<bool>&) { return std::vector<Tensor>{mul(g, out)}; });
   return out;
 }
 
-Tensor log(const Tensor& a) {
+Tensor log(const Tensor& a_) {
+  const Tensor a = amp::autocast_input(a_, amp::CastPolicy::Float32);
   Tensor out = unary_forward(UnaryOp::Log, "log", a);
   record("LogBackward", out, {a},
          [a = a.detach()](const Tensor& g, const std::vector<bool>&) { return std::vector<Tensor>{div(g, a)}; });

@@ -1,6 +1,7 @@
 // matmul and linear on the backend's GEMM.
 #include "accel/autograd/node.h"
 #include "accel/backends/backend.h"
+#include "accel/ops/autocast.h"
 #include "accel/ops/checks.h"
 #include "accel/ops/ops.h"
 #include "accel/tensor/kernel_args.h"
@@ -54,7 +55,11 @@ Tensor mm(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor linear_impl(const Tensor& input, const Tensor& weight, const Tensor& bias, bool fuse_relu) {
+Tensor linear_impl(const Tensor& input_, const Tensor& weight_, const Tensor& bias_, bool fuse_relu) {
+  using amp::autocast_input, amp::CastPolicy;
+  const Tensor input = autocast_input(input_, CastPolicy::LowerPrecision);
+  const Tensor weight = autocast_input(weight_, CastPolicy::LowerPrecision);
+  const Tensor bias = autocast_input(bias_, CastPolicy::LowerPrecision);
   const char* op = fuse_relu ? "linear_relu" : "linear";
   detail::check_floating(op, input, "input");
   detail::check_same_dtype(op, input, "input", weight, "weight");
@@ -109,7 +114,9 @@ Tensor linear_impl(const Tensor& input, const Tensor& weight, const Tensor& bias
 
 }  // namespace
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+Tensor matmul(const Tensor& a_, const Tensor& b_) {
+  const Tensor a = amp::autocast_input(a_, amp::CastPolicy::LowerPrecision);
+  const Tensor b = amp::autocast_input(b_, amp::CastPolicy::LowerPrecision);
   detail::check_floating("matmul", a, "first operand");
   detail::check_same_dtype("matmul", a, "the first operand", b, "the second");
   detail::check_same_device("matmul", a, b);

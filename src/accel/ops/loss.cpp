@@ -1,6 +1,7 @@
 // Softmax, log-softmax and the losses.
 #include "accel/autograd/node.h"
 #include "accel/backends/backend.h"
+#include "accel/ops/autocast.h"
 #include "accel/ops/checks.h"
 #include "accel/ops/ops.h"
 #include "accel/tensor/kernel_args.h"
@@ -23,7 +24,8 @@ SoftmaxLayout layout(const Tensor& a, std::int64_t dim, const char* op) {
 
 }  // namespace
 
-Tensor log_softmax(const Tensor& a, std::int64_t dim) {
+Tensor log_softmax(const Tensor& a_, std::int64_t dim) {
+  const Tensor a = amp::autocast_input(a_, amp::CastPolicy::Float32);
   detail::check_floating("log_softmax", a, "input");
   const SoftmaxLayout l = layout(a, dim, "log_softmax");
   const std::vector<std::int64_t> sizes{l.outer, l.reduced, l.inner};
@@ -43,7 +45,8 @@ Tensor log_softmax(const Tensor& a, std::int64_t dim) {
 
 Tensor softmax(const Tensor& a, std::int64_t dim) { return exp(log_softmax(a, dim)); }
 
-Tensor cross_entropy(const Tensor& logits, const Tensor& targets) {
+Tensor cross_entropy(const Tensor& logits_, const Tensor& targets) {
+  const Tensor logits = amp::autocast_input(logits_, amp::CastPolicy::Float32);
   detail::check_floating("cross_entropy", logits, "logits");
   detail::check_same_device("cross_entropy", logits, targets);
   if (targets.dtype() != DType::Int64) {
@@ -72,7 +75,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets) {
   return loss;
 }
 
-Tensor mse_loss(const Tensor& input, const Tensor& target) {
+Tensor mse_loss(const Tensor& input_, const Tensor& target_) {
+  const Tensor input = amp::autocast_input(input_, amp::CastPolicy::Float32);
+  const Tensor target = amp::autocast_input(target_, amp::CastPolicy::Float32);
   if (input.shape() != target.shape()) {
     throw ShapeError("mse_loss: input " + input.shape().to_string() + " and target " + target.shape().to_string() +
                      " must have the same shape");

@@ -6,6 +6,7 @@
 #include "accel/autograd/grad_mode.h"
 #include "accel/autograd/node.h"
 #include "accel/backends/backend.h"
+#include "accel/ops/autocast.h"
 #include "accel/ops/checks.h"
 #include "accel/ops/ops.h"
 #include "accel/tensor/kernel_args.h"
@@ -79,7 +80,8 @@ void run_sum(const Tensor& a, const Reduction& r, Tensor& out) {
 
 }  // namespace
 
-Tensor sum(const Tensor& a, const std::vector<std::int64_t>& dims, bool keepdim) {
+Tensor sum(const Tensor& a_, const std::vector<std::int64_t>& dims, bool keepdim) {
+  const Tensor a = amp::autocast_input(a_, amp::CastPolicy::Float32);
   const Reduction r = plan(a, dims, "sum");
   if (!is_floating_point(a.dtype())) {
     const Tensor wide = a.to(DType::Int64);  // bool/uint8/int32 sums count in int64, as PyTorch

@@ -5,12 +5,14 @@
 #include <cstdlib>
 #include <optional>
 
+#include "accel/amp/grad_scaler.h"
 #include "accel/autograd/grad_mode.h"
 #include "accel/backends/backend.h"
 #include "accel/data/dataloader.h"
 #include "accel/hw/host_info.h"              // usable_cpus
 #include "accel/memory/device_allocators.h"  // caching_allocator: peaks and the fraction cap
 #include "accel/nn/layers.h"
+#include "accel/ops/autocast.h"
 #include "accel/ops/ops.h"
 #include "accel/optim/optimizer.h"
 #include "accel/train/thread_tuner.h"
@@ -60,6 +62,14 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
   if (config.accumulate < 1) {
     throw ValueError("train: --accumulate must be >= 1, got " + std::to_string(config.accumulate));
   }
+  std::optional<DType> amp_dtype;
+  if (config.amp == "bf16") {
+    amp_dtype = DType::BFloat16;
+  } else if (config.amp == "fp16") {
+    amp_dtype = DType::Float16;
+  } else if (config.amp != "off") {
+    throw ValueError("train: --amp must be off, bf16 or fp16, got '" + config.amp + "'");
+  }
   if (config.threads < 0) throw ValueError("train: --threads must be >= 0, got " + std::to_string(config.threads));
   // --threads 0: measured while training (a busy neighbour can make fewer threads faster).
   std::optional<ThreadTuner> tuner;
@@ -96,6 +106,11 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
   model.pack_parameters();  // one fused Adam kernel over flat buffers, fixed gradient addresses
   optim::Adam optimizer(model.parameters(), {.lr = config.lr});
   nn::CrossEntropyLoss criterion;
+  // float16's range needs loss scaling; bfloat16 has float32's range and does not.
+  amp::GradScaler scaler(device, {.enabled = amp_dtype == DType::Float16});
+  const auto autocast = [&] {
+    return amp::Autocast(device.type, amp_dtype.value_or(DType::BFloat16), amp_dtype.has_value());
+  };
   data::DataLoader loader(
       train_set.images, train_set.labels,
       {.batch_size = config.batch_size, .shuffle = true, .seed = config.seed + 1, .device = device});
@@ -111,10 +126,16 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
       const std::size_t group_start = i / micro * micro;
       const std::size_t group_size = std::min(micro, loader.size() - group_start);
       if (i == group_start) optimizer.zero_grad();
-      const Tensor output = model(batch.inputs);
-      const Tensor loss = criterion(output, batch.labels);
-      (group_size == 1 ? loss : mul(loss, 1.0 / static_cast<double>(group_size))).backward();
-      if (i + 1 == group_start + group_size) optimizer.step();
+      Tensor loss;
+      {
+        const amp::Autocast scope = autocast();
+        loss = criterion(model(batch.inputs), batch.labels);
+      }
+      scaler.scale(group_size == 1 ? loss : mul(loss, 1.0 / static_cast<double>(group_size))).backward();
+      if (i + 1 == group_start + group_size) {
+        scaler.step(optimizer);
+        scaler.update();
+      }
       loss_total += loss.item<double>();
       if (tuner) tuner->record(std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count());
     }
@@ -127,7 +148,10 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
     stats.samples_per_second = seconds > 0 ? static_cast<double>(loader.num_samples()) / seconds : 0.0;
     stats.threads = get_num_threads();
     stats.tuned = tuner.has_value();
-    stats.test_accuracy = evaluate_accuracy(model, test_set, device);
+    {
+      const amp::Autocast scope = autocast();  // evaluated in the precision it trained in
+      stats.test_accuracy = evaluate_accuracy(model, test_set, device);
+    }
     report.epochs.push_back(stats);
     if (on_epoch) on_epoch(stats);
   }

@@ -22,6 +22,9 @@ struct SeedConfig {
   // summed, each loss divided by `accumulate` (a step over accumulate x batch_size samples in the
   // activation memory of one batch; the last step of an epoch may take fewer).
   int accumulate = 1;
+  // Mixed precision: "off", "bf16" or "fp16" (amp::Autocast around forward and loss; float32
+  // parameters, gradients and Adam; fp16 adds an amp::GradScaler, as PyTorch's recipe does).
+  std::string amp = "off";
   double lr = 1e-3;
   std::int64_t hidden = 256;
   std::string device = "auto";  // auto | cpu | cuda | cuda:N

@@ -13,6 +13,7 @@
 #include <dnnl.hpp>
 
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -129,23 +130,49 @@ void gemm_f64(const TensorDesc& a, const TensorDesc& b, const TensorDesc& c, con
   });
 }
 
-// A row-major float32 copy of a 16-bit operand (exact: every bf16/f16 value is a float32).
+// A float32 copy of a 16-bit operand (exact: every bf16/f16 value is a float32). A dense
+// operand keeps its memory order (row-major, or a transposed row-major matrix such as a
+// weight read as W^T), so the conversion is one contiguous, vectorised pass; `convert` false
+// only allocates (an output the GEMM overwrites).
+// The buffer comes from the host allocator's cache: a training step asks for the same sizes
+// every step, and fresh 800 KB buffers from malloc cost page faults each time.
+struct HostBuffer {
+  void* data;
+  std::size_t bytes;
+  explicit HostBuffer(std::size_t n) : data(memory::host_allocator().allocate(n)), bytes(n) {}
+  ~HostBuffer() { memory::host_allocator().deallocate(data, bytes); }
+  HostBuffer(const HostBuffer&) = delete;
+  HostBuffer& operator=(const HostBuffer&) = delete;
+};
 struct Widened {
-  std::vector<float> values;
+  std::unique_ptr<HostBuffer> values;
   TensorDesc desc;
 };
-Widened widen(CpuBackend& backend, const TensorDesc& in) {
-  Widened w;
-  w.values.resize(static_cast<std::size_t>(in.numel()));
-  w.desc = in;
+Widened widen(CpuBackend& backend, const TensorDesc& in, bool convert = true) {
+  const std::int64_t n = in.numel();
+  Widened w{std::make_unique<HostBuffer>(static_cast<std::size_t>(n) * sizeof(float)), in};
   w.desc.dtype = DType::Float32;
-  w.desc.data = w.values.data();
-  std::int64_t stride = 1;
-  for (int d = in.ndim - 1; d >= 0; --d) {
-    w.desc.strides[static_cast<std::size_t>(d)] = stride;
-    stride *= in.size(d);
+  w.desc.data = w.values->data;
+  const bool transposed = in.ndim == 2 && in.stride(0) == 1 && in.stride(1) == in.size(0) && in.size(0) > 1;
+  if (transposed) {
+    w.desc.strides = {1, in.size(0)};
+  } else {
+    std::int64_t stride = 1;
+    for (int d = in.ndim - 1; d >= 0; --d) {
+      w.desc.strides[static_cast<std::size_t>(d)] = stride;
+      stride *= in.size(d);
+    }
   }
-  backend.copy(in, w.desc, backend.default_stream());
+  if (!convert) return w;
+  if (transposed) {  // both dense in the same order: convert as one flat run
+    TensorDesc flat_in = in, flat_out = w.desc;
+    flat_in.ndim = flat_out.ndim = 1;
+    flat_in.sizes[0] = flat_out.sizes[0] = n;
+    flat_in.strides[0] = flat_out.strides[0] = 1;
+    backend.copy(flat_in, flat_out, backend.default_stream());
+  } else {
+    backend.copy(in, w.desc, backend.default_stream());
+  }
   return w;
 }
 
@@ -181,7 +208,7 @@ void CpuBackend::gemm(const TensorDesc& a, const TensorDesc& b, const TensorDesc
   // A 16-bit GEMM on a CPU without 16-bit matmul kernels: widen the operands to float32 (exact),
   // run the float32 GEMM (float32 accumulation, as the 16-bit kernels do) and round C once.
   const Widened wa = widen(*this, a), wb = widen(*this, b);
-  Widened wc = widen(*this, c);
+  Widened wc = widen(*this, c, epilogue.beta != 0.0f);
   std::optional<Widened> wbias;
   if (epilogue.bias) wbias = widen(*this, *epilogue.bias);
   GemmEpilogue wide = epilogue;

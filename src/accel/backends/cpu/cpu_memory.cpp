@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "accel/backends/cpu/cpu_backend.h"
+#include "accel/backends/cpu/cpu_convert.h"
 #include "accel/backends/cpu/strided.h"
 #include "accel/core/error.h"
 #include "accel/core/scalar_types.h"
@@ -31,7 +32,11 @@ void copy_kernel(const TensorDesc& src, const TensorDesc& dst) {
   const std::int64_t n = dst.numel();
   if (src.is_contiguous() && dst.is_contiguous()) {
     parallel_for(n, [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t i = begin; i < end; ++i) out[i] = convert<D>(in[i]);
+      if constexpr (kFastConversion<S, D>) {
+        convert_contiguous(in + begin, out + begin, end - begin);
+      } else {
+        for (std::int64_t i = begin; i < end; ++i) out[i] = convert<D>(in[i]);
+      }
     });
     return;
   }

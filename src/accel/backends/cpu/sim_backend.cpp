@@ -34,8 +34,7 @@ void SimBackend::copy(const TensorDesc& src, const TensorDesc& dst, const Stream
   CpuBackend::copy(host(src), host(dst), s);
 }
 void SimBackend::fill(const TensorDesc& dst, double value, const Stream& s) { CpuBackend::fill(host(dst), value, s); }
-void SimBackend::binary(BinaryOp op, const TensorDesc& a, const TensorDesc& b, const TensorDesc& out,
-                        const Stream& s) {
+void SimBackend::binary(BinaryOp op, const TensorDesc& a, const TensorDesc& b, const TensorDesc& out, const Stream& s) {
   CpuBackend::binary(op, host(a), host(b), host(out), s);
 }
 void SimBackend::binary_scalar(BinaryOp op, const TensorDesc& a, double scalar, const TensorDesc& out,
@@ -45,8 +44,7 @@ void SimBackend::binary_scalar(BinaryOp op, const TensorDesc& a, double scalar, 
 void SimBackend::unary(UnaryOp op, const TensorDesc& in, const TensorDesc& out, const Stream& s) {
   CpuBackend::unary(op, host(in), host(out), s);
 }
-void SimBackend::relu_backward(const TensorDesc& grad, const TensorDesc& out, const TensorDesc& dst,
-                               const Stream& s) {
+void SimBackend::relu_backward(const TensorDesc& grad, const TensorDesc& out, const TensorDesc& dst, const Stream& s) {
   CpuBackend::relu_backward(host(grad), host(out), host(dst), s);
 }
 void SimBackend::eq(const TensorDesc& a, const TensorDesc& b, const TensorDesc& out, const Stream& s) {
