@@ -50,6 +50,8 @@ def main():
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave the default)")
     parser.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--flush-denormal", action="store_true", help="torch.set_flush_denormal(True)")
+    parser.add_argument("--amp", choices=["off", "bf16"], default="off",
+                        help="bf16: forward and loss under torch.autocast(dtype=torch.bfloat16)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -75,8 +77,9 @@ def main():
             x = images[idx].float().div(255).to(device)
             y = labels[idx].to(device)
             optimizer.zero_grad()
-            output = model(x)
-            loss = criterion(output, y)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp == "bf16"):
+                output = model(x)
+                loss = criterion(output, y)
             loss.backward()
             optimizer.step()
             total += loss.item()

@@ -87,8 +87,18 @@ def main():
               "--flush-denormal"],
              dict({"OPENBLAS_NUM_THREADS": "2"}, **({"OPENBLAS_CORETYPE": "SkylakeX"} if avx512 else {}))),
         ]
+        # Mixed precision: accel's bf16 and fp16 autocast; its "vs accel" is the ratio to float32.
+        configs += [
+            (batch, "accel bf16 autocast", [args.accel, "train", "--epochs", e, "--batch-size", str(batch), "--device",
+                                            "cpu", "--amp", "bf16", "--json"], {}),
+            (batch, "accel fp16 autocast", [args.accel, "train", "--epochs", e, "--batch-size", str(batch), "--device",
+                                            "cpu", "--amp", "fp16", "--json"], {}),
+        ]
         if pypi:  # PyTorch as `pip install torch` gives it: its own MKL and oneDNN, default and 1 thread
             configs += [
+                (batch, f"torch {version} PyPI bf16 autocast", [args.venv_python, torch_script, "--epochs", e,
+                                                                "--batch-size", str(batch), "--threads", "1",
+                                                                "--flush-denormal", "--amp", "bf16"], {}),
                 (batch, f"torch {version} PyPI default", [args.venv_python, torch_script, "--epochs", e,
                                                           "--batch-size", str(batch)], {}),
                 (batch, f"torch {version} PyPI 1 thread + FTZ", [args.venv_python, torch_script, "--epochs", e,

@@ -50,6 +50,9 @@ struct AdamHyper {
   double lr, beta1, beta2, eps, weight_decay;
   bool decoupled_weight_decay;  // AdamW
   std::int64_t step;            // 1-based, after incrementing
+  // When set, the step count lives on the device: the kernel increments *device_step and uses
+  // it instead of `step` (a captured step replays without the host).
+  std::int64_t* device_step = nullptr;
 };
 
 // One gradient buffer for the mixed-precision scaler (`numel` floats).

@@ -278,6 +278,18 @@ void Adam::ensure_state() {
   exp_avg_sq_ = std::move(rows[1]);
 }
 
+std::int64_t Adam::step_count(std::size_t i) const {
+  if (i >= steps_.size()) throw ValueError("Adam.step_count: no parameter " + std::to_string(i));
+  return device_step_.defined() ? device_step_.item<std::int64_t>() : steps_[i];
+}
+
+void Adam::take_steps_to_host() {
+  if (!device_step_.defined()) return;
+  const auto count = device_step_.item<std::int64_t>();
+  std::fill(steps_.begin(), steps_.end(), count);
+  device_step_ = Tensor();
+}
+
 void Adam::step() {
   autograd::NoGradGuard no_grad;
   ensure_state();
@@ -287,15 +299,22 @@ void Adam::step() {
   };
   // A packed model whose parameters all share a step count: one kernel over the flat buffers.
   const FlatArena* arena = flat_arena();
+  // The count stays on the device (incremented by the kernel), so the step needs nothing from
+  // the host and can be captured and replayed.
   if (float* m = flat_state_row(arena, 0);
-      m && std::all_of(steps_.begin(), steps_.end(), [&](std::int64_t s) { return s == steps_[0]; })) {
+      m && (device_step_.defined() ||
+            std::all_of(steps_.begin(), steps_.end(), [&](std::int64_t s) { return s == steps_[0]; }))) {
+    if (!device_step_.defined())
+      device_step_ = full({}, static_cast<double>(steps_[0]), DType::Int64, arena->values.device());
     const ParamBuffers flat{arena->values.data_ptr<float>(), arena->grads.data_ptr<float>(), m,
                             flat_state_row(arena, 1), arena->values.numel()};
-    for (std::int64_t& s : steps_) ++s;
-    backend_for(arena->values.device()).adam_step({&flat, 1}, hyper(steps_[0]), stream_of(arena->values));
+    AdamHyper h = hyper(0);
+    h.device_step = device_step_.data_ptr<std::int64_t>();
+    backend_for(arena->values.device()).adam_step({&flat, 1}, h, stream_of(arena->values));
     last_step_kernels_ = 1;
     return;
   }
+  take_steps_to_host();
   // Otherwise one fused call per step count (normally one call for every parameter).
   std::map<std::int64_t, std::vector<ParamBuffers>> by_step;
   std::vector<Tensor> grads;  // keeps contiguous gradient copies alive during the kernels
@@ -317,9 +336,10 @@ void Adam::step() {
 std::map<std::string, Tensor> Adam::state_dict() const {
   std::map<std::string, Tensor> out;
   for (std::size_t i = 0; i < params_.size(); ++i) {
-    if (steps_[i] == 0) continue;
+    const std::int64_t steps = step_count(i);
+    if (steps == 0) continue;
     const std::string prefix = "state." + std::to_string(i) + ".";
-    out[prefix + "step"] = scalar_tensor(static_cast<double>(steps_[i]), DType::Int64);
+    out[prefix + "step"] = scalar_tensor(static_cast<double>(steps), DType::Int64);
     out[prefix + "exp_avg"] = exp_avg_[i].clone();
     out[prefix + "exp_avg_sq"] = exp_avg_sq_[i].clone();
   }
@@ -347,6 +367,7 @@ void Adam::load_state_dict(const std::map<std::string, Tensor>& state) {
   autograd::NoGradGuard no_grad;
   options_ = options;
   ensure_state();
+  device_step_ = Tensor();  // the loaded counts are per parameter, on the host
   for (std::size_t i = 0; i < params_.size(); ++i) {
     auto found = parsed.per_param.find(i);
     if (found == parsed.per_param.end()) {

@@ -91,8 +91,9 @@ class Adam : public Optimizer {
   const AdamOptions& options() const { return options_; }
   std::map<std::string, Tensor> state_dict() const override;
   void load_state_dict(const std::map<std::string, Tensor>& state) override;
-  // Steps taken by parameter i (PyTorch keeps this per parameter).
-  std::int64_t step_count(std::size_t i) const { return steps_.at(i); }
+  // Steps taken by parameter i (PyTorch keeps this per parameter). For a packed model the count
+  // lives on the device (one for all parameters), and this reads it.
+  std::int64_t step_count(std::size_t i) const;
   // Adam's first and second moments of parameter i (undefined before the first step).
   Tensor exp_avg(std::size_t i) const { return exp_avg_.empty() ? Tensor() : exp_avg_.at(i); }
   Tensor exp_avg_sq(std::size_t i) const { return exp_avg_sq_.empty() ? Tensor() : exp_avg_sq_.at(i); }
@@ -102,11 +103,15 @@ class Adam : public Optimizer {
 
  private:
   void ensure_state();
+  // Brings the per-parameter host counts up to date from the device count, which stops being
+  // the authority (before a step that cannot take the flat path, or a load).
+  void take_steps_to_host();
 
   AdamOptions options_;
   bool decoupled_;
   std::vector<Tensor> exp_avg_, exp_avg_sq_;  // empty until the first step
   std::vector<std::int64_t> steps_;
+  Tensor device_step_;  // int64 on the device: every parameter's count while the flat path runs
 };
 
 // AdamW: PyTorch's default weight_decay is 1e-2.

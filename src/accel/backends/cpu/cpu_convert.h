@@ -71,8 +71,9 @@ inline void convert_contiguous(const Float16* in, float* out, std::int64_t n) {
 
 // Whether convert_contiguous exists for S -> D.
 template <typename S, typename D>
-inline constexpr bool kFastConversion =
-    (std::is_same_v<S, float> && (std::is_same_v<D, BFloat16> || std::is_same_v<D, Float16>)) ||
-    (std::is_same_v<D, float> && (std::is_same_v<S, BFloat16> || std::is_same_v<S, Float16>));
+inline constexpr bool kFastConversion = (std::is_same_v<S, float> &&
+                                         (std::is_same_v<D, BFloat16> || std::is_same_v<D, Float16>)) ||
+                                        (std::is_same_v<D, float> &&
+                                         (std::is_same_v<S, BFloat16> || std::is_same_v<S, Float16>));
 
 }  // namespace accel::cpu

@@ -51,7 +51,9 @@ void adam_kernel(std::span<const ParamBuffers> params, const AdamHyper& h, std::
 
 }  // namespace
 
-void CpuBackend::adam_step(std::span<const ParamBuffers> params, const AdamHyper& h, const Stream&) {
+void CpuBackend::adam_step(std::span<const ParamBuffers> params, const AdamHyper& hyper, const Stream&) {
+  AdamHyper h = hyper;
+  if (h.device_step) h.step = ++*h.device_step;
   std::int64_t total = 0;
   for (const ParamBuffers& p : params) total += p.numel;
   if (h.weight_decay == 0.0) {

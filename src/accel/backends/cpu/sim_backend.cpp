@@ -90,7 +90,9 @@ void SimBackend::adam_step(std::span<const ParamBuffers> params, const AdamHyper
     p.exp_avg = host(p.exp_avg);
     p.exp_avg_sq = host(p.exp_avg_sq);
   }
-  CpuBackend::adam_step(translated, hyper, s);
+  AdamHyper h = hyper;
+  h.device_step = host(h.device_step);
+  CpuBackend::adam_step(translated, h, s);
 }
 void SimBackend::sgd_step(std::span<const ParamBuffers> params, const SgdHyper& hyper, const Stream& s) {
   std::vector<ParamBuffers> translated(params.begin(), params.end());
