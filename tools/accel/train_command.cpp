@@ -19,10 +19,10 @@ std::string mib_text(std::int64_t bytes) {
 void print_json(const train::TrainReport& report, const train::SeedConfig& config) {
   std::printf(
       "{\"device\": \"%s\", \"simulated\": %s, \"gemm\": \"%s\", \"batch_size\": %lld, \"accumulate\": %d, "
-      "\"amp\": \"%s\", \"peak_allocated\": %lld, \"epochs\": [",
+      "\"amp\": \"%s\", \"step\": \"%s\", \"peak_allocated\": %lld, \"epochs\": [",
       report.device.to_string().c_str(), report.device.is_sim() ? "true" : "false",
       cpu::gemm_library_description().c_str(), static_cast<long long>(config.batch_size), config.accumulate,
-      config.amp.c_str(), static_cast<long long>(report.memory.peak_allocated));
+      config.amp.c_str(), report.step_mode.c_str(), static_cast<long long>(report.memory.peak_allocated));
   for (std::size_t i = 0; i < report.epochs.size(); ++i) {
     const auto& s = report.epochs[i];
     std::printf("%s{\"epoch\": %d, \"loss\": %.6f, \"train_seconds\": %.6f, \"test_accuracy\": %.6f, \"threads\": %d}",
@@ -55,6 +55,7 @@ int run_train(train::SeedConfig config, bool json, bool summary) {
                 s.tuned ? " (tuned)" : "");
     std::fflush(stdout);
   });
+  std::printf("step: %s\n", report.step_mode.c_str());
   if (report.memory.peak_reserved) {
     std::printf("memory on %s: peak allocated %s, peak reserved %s\n", device.describe().c_str(),
                 mib_text(report.memory.peak_allocated).c_str(), mib_text(*report.memory.peak_reserved).c_str());
@@ -93,6 +94,8 @@ void add_train_command(CLI::App& app, int& exit_code) {
                   "float32 parameters; fp16 adds loss scaling)")
       ->capture_default_str()
       ->check(CLI::IsMember({"off", "bf16", "fp16"}));
+  cmd->add_flag("--eager{false}", config->capture,
+                "Run every step through the ops layer (default: record the second step and replay it)");
   cmd->add_option("--lr", config->lr, "Adam learning rate")->capture_default_str();
   cmd->add_option("--hidden", config->hidden, "Hidden units")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--device", config->device, "auto, cpu, cuda, cuda:N, or sim[:N] (a simulated device)")

@@ -4,6 +4,7 @@
 #include "accel/autograd/grad_mode.h"
 #include "accel/autograd/node.h"
 #include "accel/backends/backend.h"
+#include "accel/backends/kernel_recording.h"  // mark_uncapturable
 #include "accel/ops/autocast.h"
 #include "accel/ops/checks.h"
 #include "accel/ops/ops.h"
@@ -230,6 +231,7 @@ Tensor dropout(const Tensor& a, double p, bool training, Generator& gen) {
   if (p < 0.0 || p > 1.0) throw ValueError("dropout: p must be in [0, 1], got " + std::to_string(p));
   if (!training || p == 0.0) return a;
   if (p == 1.0) return mul(a, 0.0);
+  mark_uncapturable("dropout draws its mask on the host");
   Tensor mask = empty(a.shape(), DType::Float32);
   float* m = mask.data_ptr<float>();
   const auto keep = static_cast<float>(1.0 - p);

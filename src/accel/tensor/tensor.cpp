@@ -8,6 +8,7 @@
 #include "accel/autograd/engine.h"  // autograd::backward
 #include "accel/autograd/node.h"    // autograd::record
 #include "accel/backends/backend.h"
+#include "accel/backends/kernel_recording.h"  // mark_uncapturable
 #include "accel/core/checked_math.h"
 #include "accel/core/error.h"
 #include "accel/ops/ops.h"  // sum_to (the gradient of expand)
@@ -127,6 +128,7 @@ void* Tensor::raw_data() const {
 }
 
 double Tensor::item_double() const {
+  mark_uncapturable("item() reads a value on the host");
   if (numel() != 1) {
     throw ShapeError("item: the tensor has " + std::to_string(numel()) + " elements " + shape().to_string() +
                      "; item() needs exactly one");
@@ -138,6 +140,7 @@ double Tensor::item_double() const {
 
 template <typename T>
 std::vector<T> Tensor::to_vector() const {
+  mark_uncapturable("to_vector() reads values on the host");
   Tensor host = to(kCPU).to(dtype_of<T>()).contiguous();
   const T* src = static_cast<const T*>(host.raw_data());
   std::vector<T> out(static_cast<std::size_t>(numel()));

@@ -15,6 +15,7 @@
 #include "accel/ops/autocast.h"
 #include "accel/ops/ops.h"
 #include "accel/optim/optimizer.h"
+#include "accel/train/captured_step.h"
 #include "accel/train/thread_tuner.h"
 
 namespace accel::train {
@@ -115,14 +116,42 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
       train_set.images, train_set.labels,
       {.batch_size = config.batch_size, .shuffle = true, .seed = config.seed + 1, .device = device});
 
+  // One whole step as a function of its batch, so it can be captured and replayed. Gradient
+  // accumulation spreads a step over several batches and runs eagerly.
+  const auto one_step = [&](const Tensor& inputs, const Tensor& labels) {
+    optimizer.zero_grad();
+    Tensor loss;
+    {
+      const amp::Autocast scope = autocast();
+      loss = criterion(model(inputs), labels);
+    }
+    scaler.scale(loss).backward();
+    scaler.step(optimizer);
+    scaler.update();
+    return loss;
+  };
+  CapturedStep captured(one_step, config.capture && config.accumulate == 1);
+  const std::string eager_reason = !config.capture          ? "--eager"
+                                   : config.accumulate != 1 ? "--accumulate: a step spans several batches"
+                                                            : "";
+
   for (int epoch = 1; epoch <= config.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
-    double loss_total = 0.0;
+    // The epoch's loss adds up on the device: no host read per step (a captured step could not
+    // replay one, and on a GPU each would be a synchronisation).
+    Tensor loss_total = zeros({}, DType::Float64, device);
     const auto micro = static_cast<std::size_t>(config.accumulate);
     for (std::size_t i = 0; i < loader.size(); ++i) {
       if (tuner && tuner->threads() != get_num_threads()) set_num_threads(tuner->threads());
       const auto step_start = std::chrono::steady_clock::now();
       const data::Batch batch = loader.batch(i);
+      if (micro == 1) {
+        const Tensor loss = captured.run(batch.inputs, batch.labels);
+        autograd::NoGradGuard no_grad;
+        add_(loss_total, loss.detach());
+        if (tuner) tuner->record(std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count());
+        continue;
+      }
       const std::size_t group_start = i / micro * micro;
       const std::size_t group_size = std::min(micro, loader.size() - group_start);
       if (i == group_start) optimizer.zero_grad();
@@ -136,14 +165,17 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
         scaler.step(optimizer);
         scaler.update();
       }
-      loss_total += loss.item<double>();
+      {
+        autograd::NoGradGuard no_grad;
+        add_(loss_total, loss.detach());
+      }
       if (tuner) tuner->record(std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count());
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     loader.next_epoch();
     EpochStats stats;
     stats.epoch = epoch;
-    stats.train_loss = loader.size() ? loss_total / static_cast<double>(loader.size()) : 0.0;
+    stats.train_loss = loader.size() ? loss_total.item<double>() / static_cast<double>(loader.size()) : 0.0;
     stats.train_seconds = seconds;
     stats.samples_per_second = seconds > 0 ? static_cast<double>(loader.num_samples()) / seconds : 0.0;
     stats.threads = get_num_threads();
@@ -155,6 +187,9 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
     report.epochs.push_back(stats);
     if (on_epoch) on_epoch(stats);
   }
+  report.step_mode = captured.replaying()
+                         ? "captured: " + std::to_string(captured.kernels()) + " kernel calls replayed per step"
+                         : "eager: " + (eager_reason.empty() ? captured.fallback_reason() : eager_reason);
   if (device.is_cpu()) {
     report.memory.peak_allocated = memory::host_allocator().stats().peak_allocated_bytes;
   } else {

@@ -25,6 +25,9 @@ struct SeedConfig {
   // Mixed precision: "off", "bf16" or "fp16" (amp::Autocast around forward and loss; float32
   // parameters, gradients and Adam; fp16 adds an amp::GradScaler, as PyTorch's recipe does).
   std::string amp = "off";
+  // Record one step and replay it for the others (train/captured_step.h); false: every step
+  // eager. Falls back to eager, saying why, when the step cannot be replayed.
+  bool capture = true;
   double lr = 1e-3;
   std::int64_t hidden = 256;
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
@@ -55,6 +58,8 @@ struct MemoryReport {
 struct TrainReport {
   Device device;
   std::string device_note;  // why "auto" chose what it chose
+  // "captured: N kernel calls replayed per step", or "eager: <why>".
+  std::string step_mode;
   std::vector<EpochStats> epochs;
   MemoryReport memory;
 };

@@ -1,0 +1,73 @@
+// Capturing kernels for replay: while a CaptureScope is active on a thread, backend_for(device)
+// returns a recording backend that runs each kernel call and keeps it (its TensorDescs by
+// value, so the same buffers); KernelRecording::replay() runs the kept calls again, in order,
+// without the ops layer (no validation, no shape inference, no autograd tape, no allocation).
+// Tensors allocated during capture come from the recording's private pool, which keeps their
+// memory for the recording's lifetime: replay writes where the capture wrote, and nothing
+// else is ever given that memory. On CUDA the same recording is what a CUDA Graph captures.
+//
+// What cannot be replayed marks the capture invalid (mark_uncapturable): a value read on the
+// host (item(), to_vector()), a mask drawn on the host (dropout). The caller then keeps running
+// eagerly and reports why.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "accel/backends/backend.h"
+
+namespace accel {
+
+class PrivatePool;
+
+class KernelRecording {
+ public:
+  explicit KernelRecording(Device device);
+  ~KernelRecording();
+  KernelRecording(const KernelRecording&) = delete;
+  KernelRecording& operator=(const KernelRecording&) = delete;
+
+  Device device() const { return device_; }
+  std::size_t size() const { return calls_.size(); }
+  // Why the capture cannot be replayed (the first reason), or nothing.
+  const std::optional<std::string>& invalid_reason() const { return invalid_; }
+  // Runs every recorded call again. Throws ValueError for an invalid recording.
+  void replay() const;
+
+ private:
+  friend class RecordingBackend;
+  friend class CaptureScope;
+  friend void mark_uncapturable(const std::string& reason);
+  friend Backend* capture_backend_for(Device device);
+  Device device_;
+  std::vector<std::function<void()>> calls_;
+  std::optional<std::string> invalid_;
+  PrivatePool* pool_;  // freed with the recording unless a tensor from it is still alive
+  std::unique_ptr<Backend> recorder_;
+};
+
+// Records the calls this thread makes through backend_for(recording.device()) until it ends.
+class CaptureScope {
+ public:
+  explicit CaptureScope(KernelRecording& recording);
+  ~CaptureScope();
+  CaptureScope(const CaptureScope&) = delete;
+  CaptureScope& operator=(const CaptureScope&) = delete;
+
+ private:
+  KernelRecording* previous_;
+};
+
+// True while this thread is capturing.
+bool is_capturing();
+// Marks the active capture (if any) as not replayable, with the reason.
+void mark_uncapturable(const std::string& reason);
+
+// The backend that backend_for() should return for `device` on this thread while capturing, or
+// null (used by backend_registry.cpp).
+Backend* capture_backend_for(Device device);
+
+}  // namespace accel

@@ -1,0 +1,136 @@
+// CapturedStep: a recorded training step replays to exactly the eager results, allocates
+// nothing when it replays, and falls back to eager (saying why) when a step cannot be replayed.
+#include <gtest/gtest.h>
+
+#include "accel/amp/grad_scaler.h"
+#include "accel/memory/allocator.h"
+#include "accel/nn/layers.h"
+#include "accel/ops/ops.h"
+#include "accel/optim/optimizer.h"
+#include "accel/train/captured_step.h"
+#include "accel/train/seed_trainer.h"
+
+using namespace accel;
+
+namespace {
+
+struct Trainee {
+  Generator init{5};
+  nn::Sequential model;
+  std::unique_ptr<optim::Adam> adam;
+  explicit Trainee(bool pack, bool dropout = false)
+      : model(dropout ? nn::Sequential(nn::Linear(10, 16, true, init), nn::ReLU(), nn::Dropout(0.5),
+                                       nn::Linear(16, 3, true, init))
+                      : nn::Sequential(nn::Linear(10, 16, true, init), nn::ReLU(), nn::Linear(16, 3, true, init))) {
+    if (pack) model.pack_parameters();
+    adam = std::make_unique<optim::Adam>(model.parameters(), optim::AdamOptions{.lr = 0.01});
+  }
+  train::CapturedStep step(bool enabled) {
+    return train::CapturedStep(
+        [this](const Tensor& x, const Tensor& y) {
+          adam->zero_grad();
+          Tensor loss = cross_entropy(model(x), y);
+          loss.backward();
+          adam->step();
+          return loss;
+        },
+        enabled);
+  }
+};
+
+struct Batches {
+  Generator gen{11};
+  std::pair<Tensor, Tensor> next(std::int64_t n = 8) { return {randn({n, 10}, gen), randint(0, 3, {n}, gen)}; }
+};
+
+std::vector<std::vector<float>> values(const nn::Module& m) {
+  std::vector<std::vector<float>> out;
+  for (const Tensor& p : m.parameters()) out.push_back(p.to_vector<float>());
+  return out;
+}
+
+}  // namespace
+
+TEST(CapturedStep, ReplayMatchesEagerBitForBitAndAllocatesNothing) {
+  Trainee eager_setup(true), captured_setup(true);
+  auto eager = eager_setup.step(false);
+  auto captured = captured_setup.step(true);
+  Batches a, b;
+  std::vector<float> eager_losses, captured_losses;
+  for (int i = 0; i < 6; ++i) {
+    const auto [x, y] = a.next();
+    const auto [x2, y2] = b.next();
+    eager_losses.push_back(eager.run(x, y).item<float>());
+    if (i == 5) {  // a replay takes no memory: everything lives in the recording's pool
+      const auto before = memory::host_allocator().stats().allocations;
+      const Tensor loss = captured.run(x2, y2);
+      EXPECT_EQ(memory::host_allocator().stats().allocations, before);
+      captured_losses.push_back(loss.item<float>());
+    } else {
+      captured_losses.push_back(captured.run(x2, y2).item<float>());
+    }
+  }
+  EXPECT_TRUE(captured.replaying()) << captured.fallback_reason();
+  EXPECT_GT(captured.kernels(), 10u);
+  EXPECT_EQ(captured_losses, eager_losses);
+  EXPECT_EQ(values(captured_setup.model), values(eager_setup.model));
+  EXPECT_EQ(captured_setup.adam->step_count(0), 6);
+  // A batch of another shape (an epoch's short last batch) runs eagerly, then replay resumes.
+  const auto [x_short, y_short] = a.next(3);
+  EXPECT_EQ(eager.run(x_short, y_short).item<float>(), captured.run(x_short, y_short).item<float>());
+  const auto [x, y] = a.next();
+  EXPECT_EQ(eager.run(x, y).item<float>(), captured.run(x, y).item<float>());
+  EXPECT_EQ(values(captured_setup.model), values(eager_setup.model));
+}
+
+TEST(CapturedStep, StepsThatCannotBeReplayedRunEagerlyAndSayWhy) {
+  {
+    Trainee unpacked(false);  // Adam's counts on the host
+    auto step = unpacked.step(true);
+    Batches batches;
+    for (int i = 0; i < 3; ++i) std::apply([&](auto x, auto y) { step.run(x, y); }, batches.next());
+    EXPECT_FALSE(step.replaying());
+    EXPECT_NE(step.fallback_reason().find("Adam"), std::string::npos) << step.fallback_reason();
+    EXPECT_EQ(unpacked.adam->step_count(0), 3);  // every step still ran
+  }
+  {
+    Trainee with_dropout(true, true);
+    auto step = with_dropout.step(true);
+    Batches batches;
+    for (int i = 0; i < 3; ++i) std::apply([&](auto x, auto y) { step.run(x, y); }, batches.next());
+    EXPECT_FALSE(step.replaying());
+    EXPECT_NE(step.fallback_reason().find("dropout"), std::string::npos) << step.fallback_reason();
+  }
+  {
+    Trainee scaled(true);
+    amp::GradScaler scaler;
+    train::CapturedStep step([&](const Tensor& x, const Tensor& y) {
+      scaled.adam->zero_grad();
+      Tensor loss = cross_entropy(scaled.model(x), y);
+      scaler.scale(loss).backward();
+      scaler.step(*scaled.adam);  // reads the inf flag on the host
+      scaler.update();
+      return loss;
+    });
+    Batches batches;
+    for (int i = 0; i < 3; ++i) std::apply([&](auto x, auto y) { step.run(x, y); }, batches.next());
+    EXPECT_FALSE(step.replaying());
+    EXPECT_NE(step.fallback_reason().find("host"), std::string::npos) << step.fallback_reason();
+  }
+}
+
+TEST(CapturedStep, AccelTrainCapturesByDefaultWithTheEagerResults) {
+  const auto run = [](bool capture) {
+    train::SeedConfig config;
+    config.epochs = 1;
+    config.threads = 1;
+    config.device = "sim";  // device memory that is not host-addressable: the replay stays on the device
+    config.capture = capture;
+    return train::train_seed_model(config);
+  };
+  const auto captured = run(true), eager = run(false);
+  EXPECT_EQ(captured.step_mode.rfind("captured: ", 0), 0u) << captured.step_mode;
+  EXPECT_EQ(eager.step_mode, "eager: --eager");
+  EXPECT_EQ(captured.epochs[0].train_loss, eager.epochs[0].train_loss);
+  EXPECT_EQ(captured.epochs[0].test_accuracy, eager.epochs[0].test_accuracy);
+}
