@@ -60,6 +60,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batches", default="64,512")
     parser.add_argument("--accel", default=os.path.join(ROOT, "build", "accel"))
+    parser.add_argument("--gemm-ceiling", default=os.path.join(ROOT, "build", "gemm_ceiling"))
     parser.add_argument("--venv-python", default=os.path.join(ROOT, "build", "bench-venv", "bin", "python"),
                         help="the bench venv's Python (bench/setup-venv.sh): PyPI's PyTorch joins the run")
     args = parser.parse_args()
@@ -69,6 +70,13 @@ def main():
                                  capture_output=True, text=True).stdout.strip()
 
     torch_script = os.path.join(ROOT, "bench", "torch_seed.py")
+    jax_script = os.path.join(ROOT, "bench", "jax_seed.py")
+    jax_version = keras_version = None
+    if pypi:
+        probe = subprocess.run([args.venv_python, "-c", "import jax, keras; print(jax.__version__, keras.__version__)"],
+                               capture_output=True, text=True, env=dict(os.environ, KERAS_BACKEND="jax"))
+        if probe.returncode == 0:
+            jax_version, keras_version = probe.stdout.split()
     avx512 = "avx512f" in cpu_flags()
     configs = []
     for batch in [int(b) for b in args.batches.split(",")]:
@@ -104,7 +112,18 @@ def main():
                 (batch, f"torch {version} PyPI 1 thread + FTZ", [args.venv_python, torch_script, "--epochs", e,
                                                                  "--batch-size", str(batch), "--threads", "1",
                                                                  "--flush-denormal"], {}),
+                (batch, f"torch {version} PyPI torch.compile", [args.venv_python, torch_script, "--epochs", e,
+                                                                "--batch-size", str(batch), "--threads", "1",
+                                                                "--flush-denormal", "--compile"], {}),
             ]
+            if jax_version:
+                configs += [(batch, f"JAX {jax_version} jit {mode}", [args.venv_python, jax_script, "--mode", mode,
+                                                                      "--epochs", e, "--batch-size", str(batch)],
+                             {"KERAS_BACKEND": "jax"})
+                            for mode in ("step", "scan")]
+                configs += [(batch, f"Keras {keras_version} fit (JAX)", [args.venv_python, jax_script, "--mode",
+                                                                         "keras", "--epochs", e, "--batch-size",
+                                                                         str(batch)], {"KERAS_BACKEND": "jax"})]
 
     times = {(c[0], c[1]): [] for c in configs}
     libraries = {}
@@ -138,6 +157,24 @@ def main():
             print(f"{batch:5d}  {name:36s} {statistics.median(t):14.3f} {min(t):7.3f} {max(t):7.3f} {ratio:8.2f}x")
     print()
     print("peak RSS (MiB, batch %d): " % configs[0][0] + ", ".join(f"{k} {v:.0f}" for k, v in rss.items()))
+
+    # The targets of the engine issue, as ratios on this machine.
+    print()
+    anchors_fp32 = [n for _, n, _, _ in configs if not n.startswith("accel") and "bf16" not in n]
+    for batch in sorted({c[0] for c in configs}):
+        median = {n: statistics.median(times[(b, n)]) for b, n, _, _ in configs if b == batch}
+        accel = median["accel"]
+        fastest = min(anchors_fp32, key=lambda n: median[n])
+        target = 2.0 if batch <= 64 else 1.5
+        print(f"batch {batch}: fastest fp32 anchor {fastest} {median[fastest]:.3f} s/epoch; accel {accel:.3f}: "
+              f"{median[fastest] / accel:.2f}x (target >= {target}x)")
+        ceiling = json.loads(subprocess.run([args.gemm_ceiling, "--batch-size", str(batch)], capture_output=True,
+                                            text=True).stdout)
+        print(f"batch {batch}: GEMM ceiling {ceiling['gemm_seconds_per_epoch']:.3f} s/epoch "
+              f"({ceiling['gflops']:.0f} GFLOP/s over the step's GEMMs); accel at "
+              f"{100 * ceiling['gemm_seconds_per_epoch'] / accel:.0f}% of it (target >= 70% at batch 512)")
+        for name in [n for n in median if "bf16" in n or "fp16" in n]:
+            print(f"batch {batch}: {name} {median[name]:.3f} s/epoch = {median[name] / accel:.2f}x accel fp32")
 
 
 if __name__ == "__main__":
