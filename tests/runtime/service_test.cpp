@@ -179,7 +179,9 @@ TEST_F(ServiceTest, RestartKeepsFilesAndChangeTypeMovesTheLease) {
   ASSERT_GT(worker, 0);
   Reply r = post("pete", "/v1/runtimes/" + id + "/restart", Json::object());
   ASSERT_EQ(r.status, 200) << r.body;
-  EXPECT_EQ(job_state("pete", id, sleeper)["state"], "killed");  // its processes are gone ...
+  EXPECT_EQ(job_state("pete", id, sleeper)["state"], "killed");           // its processes are gone ...
+  EXPECT_EQ(job_state("pete", id, sleeper)["exit_code"], 128 + SIGKILL);  // ... with the status a shell reports
+  EXPECT_EQ(job_state("pete", id, writer)["exit_code"], 0);               // an ended job keeps its own
   EXPECT_TRUE(wait_until([&] { return kill(worker, 0) != 0; }, 5));
   EXPECT_EQ(r.body["state"], "running");  // ... the runtime is not
   r = post("pete", "/v1/runtimes/" + id + "/change-type", {{"type", "gpu:a100"}});

@@ -458,15 +458,22 @@ void RuntimeService::begin_termination(Runtime& rt, const std::string& reason, d
   if (grace_s <= 0) finish_termination(rt);
 }
 
-void RuntimeService::finish_termination(Runtime& rt) {
-  if (rt.worker_pid > 0) LocalExecutor::signal_group(rt.worker_pid, SIGKILL, rt.worker_start);
+void RuntimeService::end_killed_jobs(const Runtime& rt) {
   for (auto& [id, job] : jobs_) {
     if (job.runtime_id != rt.id || job.state != "running") continue;
+    // The monitor is in the killed group: a job that ended before the SIGKILL has its status on
+    // file; one the SIGKILL ended has not, and its status is the signal's.
     job.exit_code = LocalExecutor::read_exit_status(job_dir(rt) + "/" + job.id + ".exit");
     job.state = job.exit_code ? "exited" : "killed";
+    if (!job.exit_code) job.exit_code = 128 + SIGKILL;
     job.ended_at = now_seconds();
     save(job);
   }
+}
+
+void RuntimeService::finish_termination(Runtime& rt) {
+  if (rt.worker_pid > 0) LocalExecutor::signal_group(rt.worker_pid, SIGKILL, rt.worker_start);
+  end_killed_jobs(rt);
   rt.state = "terminated";
   active_.erase(rt.id);
   rt.reason = rt.pending_reason.empty() ? "user" : rt.pending_reason;
@@ -700,13 +707,7 @@ Json RuntimeService::restart(const User& user, const std::string& id) {
   if (rt.state != "running")
     throw ApiError(409, "runtime " + id + " is " + rt.state + "; only a running runtime restarts");
   LocalExecutor::signal_group(rt.worker_pid, SIGKILL, rt.worker_start);
-  for (auto& [jid, job] : jobs_) {
-    if (job.runtime_id == id && job.state == "running") {
-      job.state = "killed";
-      job.ended_at = now_seconds();
-      save(job);
-    }
-  }
+  end_killed_jobs(rt);
   rt.worker_pid = 0;  // same lease, same files; fresh processes from the next job on
   touch(rt);
   save(rt);
@@ -740,6 +741,7 @@ Json RuntimeService::change_type(const User& user, const std::string& id, const 
     if (!target) throw ApiError(503, "no " + join(types) + " is free; the runtime keeps its " + rt.type);
   }
   LocalExecutor::signal_group(rt.worker_pid, SIGKILL, rt.worker_start);
+  end_killed_jobs(rt);
   const std::string from = rt.type;
   rt.requested_type = requested;
   // The lifetime runs from the runtime's creation: a change of type does not restart it (a

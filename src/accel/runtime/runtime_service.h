@@ -113,6 +113,9 @@ class RuntimeService {
   void ensure_worker(Runtime& rt);
   void begin_termination(Runtime& rt, const std::string& reason, double grace_s);
   void finish_termination(Runtime& rt);
+  // After the service SIGKILLed rt's processes: each running job ends with the status its
+  // monitor recorded, or as killed with 137 (128 + SIGKILL, as a shell reports it).
+  void end_killed_jobs(const Runtime& rt);
   bool try_preempt_for(const Runtime& waiting);
   void process_queue();
   void touch(Runtime& rt);
