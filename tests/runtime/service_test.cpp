@@ -68,6 +68,40 @@ TEST_F(ServiceTest, TheEdgeAnswersJsonForUnknownRoutesLargeBodiesAndBadBytes) {
   }
 }
 
+TEST_F(ServiceTest, JobsAreListedAndListsPageAndErrorsDoNotEchoWholeInputs) {
+  const std::string id = create("alice", "cpu");
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) ids.push_back(job("alice", id, {"true"}));
+  Reply r = get("alice", "/v1/runtimes/" + id + "/jobs");
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_EQ(r.body.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(r.body[i]["id"], ids[i]);  // oldest first
+  EXPECT_EQ(get("bob", "/v1/runtimes/" + id + "/jobs").status, 404);       // another user's runtime
+  httplib::Client c = client();
+  const httplib::Headers auth{{"Authorization", "Bearer " + tokens_.at("alice")}};
+  auto page = c.Get("/v1/runtimes/" + id + "/jobs?limit=2", auth);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(Json::parse(page->body).size(), 2u);
+  EXPECT_EQ(page->get_header_value("X-Accel-Total-Count"), "3");
+  EXPECT_EQ(page->get_header_value("X-Accel-Next-Offset"), "2");
+  page = c.Get("/v1/runtimes/" + id + "/jobs?offset=2&limit=2", auth);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(Json::parse(page->body)[0]["id"], ids[2]);
+  EXPECT_FALSE(page->has_header("X-Accel-Next-Offset"));
+  for (const std::string bad : {"limit=1001", "limit=-1", "offset=1e3"}) {
+    EXPECT_EQ(get("alice", "/v1/runtimes?" + bad).status, 400) << bad;
+  }
+  // A 100 kB input is not echoed back whole; a NUL in it does not cut the message.
+  r = post("alice", "/v1/runtimes", {{"type", std::string(100000, 'x')}});
+  EXPECT_EQ(r.status, 400);
+  const std::string message = r.body["error"];
+  EXPECT_LE(message.size(), 1024u);
+  EXPECT_NE(message.find("bytes in all"), std::string::npos) << message;
+  r = post("alice", "/v1/runtimes", {{"type", std::string("gpu:a\0after", 11)}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body["error"].get<std::string>().find("after"), std::string::npos) << r.body;
+}
+
 TEST_F(ServiceTest, TiersGateTypesAndConcurrency) {
   Reply r = post("alice", "/v1/runtimes", {{"type", "gpu:a100"}});
   EXPECT_EQ(r.status, 403);

@@ -9,11 +9,14 @@ namespace accel::runtime {
 
 class ApiError : public Error {
  public:
-  ApiError(int status, const std::string& message) : Error(message), status_(status) {}
+  ApiError(int status, const std::string& message) : Error(message), status_(status), message_(message) {}
   int status() const { return status_; }
+  // The whole message: what() stops at a NUL byte an echoed input may contain.
+  const std::string& message() const { return message_; }
 
  private:
   int status_;
+  std::string message_;
 };
 
 }  // namespace accel::runtime

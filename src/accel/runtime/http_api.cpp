@@ -31,6 +31,43 @@ Json parse_body(const httplib::Request& req) {
   }
 }
 
+// An error message as the client gets it: at most 1 KiB, so an echoed input (a 100 kB runtime
+// type, say) is not sent back whole.
+std::string clipped(const std::string& message) {
+  constexpr std::size_t kMax = 1024;
+  if (message.size() <= kMax) return message;
+  return message.substr(0, kMax - 64) + "... (" + std::to_string(message.size()) + " bytes in all)";
+}
+
+// A query parameter that must be a count: digits only (stoull would take "-1", wrapping to
+// 2^64 - 1, and read "1e3" as 1), at most 15 of them, and at most `max`.
+std::size_t count_param(const httplib::Request& req, const char* name, std::size_t fallback, std::size_t max) {
+  if (!req.has_param(name)) return fallback;
+  const std::string given = req.get_param_value(name);
+  const bool digits =
+      !given.empty() && given.size() <= 15 && given.find_first_not_of("0123456789") == std::string::npos;
+  if (!digits || std::stoull(given) > max) {
+    throw ApiError(400, std::string("parameter '") + name + "' must be an integer from 0 to " + std::to_string(max));
+  }
+  return std::stoull(given);
+}
+
+// ?offset=N&limit=M over a JSON array (without `limit`, everything from `offset` on):
+// X-Accel-Total-Count says how many there are, X-Accel-Next-Offset where the next page starts
+// when one follows.
+constexpr std::size_t kMaxPage = 1000;
+Json page(const Json& all, const httplib::Request& req, httplib::Response& res) {
+  const std::size_t offset = count_param(req, "offset", 0, 999'999'999'999'999);
+  const std::size_t limit = count_param(req, "limit", kMaxPage, kMaxPage);
+  const bool paged = req.has_param("limit") || req.has_param("offset");
+  Json out = Json::array();
+  const std::size_t end = paged ? std::min(all.size(), offset + limit) : all.size();
+  for (std::size_t i = paged ? offset : 0; i < end; ++i) out.push_back(all[i]);
+  res.set_header("X-Accel-Total-Count", std::to_string(all.size()));
+  if (end < all.size()) res.set_header("X-Accel-Next-Offset", std::to_string(end));
+  return out;
+}
+
 using Handler = std::function<void(const User&, const httplib::Request&, httplib::Response&)>;
 
 // A state route's result as its answer: JSON as it is, a runtime record described (create and
@@ -89,7 +126,7 @@ HttpApi::HttpApi(RuntimeService& service)
     try {
       work();
     } catch (const ApiError& e) {
-      send_json(res, e.status(), {{"error", e.what()}, {"status", e.status()}});
+      send_json(res, e.status(), {{"error", clipped(e.message())}, {"status", e.status()}});
     } catch (const std::exception& e) {
       // The message goes to the service's log, not to the client: it may name files or SQL.
       std::fprintf(stderr, "accel serve: internal error: %s\n", e.what());
@@ -132,8 +169,9 @@ HttpApi::HttpApi(RuntimeService& service)
   s.Post("/v1/runtimes", combined(201, [this](const User& u, const httplib::Request&, const Json& body) {
            return service_.create_runtime(u, body);
          }));
-  s.Get("/v1/runtimes",
-        combined(200, [this](const User& u, const httplib::Request&, const Json&) { return service_.list(u); }));
+  s.Get("/v1/runtimes", authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+          send_json(res, 200, page(service_.list(u), req, res));
+        }));
   s.Get(R"(/v1/runtimes/([\w-]+))", combined(200, [this](const User& u, const httplib::Request& req, const Json&) {
           return service_.get(u, req.matches[1]);
         }));
@@ -156,6 +194,10 @@ HttpApi::HttpApi(RuntimeService& service)
          authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
            send_json(res, 201, service_.run_job(u, req.matches[1], parse_body(req)));
          }));
+  s.Get(R"(/v1/runtimes/([\w-]+)/jobs)",
+        authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+          send_json(res, 200, page(service_.jobs(u, req.matches[1]), req, res));
+        }));
   s.Get(R"(/v1/runtimes/([\w-]+)/jobs/([\w-]+))",
         combined(200, [this](const User& u, const httplib::Request& req, const Json&) {
           return service_.job(u, req.matches[1], req.matches[2]);
@@ -163,15 +205,7 @@ HttpApi::HttpApi(RuntimeService& service)
   // Output from ?offset=N; X-Accel-Next-Offset and X-Accel-Job-Done tell a client how to go on.
   s.Get(R"(/v1/runtimes/([\w-]+)/jobs/([\w-]+)/output)",
         authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
-          std::size_t offset = 0;
-          if (req.has_param("offset")) {
-            // Digits only: stoull would take "-1" (wrapping to 2^64 - 1) and read "1e3" as 1.
-            const std::string given = req.get_param_value("offset");
-            const bool digits =
-                !given.empty() && given.size() <= 15 && given.find_first_not_of("0123456789") == std::string::npos;
-            if (!digits) throw ApiError(400, "parameter 'offset' must be a non-negative integer of at most 15 digits");
-            offset = std::stoull(given);
-          }
+          const std::size_t offset = count_param(req, "offset", 0, 999'999'999'999'999);
           bool done = false;
           const std::string text = service_.job_output(u, req.matches[1], req.matches[2], offset, done);
           res.set_header("X-Accel-Next-Offset", std::to_string(offset + text.size()));

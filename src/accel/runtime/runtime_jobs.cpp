@@ -100,6 +100,16 @@ Json RuntimeService::job(const User& user, const std::string& id, const std::str
   return to_json(it->second);
 }
 
+Json RuntimeService::jobs(const User& user, const std::string& id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  owned(user, id);
+  Json out = Json::array();
+  for (const auto& [job_id, job] : jobs_) {  // ids are time-ordered
+    if (job.runtime_id == id) out.push_back(to_json(job));
+  }
+  return out;
+}
+
 std::string RuntimeService::job_output(const User& user, const std::string& id, const std::string& job_id,
                                        std::size_t offset, bool& done) {
   std::string path;

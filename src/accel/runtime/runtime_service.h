@@ -84,6 +84,8 @@ class RuntimeService {
   Json heartbeat(const User& user, const std::string& id);
   Json run_job(const User& user, const std::string& id, const Json& body);
   Json job(const User& user, const std::string& id, const std::string& job_id);
+  // The runtime's jobs, oldest first.
+  Json jobs(const User& user, const std::string& id);
   // Output bytes from `offset`; sets `done` once the job has ended and all output was read.
   std::string job_output(const User& user, const std::string& id, const std::string& job_id, std::size_t offset,
                          bool& done);
