@@ -59,9 +59,11 @@ std::unique_ptr<CachingAllocator> create(Device device) {
   }
   const auto found = factories().find(device.type);
   if (found == factories().end()) {
-    throw DeviceError("device " + device.to_string() +
-                      " has no memory in this build of accel: no backend for it was "
-                      "built; use --device cpu, or rebuild accel where that device's toolkit is installed");
+    const std::string name = device.to_string();
+    throw DeviceError("device " + name + " cannot be used: this build of accel has no " +
+                      name.substr(0, name.find(':')) +
+                      " backend (so no memory for it); use --device cpu, or rebuild accel where that device's toolkit "
+                      "is installed (CUDA: nvcc found at configure time)");
   }
   return std::make_unique<CachingAllocator>(found->second(device.index), config, device);
 }
