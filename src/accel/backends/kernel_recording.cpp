@@ -9,7 +9,9 @@
 namespace accel {
 
 // Memory for the tensors a capture allocates: blocks from the device's allocator, reused by
-// size within the capture, and held until the recording is destroyed.
+// size within the capture, and held until the recording is destroyed. A tensor from the pool
+// may outlive the recording (a gradient an invalid capture created, say): the pool then lives
+// on until the last such block comes back, and frees itself.
 class PrivatePool final : public memory::Allocator {
  public:
   explicit PrivatePool(memory::Allocator& upstream) : upstream_(upstream) {}
@@ -33,23 +35,35 @@ class PrivatePool final : public memory::Allocator {
     return upstream_.allocate(nbytes);
   }
   void deallocate(void* ptr, std::size_t nbytes) noexcept override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    --live_;
-    free_[nbytes].push_back(ptr);  // kept: a replay writes here again
+    bool last = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      --live_;
+      free_[nbytes].push_back(ptr);  // kept: a replay writes here again
+      last = orphaned_ && live_ == 0;
+    }
+    if (last) delete this;
+  }
+  // The recording is gone: free now if nothing is out, else when the last block returns.
+  void orphan() {
+    bool now = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      orphaned_ = true;
+      now = live_ == 0;
+    }
+    if (now) delete this;
   }
   Device device() const override { return upstream_.device(); }
   memory::AllocatorStats stats() const override { return stats_; }
   void reset_peak_stats() override { stats_.peak_allocated_bytes = stats_.allocated_bytes; }
-  std::int64_t live() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return live_;
-  }
 
  private:
   memory::Allocator& upstream_;
   mutable std::mutex mutex_;
   std::map<std::size_t, std::vector<void*>> free_;
   std::int64_t live_ = 0;
+  bool orphaned_ = false;
   memory::AllocatorStats stats_;
 };
 
@@ -178,9 +192,8 @@ KernelRecording::KernelRecording(Device device)
 }
 
 KernelRecording::~KernelRecording() {
-  // A tensor from the pool that outlives the recording keeps the pool (a deliberate leak
-  // rather than a dangling allocator); normally none does.
-  if (pool_->live() == 0) delete pool_;
+  recorder_.reset();
+  pool_->orphan();
 }
 
 void KernelRecording::replay() const {

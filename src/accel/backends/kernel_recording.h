@@ -45,7 +45,7 @@ class KernelRecording {
   Device device_;
   std::vector<std::function<void()>> calls_;
   std::optional<std::string> invalid_;
-  PrivatePool* pool_;  // freed with the recording unless a tensor from it is still alive
+  PrivatePool* pool_;  // frees itself once the recording is gone and no tensor holds a block
   std::unique_ptr<Backend> recorder_;
 };
 

@@ -16,15 +16,16 @@ void* SimulatedMemory::raw_allocate(std::size_t bytes) {
   void* ptr = std::aligned_alloc(512, bytes);
   if (!ptr) return nullptr;
   used_ += bytes;
-  ++live_;
+  blocks_.insert(ptr);
   return reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(ptr) | kSimAddressTag);
 }
 
 void SimulatedMemory::raw_free(void* ptr, std::size_t bytes) {
   std::lock_guard<std::mutex> lock(mutex_);
-  std::free(sim_host_address(ptr));
+  void* host = sim_host_address(ptr);
+  blocks_.erase(host);
+  std::free(host);
   used_ -= bytes;
-  --live_;
 }
 
 std::size_t SimulatedMemory::free_memory() const {
@@ -56,7 +57,7 @@ void SimulatedMemory::complete_events() {
 
 std::size_t SimulatedMemory::raw_allocations() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return live_;
+  return blocks_.size();
 }
 
 std::string SimulatedMemory::name() const { return "sim:" + std::to_string(index_) + " (simulated)"; }
