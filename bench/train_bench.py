@@ -96,7 +96,10 @@ def main():
              dict({"OPENBLAS_NUM_THREADS": "2"}, **({"OPENBLAS_CORETYPE": "SkylakeX"} if avx512 else {}))),
         ]
         # Mixed precision: accel's bf16 and fp16 autocast; its "vs accel" is the ratio to float32.
+        # And accel without its captured step: its "vs accel" is what replaying saves.
         configs += [
+            (batch, "accel eager (no captured step)", [args.accel, "train", "--epochs", e, "--batch-size", str(batch),
+                                                       "--device", "cpu", "--eager", "--json"], {}),
             (batch, "accel bf16 autocast", [args.accel, "train", "--epochs", e, "--batch-size", str(batch), "--device",
                                             "cpu", "--amp", "bf16", "--json"], {}),
             (batch, "accel fp16 autocast", [args.accel, "train", "--epochs", e, "--batch-size", str(batch), "--device",
@@ -160,7 +163,7 @@ def main():
 
     # The targets of the engine issue, as ratios on this machine.
     print()
-    anchors_fp32 = [n for _, n, _, _ in configs if not n.startswith("accel") and "bf16" not in n]
+    anchors_fp32 = sorted({n for _, n, _, _ in configs if not n.startswith("accel") and "bf16" not in n})
     for batch in sorted({c[0] for c in configs}):
         median = {n: statistics.median(times[(b, n)]) for b, n, _, _ in configs if b == batch}
         accel = median["accel"]
