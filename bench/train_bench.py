@@ -176,6 +176,9 @@ def main():
         print(f"batch {batch}: GEMM ceiling {ceiling['gemm_seconds_per_epoch']:.3f} s/epoch "
               f"({ceiling['gflops']:.0f} GFLOP/s over the step's GEMMs); accel at "
               f"{100 * ceiling['gemm_seconds_per_epoch'] / accel:.0f}% of it (target >= 70% at batch 512)")
+        eager = median["accel eager (no captured step)"]
+        print(f"batch {batch}: accel eager {eager:.3f} s/epoch; the captured step takes {accel / eager:.2f}x of that "
+              f"({100 * (1 - accel / eager):.0f}% less)")
         for name in [n for n in median if "bf16" in n or "fp16" in n]:
             print(f"batch {batch}: {name} {median[name]:.3f} s/epoch = {median[name] / accel:.2f}x accel fp32")
 
