@@ -280,3 +280,22 @@ TEST(Dropout, ScalesKeptValuesAndIsIdentityInEval) {
   EXPECT_EQ(dropout(x, 0.25, false, g).raw_data(), x.raw_data());
   EXPECT_THROW(dropout(x, 1.5, true, g), ValueError);
 }
+
+TEST(Elementwise, ReviewedEdgesMatchPyTorch) {
+  const float nan = std::nanf("");
+  EXPECT_TRUE(std::isnan(relu(from_vector<float>({nan, -1.0f}, {2})).to_vector<float>()[0]));  // NaN stays NaN
+  EXPECT_EQ(sum(zeros({0, 2, 0}), {0, 2}).to_vector<float>(), (std::vector<float>{0.0f, 0.0f}));
+  const std::int64_t big = (std::int64_t{1} << 53);
+  EXPECT_EQ(argmax(from_vector<std::int64_t>({big, big + 1}, {2}), 0).item<std::int64_t>(),
+            1);  // exact, not via double
+  // A 0-dim operand gives way to a dimensioned one of its category (PyTorch's result type).
+  EXPECT_EQ(add(ones({2}, DType::BFloat16), scalar_tensor(1.0)).dtype(), DType::BFloat16);
+  EXPECT_EQ(mul(ones({2}), scalar_tensor(2.0, DType::Float64)).dtype(), DType::Float32);
+  EXPECT_EQ(add(ones({2}, DType::Int64), scalar_tensor(0.5)).dtype(), DType::Float32);
+  // In place into a lower type of the same category: computed in the result type, rounded once.
+  Tensor h = full({1}, 1.0, DType::BFloat16);
+  add_(h, full({1}, 1.0 / 512, DType::Float32));
+  EXPECT_EQ(h.item<float>(), 1.0f);  // 1 + 2^-9 rounds to 1 in bfloat16 (8 significant bits)
+  Tensor i = zeros({1}, DType::Int64);
+  EXPECT_THROW(add_(i, full({1}, 0.5)), DTypeError);
+}

@@ -196,11 +196,14 @@ TEST(OptimizerStateDict, BadStateIsATypedErrorAndChangesNothing) {
   EXPECT_THROW(adam.load_state_dict(with("state.x.exp_avg", zeros({3}))), ValueError);
   EXPECT_THROW(adam.load_state_dict(with("state.0.momentum", zeros({3}))), ValueError);
   EXPECT_THROW(adam.load_state_dict(with("state.0.step", scalar_tensor(0, DType::Int64))), ValueError);
-  EXPECT_THROW(adam.load_state_dict(with("state.0.step", scalar_tensor(1.0))), ValueError);  // float32 step
+  EXPECT_THROW(adam.load_state_dict(with("state.0.step", scalar_tensor(1.5))), ValueError);  // not whole
   EXPECT_THROW(adam.load_state_dict(with("param_groups.0.lr", zeros({2}, DType::Float64))), DTypeError);
   EXPECT_THROW(adam.load_state_dict(with("param_groups.0.beta1", scalar_tensor(1.5, DType::Float64))), ValueError);
   EXPECT_THROW(adam.load_state_dict(with("param_groups.0.amsgrad", scalar_tensor(1.0, DType::Float64))), ValueError);
   EXPECT_DOUBLE_EQ(adam.options().lr, 0.01);
   EXPECT_EQ(adam.step_count(0), 1);
+  // PyTorch keeps the step as a float32 tensor: a whole float32 value loads.
+  adam.load_state_dict(with("state.0.step", scalar_tensor(4.0)));
+  EXPECT_EQ(adam.step_count(0), 4);
   EXPECT_EQ(adam.state_dict().at("state.0.exp_avg").to_vector<float>(), good.at("state.0.exp_avg").to_vector<float>());
 }

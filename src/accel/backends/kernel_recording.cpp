@@ -55,8 +55,14 @@ class PrivatePool final : public memory::Allocator {
     if (now) delete this;
   }
   Device device() const override { return upstream_.device(); }
-  memory::AllocatorStats stats() const override { return stats_; }
-  void reset_peak_stats() override { stats_.peak_allocated_bytes = stats_.allocated_bytes; }
+  memory::AllocatorStats stats() const override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stats_;
+  }
+  void reset_peak_stats() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.peak_allocated_bytes = stats_.allocated_bytes;
+  }
 
  private:
   memory::Allocator& upstream_;
@@ -186,13 +192,15 @@ namespace {
 thread_local KernelRecording* active = nullptr;
 }
 
-KernelRecording::KernelRecording(Device device)
-    : device_(device), pool_(new PrivatePool(backend_for(device).allocator())) {
+KernelRecording::KernelRecording(Device device) : device_(device) {
+  if (is_capturing()) throw ValueError("capture: captures do not nest (one recording at a time per thread)");
+  pool_ = new PrivatePool(backend_for(device).allocator());
   recorder_ = std::make_unique<RecordingBackend>(backend_for(device), *this, *pool_);
 }
 
 KernelRecording::~KernelRecording() {
   recorder_.reset();
+  retained_.clear();  // may hand blocks back to the pool
   pool_->orphan();
 }
 
@@ -205,6 +213,10 @@ CaptureScope::CaptureScope(KernelRecording& recording) : previous_(active) { act
 CaptureScope::~CaptureScope() { active = previous_; }
 
 bool is_capturing() { return active != nullptr; }
+
+void retain_for_replay(std::shared_ptr<const void> owner) {
+  if (active && owner) active->retained_.push_back(std::move(owner));
+}
 
 void mark_uncapturable(const std::string& reason) {
   if (active && !active->invalid_) active->invalid_ = reason;

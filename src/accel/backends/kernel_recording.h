@@ -42,8 +42,10 @@ class KernelRecording {
   friend class CaptureScope;
   friend void mark_uncapturable(const std::string& reason);
   friend Backend* capture_backend_for(Device device);
+  friend void retain_for_replay(std::shared_ptr<const void> owner);
   Device device_;
   std::vector<std::function<void()>> calls_;
+  std::vector<std::shared_ptr<const void>> retained_;
   std::optional<std::string> invalid_;
   PrivatePool* pool_;  // frees itself once the recording is gone and no tensor holds a block
   std::unique_ptr<Backend> recorder_;
@@ -63,6 +65,9 @@ class CaptureScope {
 
 // True while this thread is capturing.
 bool is_capturing();
+// Keeps `owner` (a buffer's storage) alive as long as the active recording (if any): a replay
+// writes into every buffer it recorded, including ones made before the capture.
+void retain_for_replay(std::shared_ptr<const void> owner);
 // Marks the active capture (if any) as not replayable, with the reason.
 void mark_uncapturable(const std::string& reason);
 

@@ -32,6 +32,20 @@ inline void check_same_device(const char* op, const Tensor& a, const Tensor& b) 
   }
 }
 
+// PyTorch's result type of a binary op: promote_types, except that a 0-dim operand gives way to
+// a dimensioned one of the same or a higher category (bool < integer < floating):
+// bf16_tensor + scalar_tensor(1.0) stays bfloat16, f32_tensor * f64_0dim stays float32.
+inline int dtype_category(DType t) { return t == DType::Bool ? 0 : is_floating_point(t) ? 2 : 1; }
+inline DType result_type(const Tensor& a, const Tensor& b) {
+  if ((a.dim() == 0) != (b.dim() == 0)) {
+    const Tensor& dimensioned = a.dim() == 0 ? b : a;
+    const Tensor& zero_dim = a.dim() == 0 ? a : b;
+    if (dtype_category(zero_dim.dtype()) <= dtype_category(dimensioned.dtype())) return dimensioned.dtype();
+    return zero_dim.dtype();
+  }
+  return promote_types(a.dtype(), b.dtype());
+}
+
 // Strides that read `t` as if it had been broadcast to `shape` (0 on broadcast dims).
 std::vector<std::int64_t> broadcast_strides(const Tensor& t, const Shape& shape);
 

@@ -43,7 +43,7 @@ void check_not_bool(const char* op, DType dtype) {
 
 Tensor binary_forward(BinaryOp op, const char* name, const Tensor& a, const Tensor& b) {
   check_same_device(name, a, b);
-  DType common = promote_types(a.dtype(), b.dtype());
+  DType common = detail::result_type(a, b);
   if (op == BinaryOp::Div && !is_floating_point(common)) common = DType::Float32;  // true division, as PyTorch
   check_not_bool(name, common);
   const Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
@@ -184,16 +184,21 @@ void add_(Tensor& a, const Tensor& b) {
   check_inplace("add_", a);
   check_same_device("add_", a, b);
   check_not_bool("add_", a.dtype());
-  if (promote_types(a.dtype(), b.dtype()) != a.dtype()) {
-    throw DTypeError("add_: a " + std::string(dtype_name(b.dtype())) + " source cannot be added in place to a " +
-                     std::string(dtype_name(a.dtype())) + " destination (the result type would be " +
-                     std::string(dtype_name(promote_types(a.dtype(), b.dtype()))) + ")");
+  const DType result = detail::result_type(a, b);
+  if (detail::dtype_category(result) > detail::dtype_category(a.dtype())) {
+    throw DTypeError("add_: the result type " + std::string(dtype_name(result)) + " cannot be cast to the " +
+                     std::string(dtype_name(a.dtype())) + " destination (PyTorch's rule: not to a lower category)");
   }
   if (broadcast_shapes(a.shape(), b.shape(), "add_") != a.shape()) {
     throw ShapeError("add_: source " + b.shape().to_string() + " does not broadcast to the destination " +
                      a.shape().to_string());
   }
   if (!a.is_contiguous()) throw ValueError("add_: the destination must be contiguous");
+  if (result != a.dtype()) {  // computed in the result type, then rounded into the destination once
+    autograd::NoGradGuard no_grad;
+    copy_(a, add(a.detach(), b.detach()));
+    return;
+  }
   const Tensor source = b.detach().to(a.dtype());
   backend_for(a.device())
       .binary(BinaryOp::Add, desc(a, "add_"), desc_broadcast(source, a.shape(), "add_"), desc(a, "add_"), stream_of(a));

@@ -75,7 +75,10 @@ void run_sum(const Tensor& a, const Reduction& r, Tensor& out) {
   for (std::size_t i = 0; i < a.dim(); ++i)
     if (r.reduced[i]) order.push_back(static_cast<std::int64_t>(i));
   const Tensor in = a.permute(order).contiguous();
-  run(in, a.numel() / std::max<std::int64_t>(r.reduced_count, 1), r.reduced_count, 1);
+  std::int64_t outer = 1;  // the kept dims' product (a.numel() / reduced_count fails for an empty reduced dim)
+  for (std::size_t i = 0; i < a.dim(); ++i)
+    if (!r.reduced[i]) outer *= a.shape()[i];
+  run(in, outer, r.reduced_count, 1);
 }
 
 }  // namespace
@@ -127,8 +130,7 @@ Tensor sum_to(const Tensor& a, const Shape& shape) {
 }
 
 Tensor argmax(const Tensor& a, std::int64_t dim, bool keepdim) {
-  if (!is_floating_point(a.dtype()) && a.dtype() != DType::Bool) return argmax(a.to(DType::Float64), dim, keepdim);
-  detail::check_floating("argmax", a, "input");
+  if (a.dtype() == DType::Bool) return argmax(a.to(DType::UInt8), dim, keepdim);
   const std::size_t axis = normalize_dim(dim, a.dim(), "argmax");
   if (a.shape()[axis] == 0)
     throw ShapeError("argmax: dim " + std::to_string(dim) + " of " + a.shape().to_string() + " is empty");

@@ -1,12 +1,14 @@
 #include "accel/optim/optimizer.h"
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 #include <set>
 #include <string>
 
 #include "accel/autograd/grad_mode.h"
 #include "accel/backends/backend.h"
+#include "accel/backends/kernel_recording.h"
 #include "accel/ops/ops.h"
 #include "accel/tensor/kernel_args.h"
 
@@ -83,8 +85,10 @@ ParsedState parse_state(const std::string& optimizer, const std::map<std::string
     }
     if (!buffers.contains(buffer)) throw ValueError(where + "unknown buffer '" + name + "'");
     if (buffer == "step") {
-      if (tensor.numel() != 1 || tensor.dtype() != DType::Int64 || tensor.item<std::int64_t>() < 1) {
-        throw ValueError(where + "'" + name + "' must be one int64 >= 1");
+      // PyTorch keeps it as a float32 tensor, accel as int64: any whole number >= 1 will do.
+      const double step = tensor.numel() == 1 && tensor.dtype() != DType::Bool ? tensor.item_double() : 0.0;
+      if (step < 1 || step != std::floor(step) || step > 9.0e15) {
+        throw ValueError(where + "'" + name + "' must be one whole number >= 1");
       }
     } else if (tensor.shape() != params[index].shape()) {
       throw ShapeError(where + "'" + name + "' has shape " + tensor.shape().to_string() + " but parameter " +
@@ -310,6 +314,10 @@ void Adam::step() {
                             flat_state_row(arena, 1), arena->values.numel()};
     AdamHyper h = hyper(0);
     h.device_step = device_step_.data_ptr<std::int64_t>();
+    for (const Tensor* t :
+         std::initializer_list<const Tensor*>{&arena->values, &arena->grads, &flat_state_, &device_step_}) {
+      retain_for_replay(t->impl().storage);  // a captured step writes these again at every replay
+    }
     backend_for(arena->values.device()).adam_step({&flat, 1}, h, stream_of(arena->values));
     last_step_kernels_ = 1;
     return;
@@ -367,7 +375,8 @@ void Adam::load_state_dict(const std::map<std::string, Tensor>& state) {
   autograd::NoGradGuard no_grad;
   options_ = options;
   ensure_state();
-  device_step_ = Tensor();  // the loaded counts are per parameter, on the host
+  device_step_ = Tensor();  // the loaded counts are per parameter, on the host (a captured step
+                            // must be captured again: CapturedStep::recapture())
   for (std::size_t i = 0; i < params_.size(); ++i) {
     auto found = parsed.per_param.find(i);
     if (found == parsed.per_param.end()) {
@@ -376,7 +385,7 @@ void Adam::load_state_dict(const std::map<std::string, Tensor>& state) {
       zero_(exp_avg_sq_[i]);
       continue;
     }
-    steps_[i] = found->second.at("step").item<std::int64_t>();
+    steps_[i] = static_cast<std::int64_t>(found->second.at("step").item_double());
     copy_(exp_avg_[i], found->second.at("exp_avg"));
     copy_(exp_avg_sq_[i], found->second.at("exp_avg_sq"));
   }

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "accel/backends/kernel_recording.h"
+
 namespace accel {
 namespace {
 
@@ -11,6 +13,7 @@ TensorDesc make(const Tensor& t, const std::vector<std::int64_t>& sizes, const s
     throw ShapeError(std::string(op) + ": tensors of up to " + std::to_string(kMaxDims) + " dims are supported, got " +
                      std::to_string(sizes.size()) + " dims; reshape to fewer");
   }
+  if (is_capturing()) retain_for_replay(t.impl().storage);  // a replay writes here again
   TensorDesc d;
   d.data = t.raw_data();
   d.dtype = t.dtype();

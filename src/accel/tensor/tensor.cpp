@@ -367,6 +367,7 @@ Tensor ones(const Shape& shape, DType dtype, Device device) { return full(shape,
 Tensor scalar_tensor(double value, DType dtype, Device device) { return full(Shape{}, value, dtype, device); }
 
 Tensor arange(double start, double end, double step, DType dtype, Device device) {
+  mark_uncapturable("a tensor filled on the host (random numbers, from_vector, arange)");
   if (step == 0.0) throw ValueError("arange: step must be nonzero");
   const double span = (end - start) / step;
   const auto n = static_cast<std::int64_t>(std::max(0.0, std::ceil(span)));
@@ -389,6 +390,7 @@ Tensor arange(std::int64_t end, DType dtype, Device device) {
 }
 
 Tensor randn(const Shape& shape, Generator& gen, Device device) {
+  mark_uncapturable("a tensor filled on the host (random numbers, from_vector, arange)");
   Tensor out = empty(shape, DType::Float32);
   float* p = out.data_ptr<float>();
   for (std::int64_t i = 0; i < out.numel(); ++i) p[i] = gen.normal();
@@ -396,6 +398,7 @@ Tensor randn(const Shape& shape, Generator& gen, Device device) {
 }
 
 Tensor rand(const Shape& shape, Generator& gen, double low, double high, Device device) {
+  mark_uncapturable("a tensor filled on the host (random numbers, from_vector, arange)");
   if (!(high >= low)) throw ValueError("rand: high must be >= low");
   Tensor out = empty(shape, DType::Float32);
   float* p = out.data_ptr<float>();
@@ -406,6 +409,7 @@ Tensor rand(const Shape& shape, Generator& gen, double low, double high, Device 
 }
 
 Tensor randint(std::int64_t low, std::int64_t high, const Shape& shape, Generator& gen, Device device) {
+  mark_uncapturable("a tensor filled on the host (random numbers, from_vector, arange)");
   if (high <= low) {
     throw ValueError("randint: high (" + std::to_string(high) + ") must be greater than low (" + std::to_string(low) +
                      ")");
@@ -419,6 +423,7 @@ Tensor randint(std::int64_t low, std::int64_t high, const Shape& shape, Generato
 
 template <typename T>
 Tensor from_vector(const std::vector<T>& values, const Shape& shape, Device device) {
+  mark_uncapturable("a tensor filled on the host (random numbers, from_vector, arange)");
   if (static_cast<std::int64_t>(values.size()) != shape.numel()) {
     throw ShapeError("from_vector: " + std::to_string(values.size()) + " values do not fill shape " +
                      shape.to_string() + " (" + std::to_string(shape.numel()) + " elements)");

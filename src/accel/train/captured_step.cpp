@@ -10,6 +10,15 @@ CapturedStep::CapturedStep(StepFn step, bool enabled)
 
 CapturedStep::~CapturedStep() { loss_ = Tensor(); }
 
+void CapturedStep::recapture() {
+  if (state_ != State::Replay) return;
+  loss_ = Tensor();
+  recording_.reset();
+  // Warm up again first: state created lazily by the next step (Adam's device count after a
+  // load) must exist before the capture, or its initialisation would be replayed every step.
+  state_ = State::WarmUp;
+}
+
 bool CapturedStep::same_layout(const Tensor& inputs, const Tensor& labels) const {
   return inputs.shape() == inputs_.shape() && inputs.dtype() == inputs_.dtype() &&
          inputs.device() == inputs_.device() && labels.shape() == labels_.shape() &&

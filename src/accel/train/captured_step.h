@@ -39,6 +39,10 @@ class CapturedStep {
   Tensor run(const Tensor& inputs, const Tensor& labels);
 
   bool replaying() const { return state_ == State::Replay; }
+  // Warms up and captures again from the next run(): after anything the recording holds by
+  // value changes (a new learning rate, a loaded optimizer state, a re-packed model). Replay
+  // repeats the step as it was captured, hyperparameters and buffers included.
+  void recapture();
   // Kernel calls replayed per step (0 until captured).
   std::size_t kernels() const { return recording_ ? recording_->size() : 0; }
   // Why steps run eagerly ("disabled", or what could not be replayed); empty otherwise.

@@ -57,12 +57,9 @@ class CpuBackend : public Backend {
                     std::int32_t interval, const Stream& stream) override;
 
  protected:
-  // A kernel's report of bad data; the first one since the last synchronisation is kept.
+  // A kernel's report of bad data; the first one since this thread's last synchronisation is
+  // kept (per thread: the CPU's calls are synchronous, so the caller's thread raises its own).
   void record_kernel_error(std::string message);
-
- private:
-  std::mutex error_mutex_;
-  std::optional<std::string> kernel_error_;
 };
 
 CpuBackend& backend();

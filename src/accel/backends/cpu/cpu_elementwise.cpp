@@ -113,7 +113,7 @@ void CpuBackend::unary(UnaryOp op, const TensorDesc& in, const TensorDesc& out, 
     using C = compute_t<T>;
     switch (op) {
       case UnaryOp::Relu:
-        return map_kernel<T>(in, out, [](C x) { return x > C(0) ? x : C(0); });
+        return map_kernel<T>(in, out, [](C x) { return x > C(0) || x != x ? x : C(0); });  // NaN stays NaN
       case UnaryOp::Neg:
         return map_kernel<T>(in, out, [](C x) { return static_cast<C>(-x); });
       case UnaryOp::Square:

@@ -1,5 +1,7 @@
 // Copies, dtype conversion, fill, and the CPU's synchronisation points.
 #include <cstring>
+#include <optional>
+#include <string>
 
 #include "accel/backends/cpu/cpu_backend.h"
 #include "accel/backends/cpu/cpu_convert.h"
@@ -51,17 +53,17 @@ void copy_kernel(const TensorDesc& src, const TensorDesc& dst) {
 
 }  // namespace
 
+namespace {
+thread_local std::optional<std::string> kernel_error;
+}
+
 void CpuBackend::record_kernel_error(std::string message) {
-  std::lock_guard<std::mutex> lock(error_mutex_);
-  if (!kernel_error_) kernel_error_ = std::move(message);
+  if (!kernel_error) kernel_error = std::move(message);
 }
 
 void CpuBackend::synchronize(const Stream&) {
   std::optional<std::string> error;
-  {
-    std::lock_guard<std::mutex> lock(error_mutex_);
-    error.swap(kernel_error_);
-  }
+  error.swap(kernel_error);
   if (error) throw ValueError(*error);
 }
 

@@ -66,7 +66,7 @@ void CpuBackend::sum(const TensorDesc& in, const TensorDesc& out, const Stream&)
 void CpuBackend::argmax(const TensorDesc& in_d, const TensorDesc& out_d, const Stream&) {
   const auto [outer, reduced, inner] = layout_of(in_d);
   std::int64_t* out = out_d.ptr<std::int64_t>();
-  dispatch_floating(in_d.dtype, "argmax", [&]<typename T>() {
+  dispatch_arithmetic(in_d.dtype, "argmax", [&]<typename T>() {
     for (std::int64_t o = 0; o < outer; ++o) {
       for (std::int64_t i = 0; i < inner; ++i) {
         const T* base = in_d.ptr<const T>() + o * reduced * inner + i;
@@ -74,8 +74,8 @@ void CpuBackend::argmax(const TensorDesc& in_d, const TensorDesc& out_d, const S
         auto best_value = load(base[0]);
         for (std::int64_t r = 1; r < reduced; ++r) {
           const auto v = load(base[r * inner]);
-          // NaN counts as the maximum, as in PyTorch.
-          if (v > best_value || (std::isnan(v) && !std::isnan(best_value))) {
+          // NaN counts as the maximum, as in PyTorch (v != v: NaN; never for integers).
+          if (v > best_value || (v != v && best_value == best_value)) {
             best_value = v;
             best = r;
           }
