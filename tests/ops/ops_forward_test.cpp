@@ -299,3 +299,13 @@ TEST(Elementwise, ReviewedEdgesMatchPyTorch) {
   Tensor i = zeros({1}, DType::Int64);
   EXPECT_THROW(add_(i, full({1}, 0.5)), DTypeError);
 }
+
+TEST(Reductions, MeanOf16BitTypesRoundsOnce) {
+  // bfloat16 values (found by search) whose float32 sum, 3.0390625, is not a bfloat16: rounding
+  // it first (to 3.03125) and then scaling gives 1.0078125; PyTorch's single rounding of
+  // 3.0390625 * (1/3) gives 1.015625.
+  const Tensor x = from_vector<float>({1.0f, 1.0078125f, 1.03125f}, {3}).to(DType::BFloat16);
+  EXPECT_EQ(mean(x).dtype(), DType::BFloat16);
+  const float once = mean(x).item<float>();
+  EXPECT_EQ(once, 1.015625f);
+}

@@ -110,8 +110,13 @@ Tensor sum(const Tensor& a) { return sum(a, {}, false); }
 Tensor mean(const Tensor& a, const std::vector<std::int64_t>& dims, bool keepdim) {
   detail::check_floating("mean", a, "input");
   const Reduction r = plan(a, dims, "mean");
-  if (r.reduced_count == 0) return mul(sum(a, dims, keepdim), std::nan(""));
-  return mul(sum(a, dims, keepdim), 1.0 / static_cast<double>(r.reduced_count));
+  const double scale = r.reduced_count == 0 ? std::nan("") : 1.0 / static_cast<double>(r.reduced_count);
+  if (a.dtype() == DType::BFloat16 || a.dtype() == DType::Float16) {
+    // Sum and scale in float32, one rounding at the end, as PyTorch's mean (its opmath type);
+    // rounding the sum first would round twice.
+    return mul(sum(a.to(DType::Float32), dims, keepdim), scale).to(a.dtype());
+  }
+  return mul(sum(a, dims, keepdim), scale);
 }
 
 Tensor mean(const Tensor& a) { return mean(a, {}, false); }
