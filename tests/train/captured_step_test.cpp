@@ -102,7 +102,7 @@ TEST(CapturedStep, StepsThatCannotBeReplayedRunEagerlyAndSayWhy) {
     EXPECT_NE(step.fallback_reason().find("dropout"), std::string::npos) << step.fallback_reason();
   }
   {
-    Trainee scaled(true);
+    Trainee scaled(false);  // unpacked: GradScaler decides the skip on the host
     amp::GradScaler scaler;
     train::CapturedStep step([&](const Tensor& x, const Tensor& y) {
       scaled.adam->zero_grad();
@@ -117,6 +117,41 @@ TEST(CapturedStep, StepsThatCannotBeReplayedRunEagerlyAndSayWhy) {
     EXPECT_FALSE(step.replaying());
     EXPECT_NE(step.fallback_reason().find("host"), std::string::npos) << step.fallback_reason();
   }
+}
+
+TEST(CapturedStep, AScaledStepOfAPackedAdamSkipsOnTheDeviceAndIsCaptured) {
+  // A scale so large that the first steps overflow: they are skipped (on the device), the scale
+  // halves until the gradients fit; eager and captured runs agree bit for bit throughout.
+  const auto run = [](bool capture) {
+    Trainee t(true);
+    amp::GradScaler scaler(kCPU, {.init_scale = 3e38, .growth_interval = 3});
+    train::CapturedStep step(
+        [&](const Tensor& x, const Tensor& y) {
+          t.adam->zero_grad();
+          Tensor loss = cross_entropy(t.model(x), y);
+          scaler.scale(mul(loss, 10.0)).backward();  // 10 x 3e38 overflows: the first steps are skipped
+          EXPECT_EQ(scaler.step(*t.adam), amp::ScaledStep::DecidedOnDevice);
+          scaler.update();
+          return loss;
+        },
+        capture);
+    Batches batches;
+    std::vector<float> losses;
+    for (int i = 0; i < 12; ++i)
+      std::apply([&](auto x, auto y) { losses.push_back(static_cast<float>(step.run(x, y).item_double())); },
+                 batches.next());
+    if (capture) EXPECT_TRUE(step.replaying()) << step.fallback_reason();
+    return std::make_tuple(losses, values(t.model), scaler.get_scale(), t.adam->step_count(0));
+  };
+  const auto [eager_losses, eager_values, eager_scale, eager_steps] = run(false);
+  const auto [losses, params, scale, steps] = run(true);
+  EXPECT_EQ(losses, eager_losses);
+  EXPECT_EQ(params, eager_values);
+  EXPECT_EQ(scale, eager_scale);
+  EXPECT_LT(scale, 3e38);  // it backed off: steps were skipped ...
+  EXPECT_GT(steps, 0);     // ... and later ones taken
+  EXPECT_LT(steps, 12);
+  EXPECT_EQ(steps, eager_steps);
 }
 
 TEST(CapturedStep, AccelTrainCapturesByDefaultWithTheEagerResults) {

@@ -5,6 +5,7 @@
 
 #include "accel/autograd/grad_mode.h"
 #include "accel/backends/backend.h"
+#include "accel/backends/kernel_recording.h"
 #include "accel/ops/ops.h"
 #include "accel/tensor/kernel_args.h"
 
@@ -67,24 +68,28 @@ void GradScaler::unscale_(optim::Optimizer& optimizer) {
                        " (keep master parameters in float32, as autocast does)");
     }
     grads.push_back({g.data_ptr<float>(), g.numel()});
+    retain_for_replay(g.impl().storage);
   }
+  for (const Tensor* t : {&scale_, &state.found_inf}) retain_for_replay(t->impl().storage);  // raw pointers below
   backend_for(device_).unscale_and_check_finite(grads, scale_.data_ptr<float>(), state.found_inf.data_ptr<float>(),
                                                 stream_of(scale_));
   state.stage = Stage::Unscaled;
 }
 
-bool GradScaler::step(optim::Optimizer& optimizer) {
+ScaledStep GradScaler::step(optim::Optimizer& optimizer) {
   if (!options_.enabled) {
     optimizer.step();
-    return true;
+    return ScaledStep::Taken;
   }
   PerOptimizer& state = per_optimizer_[&optimizer];
   if (state.stage == Stage::Stepped) throw ValueError("GradScaler.step: already called since the last update()");
   if (state.stage == Stage::Ready) unscale_(optimizer);
-  const bool finite = per_optimizer_[&optimizer].found_inf.item_double() == 0.0;
+  PerOptimizer& unscaled = per_optimizer_[&optimizer];
+  unscaled.stage = Stage::Stepped;
+  if (optimizer.step_unless(unscaled.found_inf)) return ScaledStep::DecidedOnDevice;
+  const bool finite = unscaled.found_inf.item_double() == 0.0;
   if (finite) optimizer.step();
-  per_optimizer_[&optimizer].stage = Stage::Stepped;
-  return finite;
+  return finite ? ScaledStep::Taken : ScaledStep::Skipped;
 }
 
 void GradScaler::update() {
@@ -97,6 +102,7 @@ void GradScaler::update() {
   if (!found_inf.defined()) {
     throw ValueError("GradScaler.update: no inf checks were recorded (call step() or unscale_() first)");
   }
+  for (const Tensor* t : {&scale_, &growth_tracker_, &found_inf}) retain_for_replay(t->impl().storage);
   backend_for(device_).update_scale(scale_.data_ptr<float>(), growth_tracker_.data_ptr<std::int32_t>(),
                                     found_inf.data_ptr<float>(), options_.growth_factor, options_.backoff_factor,
                                     options_.growth_interval, stream_of(scale_));

@@ -20,6 +20,11 @@
 
 namespace accel::amp {
 
+// What GradScaler::step did: the optimizer stepped, or skipped an inf/NaN step, as decided on
+// the host; or the optimizer skips on the device if it must (a packed Adam), and the host does
+// not know which without reading the flag (PyTorch's step returns None there too).
+enum class ScaledStep { Taken, Skipped, DecidedOnDevice };
+
 struct GradScalerOptions {
   double init_scale = 65536.0;  // 2^16
   double growth_factor = 2.0;
@@ -37,9 +42,10 @@ class GradScaler {
   // Divides the optimizer's gradients by the scale, in place, and records on the device whether
   // any was inf/NaN. At most once per optimizer between update()s (to clip gradients first).
   void unscale_(optim::Optimizer& optimizer);
-  // Unscales if unscale_ was not called, then steps unless a gradient was inf/NaN. Returns
-  // whether the optimizer stepped (reading the flag is the one synchronisation).
-  bool step(optim::Optimizer& optimizer);
+  // Unscales if unscale_ was not called, then steps unless a gradient was inf/NaN: on the device
+  // when the optimizer can skip there (Optimizer::step_unless: no host read, so the step can be
+  // captured), else by reading the flag on the host (the one synchronisation).
+  ScaledStep step(optim::Optimizer& optimizer);
   // Adjusts the scale from this iteration's inf checks (every optimizer's), on the device.
   void update();
   // Sets the scale to `new_scale` instead (no growth/backoff), as update(new_scale).

@@ -53,6 +53,9 @@ struct AdamHyper {
   // When set, the step count lives on the device: the kernel increments *device_step and uses
   // it instead of `step` (a captured step replays without the host).
   std::int64_t* device_step = nullptr;
+  // When set and *found_inf != 0 (GradScaler found an inf/NaN gradient), the kernel changes
+  // nothing, the count included: the skip is decided on the device, with no host read.
+  const float* found_inf = nullptr;
 };
 
 // One gradient buffer for the mixed-precision scaler (`numel` floats).

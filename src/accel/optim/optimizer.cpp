@@ -294,6 +294,41 @@ void Adam::take_steps_to_host() {
   device_step_ = Tensor();
 }
 
+bool Adam::flat_step(const Tensor& found_inf) {
+  // The count stays on the device (incremented by the kernel), so the step needs nothing from
+  // the host and can be captured and replayed.
+  const FlatArena* arena = flat_arena();
+  float* m = flat_state_row(arena, 0);
+  if (!m || (!device_step_.defined() &&
+             !std::all_of(steps_.begin(), steps_.end(), [&](std::int64_t s) { return s == steps_[0]; }))) {
+    return false;
+  }
+  if (!device_step_.defined())
+    device_step_ = full({}, static_cast<double>(steps_[0]), DType::Int64, arena->values.device());
+  const ParamBuffers flat{arena->values.data_ptr<float>(), arena->grads.data_ptr<float>(), m, flat_state_row(arena, 1),
+                          arena->values.numel()};
+  AdamHyper h{options_.lr, options_.beta1, options_.beta2, options_.eps, options_.weight_decay, decoupled_, 0};
+  h.device_step = device_step_.data_ptr<std::int64_t>();
+  h.found_inf = found_inf.defined() ? found_inf.data_ptr<float>() : nullptr;
+  for (const Tensor* t :
+       std::initializer_list<const Tensor*>{&arena->values, &arena->grads, &flat_state_, &device_step_, &found_inf}) {
+    if (t->defined()) retain_for_replay(t->impl().storage);  // a captured step writes these at every replay
+  }
+  backend_for(arena->values.device()).adam_step({&flat, 1}, h, stream_of(arena->values));
+  last_step_kernels_ = 1;
+  return true;
+}
+
+bool Adam::step_unless(const Tensor& found_inf) {
+  autograd::NoGradGuard no_grad;
+  if (params_.empty()) return false;
+  ensure_state();
+  if (found_inf.dtype() != DType::Float32 || found_inf.numel() != 1 || found_inf.device() != params_[0].device()) {
+    throw ValueError(name_ + ".step_unless: found_inf must be one float32 on the parameters' device");
+  }
+  return flat_step(found_inf);
+}
+
 void Adam::step() {
   autograd::NoGradGuard no_grad;
   ensure_state();
@@ -301,27 +336,7 @@ void Adam::step() {
     return AdamHyper{options_.lr, options_.beta1, options_.beta2, options_.eps, options_.weight_decay, decoupled_,
                      step};
   };
-  // A packed model whose parameters all share a step count: one kernel over the flat buffers.
-  const FlatArena* arena = flat_arena();
-  // The count stays on the device (incremented by the kernel), so the step needs nothing from
-  // the host and can be captured and replayed.
-  if (float* m = flat_state_row(arena, 0);
-      m && (device_step_.defined() ||
-            std::all_of(steps_.begin(), steps_.end(), [&](std::int64_t s) { return s == steps_[0]; }))) {
-    if (!device_step_.defined())
-      device_step_ = full({}, static_cast<double>(steps_[0]), DType::Int64, arena->values.device());
-    const ParamBuffers flat{arena->values.data_ptr<float>(), arena->grads.data_ptr<float>(), m,
-                            flat_state_row(arena, 1), arena->values.numel()};
-    AdamHyper h = hyper(0);
-    h.device_step = device_step_.data_ptr<std::int64_t>();
-    for (const Tensor* t :
-         std::initializer_list<const Tensor*>{&arena->values, &arena->grads, &flat_state_, &device_step_}) {
-      retain_for_replay(t->impl().storage);  // a captured step writes these again at every replay
-    }
-    backend_for(arena->values.device()).adam_step({&flat, 1}, h, stream_of(arena->values));
-    last_step_kernels_ = 1;
-    return;
-  }
+  if (flat_step(Tensor())) return;
   take_steps_to_host();
   // Otherwise one fused call per step count (normally one call for every parameter).
   std::map<std::int64_t, std::vector<ParamBuffers>> by_step;

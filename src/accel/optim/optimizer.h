@@ -22,6 +22,13 @@ class Optimizer {
   Optimizer(std::vector<Tensor> params, std::string name);
   virtual ~Optimizer() = default;
   virtual void step() = 0;
+  // Steps unless *found_inf (a float32 scalar on the parameters' device) is nonzero, decided on
+  // the device with no host read (GradScaler's skip, capturable). Returns false when this
+  // optimizer cannot (then nothing happened and the caller decides on the host).
+  virtual bool step_unless(const Tensor& found_inf) {
+    (void)found_inf;
+    return false;
+  }
   // set_to_none = true (PyTorch 2's default) drops the gradients; false zeroes them in place.
   void zero_grad(bool set_to_none = true);
   const std::vector<Tensor>& params() const { return params_; }
@@ -88,6 +95,8 @@ class Adam : public Optimizer {
  public:
   Adam(std::vector<Tensor> params, AdamOptions options = {});
   void step() override;
+  // A packed model's Adam (the flat path) skips on the device; otherwise false.
+  bool step_unless(const Tensor& found_inf) override;
   const AdamOptions& options() const { return options_; }
   std::map<std::string, Tensor> state_dict() const override;
   void load_state_dict(const std::map<std::string, Tensor>& state) override;
@@ -103,6 +112,9 @@ class Adam : public Optimizer {
 
  private:
   void ensure_state();
+  // One kernel over the arena when the parameters are packed and their gradients in place;
+  // false (nothing done) otherwise.
+  bool flat_step(const Tensor& found_inf);
   // Brings the per-parameter host counts up to date from the device count, which stops being
   // the authority (before a step that cannot take the flat path, or a load).
   void take_steps_to_host();

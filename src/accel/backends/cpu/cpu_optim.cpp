@@ -52,6 +52,7 @@ void adam_kernel(std::span<const ParamBuffers> params, const AdamHyper& h, std::
 }  // namespace
 
 void CpuBackend::adam_step(std::span<const ParamBuffers> params, const AdamHyper& hyper, const Stream&) {
+  if (hyper.found_inf && *hyper.found_inf != 0.0f) return;  // GradScaler's skip, decided here
   AdamHyper h = hyper;
   if (h.device_step) h.step = ++*h.device_step;
   std::int64_t total = 0;

@@ -92,6 +92,7 @@ void SimBackend::adam_step(std::span<const ParamBuffers> params, const AdamHyper
   }
   AdamHyper h = hyper;
   h.device_step = host(h.device_step);
+  h.found_inf = host(h.found_inf);
   CpuBackend::adam_step(translated, h, s);
 }
 void SimBackend::sgd_step(std::span<const ParamBuffers> params, const SgdHyper& hyper, const Stream& s) {
