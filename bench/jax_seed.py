@@ -12,7 +12,6 @@ Compilation happens before the timed epochs. Prints one JSON line like torch_see
 Needs the bench venv (bench/setup-venv.sh): JAX 0.12, Keras 3.
 """
 import argparse
-import gzip
 import json
 import os
 import time
@@ -23,13 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-def read_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+from idx import read_idx
 
 
 def init_params(key):

@@ -6,7 +6,6 @@ data already in memory as uint8, batches converted with /255 as torchvision's To
 Prints one JSON line: {"epochs": [{"epoch": 1, "train_seconds": ...}, ...]}.
 """
 import argparse
-import gzip
 import json
 import os
 import time
@@ -15,13 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-
-def read_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+from idx import read_idx
 
 
 def blas_in_use():

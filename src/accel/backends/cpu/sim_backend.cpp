@@ -22,6 +22,17 @@ T* host(T* p) {
   return static_cast<T*>(sim_host_address(p));
 }
 
+std::vector<ParamBuffers> host(std::span<const ParamBuffers> params) {
+  std::vector<ParamBuffers> out(params.begin(), params.end());
+  for (ParamBuffers& p : out) {
+    p.param = host(p.param);
+    p.grad = host(p.grad);
+    p.exp_avg = host(p.exp_avg);
+    p.exp_avg_sq = host(p.exp_avg_sq);
+  }
+  return out;
+}
+
 }  // namespace
 
 void SimBackend::copy_from_host(void* dst, const void* host_src, std::size_t nbytes, const Stream& s) {
@@ -83,26 +94,14 @@ void SimBackend::softmax_cross_entropy_backward(const TensorDesc& probs, const T
   CpuBackend::softmax_cross_entropy_backward(host(probs), host(targets), host(grad_loss), host(dlogits), s);
 }
 void SimBackend::adam_step(std::span<const ParamBuffers> params, const AdamHyper& hyper, const Stream& s) {
-  std::vector<ParamBuffers> translated(params.begin(), params.end());
-  for (ParamBuffers& p : translated) {
-    p.param = host(p.param);
-    p.grad = host(p.grad);
-    p.exp_avg = host(p.exp_avg);
-    p.exp_avg_sq = host(p.exp_avg_sq);
-  }
+  const std::vector<ParamBuffers> translated = host(params);
   AdamHyper h = hyper;
   h.device_step = host(h.device_step);
   h.found_inf = host(h.found_inf);
   CpuBackend::adam_step(translated, h, s);
 }
 void SimBackend::sgd_step(std::span<const ParamBuffers> params, const SgdHyper& hyper, const Stream& s) {
-  std::vector<ParamBuffers> translated(params.begin(), params.end());
-  for (ParamBuffers& p : translated) {
-    p.param = host(p.param);
-    p.grad = host(p.grad);
-    p.exp_avg = host(p.exp_avg);
-    p.exp_avg_sq = host(p.exp_avg_sq);
-  }
+  const std::vector<ParamBuffers> translated = host(params);
   CpuBackend::sgd_step(translated, hyper, s);
 }
 void SimBackend::unscale_and_check_finite(std::span<const GradSpan> grads, const float* scale, float* found_inf,
