@@ -25,6 +25,7 @@ TEST(RuntimeService, RelativeDataFolderAndAJobsOutputAndStatus) {
   std::filesystem::current_path(root);
   {
     ServiceConfig config = ServiceConfig::defaults();
+    config.allow_unisolated = true;  // run by a developer who is not root
     config.discover_gpus = false;
     config.simulated.push_back({"t4", 1});
     config.accel_executable = ACCEL_CLI_PATH;  // job monitors run in the accel binary, not this test
@@ -55,20 +56,21 @@ TEST(RuntimeService, RelativeDataFolderAndAJobsOutputAndStatus) {
   std::filesystem::remove_all(root);
 }
 
-TEST(RuntimeService, ADataFolderTheWorkerUserCannotReachIsRefusedWithTheFix) {
+TEST(RuntimeService, ADataFolderTenantsCannotReachIsRefusedWithTheFix) {
   if (geteuid() != 0) GTEST_SKIP() << "privileges are dropped (and checked) only when the service runs as root";
   const auto root = std::filesystem::temp_directory_path() / ("accel_private_" + std::to_string(getpid()));
   std::filesystem::create_directories(root);
   std::filesystem::permissions(root, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace);
   ServiceConfig config = ServiceConfig::defaults();
+  config.allow_unisolated = true;  // run by a developer who is not root
   config.discover_gpus = false;
   config.accel_executable = ACCEL_CLI_PATH;
   try {
     RuntimeService service(config, (root / "data").string(), /*start_ticker=*/false);
-    FAIL() << "expected a ValueError: nobody cannot search " << root;
+    FAIL() << "expected a ValueError: tenants cannot search " << root;
   } catch (const accel::ValueError& e) {
     const std::string message = e.what();
-    EXPECT_NE(message.find("'nobody' cannot reach"), std::string::npos) << message;
+    EXPECT_NE(message.find("tenants' jobs (each user's own uid) cannot reach"), std::string::npos) << message;
     EXPECT_NE(message.find("chmod o+x " + root.string()), std::string::npos) << message;
   }
   std::filesystem::permissions(root, std::filesystem::perms::all, std::filesystem::perm_options::add);
@@ -107,6 +109,7 @@ TEST(RuntimeService, TheJobsCounterNeverGoesDown) {
   std::filesystem::permissions(root, std::filesystem::perms::all, std::filesystem::perm_options::add);
   {
     ServiceConfig config = ServiceConfig::defaults();
+    config.allow_unisolated = true;  // run by a developer who is not root
     config.discover_gpus = false;
     config.keep_terminated_s = 0;  // ended runtimes leave memory at the next tick
     config.accel_executable = ACCEL_CLI_PATH;

@@ -37,7 +37,7 @@ class ServiceTest : public ::testing::Test {
     std::filesystem::create_directories(dir_);
     std::filesystem::permissions(dir_, std::filesystem::perms::all, std::filesystem::perm_options::add);
     std::ofstream(dir_ / "config.json") << R"({
-      "discover_gpus": false,
+      "discover_gpus": false, "allow_unisolated": true,
       "simulated_devices": [{"type": "t4", "count": 1}, {"type": "a100", "count": 1}],
       "tick_s": 0.05, "preemption_grace_s": 1.0, "warning_lead_s": 0.8,
       "tiers": {

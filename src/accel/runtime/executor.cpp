@@ -1,8 +1,6 @@
 #include "accel/runtime/executor.h"
 
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
@@ -49,14 +47,8 @@ std::string self_executable();
 
 }  // namespace
 
-LocalExecutor::LocalExecutor(std::string run_as, std::string monitor)
-    : run_as_(std::move(run_as)), monitor_(monitor.empty() ? self_executable() : std::move(monitor)) {
-  if (geteuid() == 0 && !run_as_.empty()) {
-    const passwd* pw = getpwnam(run_as_.c_str());
-    if (!pw) throw ValueError("worker_user '" + run_as_ + "' does not exist on this machine");
-    uid_ = static_cast<int>(pw->pw_uid);
-    gid_ = static_cast<int>(pw->pw_gid);
-  }
+LocalExecutor::LocalExecutor(bool isolating, std::string monitor)
+    : isolating_(isolating), monitor_(monitor.empty() ? self_executable() : std::move(monitor)) {
   job_path_ = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   const std::string accel_dir = std::filesystem::path(monitor_).parent_path().string();
   if (const std::string why = unreachable(accel_dir); why.empty()) {
@@ -67,35 +59,35 @@ LocalExecutor::LocalExecutor(std::string run_as, std::string monitor)
 }
 
 std::string LocalExecutor::unreachable(const std::string& path) const {
-  if (uid_ < 0) return "";
+  if (!isolating_) return "";
+  // A tenant's uid owns nothing outside its runtime's folder and is in no group: only the
+  // "others" bits count.
   std::filesystem::path at;
   for (const auto& part : std::filesystem::path(path)) {
     at /= part;
     struct stat st {};
     if (stat(at.c_str(), &st) != 0) continue;  // made later, by the service
-    const bool searchable = (st.st_uid == static_cast<uid_t>(uid_) && (st.st_mode & S_IXUSR)) ||
-                            (st.st_gid == static_cast<gid_t>(gid_) && (st.st_mode & S_IXGRP)) || (st.st_mode & S_IXOTH);
-    if (!searchable) {
+    if (!(st.st_mode & S_IXOTH)) {
       char mode[8];
       std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-      return "the worker user '" + run_as_ + "' cannot reach " + path + ": " + at.string() + " is mode " + mode +
+      return "tenants' jobs (each user's own uid) cannot reach " + path + ": " + at.string() + " is mode " + mode +
              " (owner uid " + std::to_string(st.st_uid) + "); run `chmod o+x " + at.string() +
-             "` or pick a --data-dir it can reach, such as /var/lib/accel";
+             "` or pick a --data-dir they can reach, such as /var/lib/accel";
     }
   }
   return "";
 }
 
-void LocalExecutor::hand_over(const std::string& path) const {
-  if (uid_ < 0) return;
+void LocalExecutor::hand_over(const std::string& path, const Identity& who) const {
+  if (!who.dropped()) return;
   // The folder itself only, through a descriptor that refuses a symlink: its contents are the
   // tenant's already, and a recursive chown by path (root, in a folder the tenant's processes
   // can change meanwhile) could be steered through a swapped-in symlink to any file.
   const int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0 || fchown(fd, static_cast<uid_t>(uid_), static_cast<gid_t>(gid_)) != 0) {
+  if (fd < 0 || fchown(fd, static_cast<uid_t>(who.uid), static_cast<gid_t>(who.gid)) != 0 || fchmod(fd, 0700) != 0) {
     const std::string why = std::strerror(errno);
     if (fd >= 0) close(fd);
-    throw Error("cannot give " + path + " to " + run_as_ + ": " + why);
+    throw Error("cannot give " + path + " to uid " + std::to_string(who.uid) + ": " + why);
   }
   close(fd);
 }
@@ -141,25 +133,25 @@ std::string self_executable() {
 
 }  // namespace
 
-int LocalExecutor::start_worker(const std::string& workdir, const Environment& env) {
+int LocalExecutor::start_worker(const Identity& who, const std::string& workdir, const Environment& env) {
   CArgs envp = job_environment(job_path_, env);
-  if (uid_ >= 0) {
-    // setpriv (util-linux) drops to the worker user; posix_spawn cannot change users itself.
-    CArgs argv({"setpriv", "--reuid=" + std::to_string(uid_), "--regid=" + std::to_string(gid_), "--clear-groups", "--",
-                "/bin/sleep", "infinity"});
+  if (who.dropped()) {
+    // setpriv (util-linux) drops to the tenant's uid; posix_spawn cannot change users itself.
+    CArgs argv({"setpriv", "--reuid=" + std::to_string(who.uid), "--regid=" + std::to_string(who.gid), "--clear-groups",
+                "--", "/bin/sleep", "infinity"});
     return spawn("/usr/bin/setpriv", argv, envp, 0, workdir);
   }
   CArgs argv({"sleep", "infinity"});
   return spawn("/bin/sleep", argv, envp, 0, workdir);
 }
 
-int LocalExecutor::start_job(int worker_group, const std::string& workdir, const std::vector<std::string>& command,
-                             const Environment& env, const std::string& output_path, const std::string& exit_path,
-                             const JobLimits& limits) {
+int LocalExecutor::start_job(const Identity& who, int worker_group, const std::string& workdir,
+                             const std::vector<std::string>& command, const Environment& env,
+                             const std::string& output_path, const std::string& exit_path, const JobLimits& limits) {
   if (command.empty()) throw ValueError("a job needs a command");
   std::vector<std::string> args = {"accel",    "__job-monitor", "--exit",    exit_path,
                                    "--output", output_path,     "--workdir", workdir};
-  if (uid_ >= 0) args.insert(args.end(), {"--uid", std::to_string(uid_), "--gid", std::to_string(gid_)});
+  if (who.dropped()) args.insert(args.end(), {"--uid", std::to_string(who.uid), "--gid", std::to_string(who.gid)});
   constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
   if (limits.ram_gb > 0)
     args.insert(args.end(), {"--as", std::to_string(static_cast<long long>(limits.ram_gb * kGiB))});
@@ -224,6 +216,30 @@ void LocalExecutor::signal_group(int group, int signal, std::uint64_t leader_sta
     if (now != 0 && now != leader_start) return;  // the PID was reused: not our group
   }
   killpg(group, signal);
+}
+
+int LocalExecutor::kill_processes_of(long long uid) {
+  if (uid < 0 || static_cast<uid_t>(uid) == getuid()) return 0;
+  // A few passes: a process may fork while the first pass runs. Real uid from /proc/PID/status
+  // ("Uid: real effective saved fs"); setuid programs the tenant ran keep it as their real uid.
+  int killed = 0;
+  for (int pass = 0; pass < 3; ++pass) {
+    int found = 0;
+    for (const auto& entry :
+         std::filesystem::directory_iterator("/proc", std::filesystem::directory_options::skip_permission_denied)) {
+      const std::string name = entry.path().filename();
+      if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::ifstream status(entry.path() / "status");
+      for (std::string line; std::getline(status, line);) {
+        if (line.rfind("Uid:", 0) != 0) continue;
+        if (std::strtoll(line.c_str() + 4, nullptr, 10) == uid && kill(std::stoi(name), SIGKILL) == 0) ++found;
+        break;
+      }
+    }
+    killed += found;
+    if (found == 0) break;
+  }
+  return killed;
 }
 
 std::optional<int> LocalExecutor::read_exit_status(const std::string& exit_path) {

@@ -4,12 +4,14 @@
 #include <grp.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -85,6 +87,12 @@ int job_monitor_main(int argc, char** argv) {
         (setgroups(0, nullptr) != 0 || setgid(static_cast<gid_t>(gid)) != 0 || setuid(static_cast<uid_t>(uid)) != 0)) {
       std::fprintf(stderr, "accel: cannot drop privileges to uid %d: %s\n", uid, std::strerror(errno));
       _exit(126);
+    }
+    // Files the job makes are its tenant's alone, also in shared places such as /tmp; its
+    // temporary folder ($TMPDIR, inside its runtime's 0700 folder) is made as the tenant.
+    umask(077);
+    if (const char* tmp = std::getenv("TMPDIR"); tmp && mkdir(tmp, 0700) != 0 && errno != EEXIST) {
+      std::fprintf(stderr, "accel: cannot make the job's TMPDIR %s: %s\n", tmp, std::strerror(errno));
     }
     execvp(argv[command_at], argv + command_at);
     if (errno == ENOENT && !std::strchr(argv[command_at], '/')) {

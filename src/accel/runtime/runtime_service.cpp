@@ -1,6 +1,8 @@
 // The runtime lifecycle: placement, queue, preemption, limits, restart, reconciliation.
 #include "accel/runtime/runtime_service.h"
 
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -69,8 +71,26 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
     // Absolute: workers and jobs run in their own folders, where a relative path means another place.
     : config_(std::move(config)),
       data_dir_(fs::absolute(data_dir).lexically_normal().string()),
-      executor_(config_.worker_user, config_.accel_executable) {
+      isolating_(geteuid() == 0),
+      executor_(isolating_, config_.accel_executable) {
+  if (!isolating_) {
+    const std::string risk =
+        "accel serve runs as uid " + std::to_string(geteuid()) +
+        ", not root, so it cannot give jobs a uid of their own: every job would run as the service's user and could "
+        "read and rewrite its database (users, token hashes, every runtime's record) and every tenant's files";
+    if (!config_.allow_unisolated) {
+      throw ValueError(risk +
+                       ". Start it as root (each user's jobs then run as their own uid), or set "
+                       "\"allow_unisolated\": true in the service config to accept this (docs/security.md)");
+    }
+    std::fprintf(stderr, "accel serve: WARNING: JOBS ARE NOT ISOLATED: %s (allow_unisolated is set)\n", risk.c_str());
+  }
   fs::create_directories(data_dir_ + "/runtimes");
+  // Tenants may pass through to their runtime's folder, never list the others (each runtime's
+  // folder is 0700, its tenant's). The data folder itself keeps its mode: it may be a shared
+  // place an operator chose.
+  fs::permissions(data_dir_ + "/runtimes", fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec,
+                  fs::perm_options::replace);
   for (const char* own : {"/jobs", "/trash"}) {  // the service's alone
     fs::create_directories(data_dir_ + own);
     fs::permissions(data_dir_ + own, fs::perms::owner_all, fs::perm_options::replace);
@@ -385,19 +405,41 @@ JobLimits RuntimeService::job_limits(const Runtime& rt) const {
   return limits;
 }
 
+Identity RuntimeService::identity_of(const std::string& user) {
+  if (!isolating_) return {};
+  if (const auto known = identities_.find(user); known != identities_.end()) return known->second;
+  const long long number = store_->tenant_number(user);
+  if (number > config_.tenant_uid_count) {
+    throw ApiError(503, "no tenant uid is left for user '" + user + "': " + std::to_string(config_.tenant_uid_count) +
+                            " have been handed out; raise tenant_uid_count in the service config");
+  }
+  const long long uid = config_.tenant_uid_first + number - 1;
+  // A uid or gid of a real account would hand that account's files (or group's) to the tenant.
+  const passwd* account = getpwuid(static_cast<uid_t>(uid));
+  const group* team = getgrgid(static_cast<gid_t>(uid));
+  if (account || team) {
+    throw ApiError(503, "tenant uid " + std::to_string(uid) + " for user '" + user + "' belongs to " +
+                            (account ? "the account '" + std::string(account->pw_name) + "'"
+                                     : "the group '" + std::string(team->gr_name) + "'") +
+                            " on this machine; move tenant_uid_first in the service config to a free range");
+  }
+  return identities_[user] = {uid, uid};
+}
+
 Environment RuntimeService::lease_environment(const Runtime& rt) const {
-  Environment env = {
-      {"ACCEL_RUNTIME_ID", rt.id}, {"HOME", rt.workdir}, {"CUDA_VISIBLE_DEVICES", ""}, {"ACCEL_DEVICE", "cpu"}};
+  Environment env = {{"ACCEL_RUNTIME_ID", rt.id},
+                     {"HOME", rt.workdir},
+                     {"TMPDIR", rt.workdir + "/.tmp"},
+                     {"CUDA_VISIBLE_DEVICES", ""},
+                     {"ACCEL_DEVICE", "cpu"}};
   const TierPolicy& tier = tier_of(rt.tier);
   env.emplace_back("ACCEL_MEMORY_FRACTION", std::to_string(tier.memory_fraction));
   for (const Accelerator& a : inventory_) {
     if (a.id != rt.accelerator_id) continue;
     if (a.kind == "gpu" && !a.simulated) {
-      env = {{"ACCEL_RUNTIME_ID", rt.id},
-             {"HOME", rt.workdir},
-             {"CUDA_VISIBLE_DEVICES", std::to_string(a.device_index)},
-             {"ACCEL_DEVICE", "cuda:0"},
-             {"ACCEL_MEMORY_FRACTION", std::to_string(tier.memory_fraction)}};
+      env = {{"ACCEL_RUNTIME_ID", rt.id},      {"HOME", rt.workdir},
+             {"TMPDIR", rt.workdir + "/.tmp"}, {"CUDA_VISIBLE_DEVICES", std::to_string(a.device_index)},
+             {"ACCEL_DEVICE", "cuda:0"},       {"ACCEL_MEMORY_FRACTION", std::to_string(tier.memory_fraction)}};
     } else if (a.kind == "gpu") {
       // A simulated GPU: accel's sim device with the catalog's memory, labelled as such.
       env.emplace_back("ACCEL_SIMULATED", "1");
@@ -434,8 +476,9 @@ void RuntimeService::start(Runtime& rt, const Accelerator* accelerator) {
 void RuntimeService::ensure_worker(Runtime& rt) {
   if (rt.worker_pid > 0) return;
   fs::create_directories(rt.workdir);  // the working directory comes with the first job (run_job makes job_dir)
-  executor_.hand_over(rt.workdir);
-  rt.worker_pid = executor_.start_worker(rt.workdir, lease_environment(rt));
+  const Identity who = identity_of(rt.user);
+  executor_.hand_over(rt.workdir, who);
+  rt.worker_pid = executor_.start_worker(who, rt.workdir, lease_environment(rt));
   rt.worker_start = LocalExecutor::start_time(rt.worker_pid);
   save(rt);
   event(rt, "worker_started", "worker " + std::to_string(rt.worker_pid));
@@ -476,6 +519,16 @@ void RuntimeService::finish_termination(Runtime& rt) {
   end_killed_jobs(rt);
   rt.state = "terminated";
   active_.erase(rt.id);
+  if (rt.worker_pid > 0 && isolating_) {
+    // A job may have left the runtime's process group (setsid, a daemon): with the tenant's
+    // last runtime gone, nothing of theirs may run on, so every process of their uid ends.
+    bool others = false;
+    for (const auto& [other_id, other] : active_) others |= other->user == rt.user && other->worker_pid > 0;
+    if (!others) {
+      if (const int stray = LocalExecutor::kill_processes_of(identity_of(rt.user).uid); stray > 0)
+        event(rt, "strays_killed", std::to_string(stray) + " process(es) outside the runtime's group ended");
+    }
+  }
   rt.reason = rt.pending_reason.empty() ? "user" : rt.pending_reason;
   rt.ended_at = now_seconds();
   save(rt);

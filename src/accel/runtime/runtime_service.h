@@ -127,6 +127,10 @@ class RuntimeService {
   Json to_json(const Runtime& rt) const;
   Json to_json(const Job& job) const;
   Environment lease_environment(const Runtime& rt) const;
+  // Whom `user`'s processes run as: their own uid (tenant_uid_first + their tenant number - 1)
+  // when the service is root, else the service's. ApiError 503 when the range is used up or the
+  // uid belongs to an account of this machine.
+  Identity identity_of(const std::string& user);
   // The tier's job limits; no address-space cap on a real GPU (CUDA maps far more than RAM).
   JobLimits job_limits(const Runtime& rt) const;
   const TierPolicy& tier_of(const std::string& tier) const;
@@ -143,7 +147,9 @@ class RuntimeService {
   ServiceConfig config_;
   std::string data_dir_;
   std::unique_ptr<Store> store_;
+  bool isolating_;  // root: each tenant's processes run as a uid of their own
   LocalExecutor executor_;
+  std::unordered_map<std::string, Identity> identities_;  // user -> uid, as handed out
   std::vector<Accelerator> inventory_;
   std::unordered_map<std::string, std::size_t> inventory_index_;  // accelerator id -> its inventory_ entry
   std::map<std::string, Runtime> runtimes_;  // every runtime in memory; ended ones leave after keep_terminated_s

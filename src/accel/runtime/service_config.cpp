@@ -100,7 +100,19 @@ ServiceConfig ServiceConfig::load(const std::string& path) {
     c.tick_s = j.value("tick_s", c.tick_s);
     c.preemption_grace_s = j.value("preemption_grace_s", c.preemption_grace_s);
     c.warning_lead_s = j.value("warning_lead_s", c.warning_lead_s);
-    c.worker_user = j.value("worker_user", c.worker_user);
+    if (j.contains("worker_user")) {
+      throw ValueError("service config " + path +
+                       ": worker_user is gone; each user's jobs run as a uid of their own (set tenant_uid_first and "
+                       "tenant_uid_count to choose the range, docs/runtime.md)");
+    }
+    c.tenant_uid_first = j.value("tenant_uid_first", c.tenant_uid_first);
+    c.tenant_uid_count = j.value("tenant_uid_count", c.tenant_uid_count);
+    if (c.tenant_uid_first < 1000 || c.tenant_uid_count < 1 || c.tenant_uid_first + c.tenant_uid_count > 2147483647) {
+      throw ValueError("service config " + path + ": tenant uids " + std::to_string(c.tenant_uid_first) + " + " +
+                       std::to_string(c.tenant_uid_count) +
+                       " must lie between 1000 and 2^31-1 (system and login users live below 1000)");
+    }
+    c.allow_unisolated = j.value("allow_unisolated", c.allow_unisolated);
     c.max_queue = j.value("max_queue", c.max_queue);
     c.keep_terminated_s = j.value("keep_terminated_s", c.keep_terminated_s);
   } catch (const nlohmann::json::exception& e) {

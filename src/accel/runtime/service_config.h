@@ -41,11 +41,18 @@ struct SimulatedDevices {
 struct ServiceConfig {
   std::map<std::string, TierPolicy> tiers;
   std::vector<SimulatedDevices> simulated;
-  bool discover_gpus = true;           // offer the GPUs NVML finds
-  double tick_s = 1.0;                 // how often limits are enforced
-  double preemption_grace_s = 30;      // SIGTERM, then this long, then SIGKILL
-  double warning_lead_s = 300;         // warn this long before an idle or lifetime termination
-  std::string worker_user = "nobody";  // jobs run as this user when the service runs as root
+  bool discover_gpus = true;       // offer the GPUs NVML finds
+  double tick_s = 1.0;             // how often limits are enforced
+  double preemption_grace_s = 30;  // SIGTERM, then this long, then SIGKILL
+  double warning_lead_s = 300;     // warn this long before an idle or lifetime termination
+  // Tenant isolation when the service runs as root: each user's workers and jobs run as a uid of
+  // their own, tenant_uid_first + the user's tenant number (never reused, docs/security.md), of
+  // at most tenant_uid_count users. The range must be free on this machine (no passwd entry).
+  long long tenant_uid_first = 400000;
+  long long tenant_uid_count = 100000;
+  // A service that is not root cannot give jobs another uid: they would run as the service and
+  // could rewrite its database. It refuses to start unless this says the operator accepts that.
+  bool allow_unisolated = false;
   int max_queue = 100;
   double keep_terminated_s = 600;
   // The accel binary that runs job monitors (`accel __job-monitor`); empty: this process's own

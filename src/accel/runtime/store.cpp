@@ -1,5 +1,9 @@
 #include "accel/runtime/store.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "accel/core/error.h"
 
 namespace accel::runtime {
@@ -33,6 +37,14 @@ struct Statement {
 }  // namespace
 
 Store::Store(const std::string& path) : path_(path) {
+  // The service's alone (0600): it holds the users' token hashes. SQLite gives its -wal and
+  // -shm files the database file's mode, so fixing the file's mode first covers all three.
+  if (const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600); fd >= 0) {
+    const int changed = fchmod(fd, 0600);
+    close(fd);
+    if (changed != 0) throw Error("cannot make the service database " + path + " private (chmod 0600)");
+  }
+  for (const char* suffix : {"-wal", "-shm"}) chmod((path + suffix).c_str(), 0600);  // left by an older service
   const int rc =
       sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
@@ -55,6 +67,9 @@ Store::Store(const std::string& path) : path_(path) {
       "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, runtime_id TEXT NOT NULL,"
       " time REAL NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL)");
   exec("CREATE INDEX IF NOT EXISTS events_by_runtime ON events (runtime_id)");
+  // AUTOINCREMENT: a number is never handed out twice, so a new user never gets a uid whose
+  // files or stray processes were an earlier user's.
+  exec("CREATE TABLE IF NOT EXISTS tenants (number INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE)");
 }
 
 void Store::checkpoint() {
@@ -237,7 +252,21 @@ bool Store::change_user(const char* sql, std::initializer_list<std::string> valu
   return sqlite3_changes(db_) > 0;
 }
 
-bool Store::remove_user(const std::string& name) { return change_user("DELETE FROM users WHERE name = ?", {name}); }
+long long Store::tenant_number(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Statement add(db_, "INSERT OR IGNORE INTO tenants (name) VALUES (?)");
+  add.text(1, name);
+  ACCEL_SQLITE_CHECK(db_, sqlite3_step(add.stmt), SQLITE_DONE);
+  Statement find(db_, "SELECT number FROM tenants WHERE name = ?");
+  find.text(1, name);
+  ACCEL_SQLITE_CHECK(db_, sqlite3_step(find.stmt), SQLITE_ROW);
+  return sqlite3_column_int64(find.stmt, 0);
+}
+
+bool Store::remove_user(const std::string& name) {
+  change_user("DELETE FROM tenants WHERE name = ?", {name});
+  return change_user("DELETE FROM users WHERE name = ?", {name});
+}
 
 bool Store::set_user_tier(const std::string& name, const std::string& tier) {
   return change_user("UPDATE users SET tier = ? WHERE name = ?", {tier, name});

@@ -54,7 +54,10 @@ class Store {
   void add_user(const User& user, const std::string& token_hash);
   std::optional<User> user_by_token_hash(const std::string& token_hash);
   std::vector<User> users();
-  // Each returns false when no user has that name.
+  // The user's tenant number, 1, 2, ...: given on first use and never given again, not even to a
+  // later user of the same name (their uid is the service's tenant_uid_first + this number).
+  long long tenant_number(const std::string& name);
+  // Each returns false when no user has that name. Removing a user retires their tenant number.
   bool remove_user(const std::string& name);
   bool set_user_tier(const std::string& name, const std::string& tier);
   bool set_user_token_hash(const std::string& name, const std::string& token_hash);
