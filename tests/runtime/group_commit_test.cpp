@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <set>
 #include <stdexcept>
@@ -52,6 +55,47 @@ TEST(GroupCommit, QueuedChangesAreReadBackAndSurviveReopeningTheDatabase) {
   Store reopened(db);
   EXPECT_EQ(reopened.all("jobs").size(), 1u);
   EXPECT_EQ((*reopened.find("runtimes", "rt-1"))["version"], 3);
+  std::filesystem::remove_all(dir);
+}
+
+// The reported outage: another writer held the database's lock for 8 s and every request was
+// answered 500 until a restart, with the failed batch lost. Now the batch waits at the head of
+// the queue, sync() says why it cannot write (DatabaseUnavailable), and the first commit after
+// the lock is gone writes it and everything queued behind it, in order.
+TEST(GroupCommit, AFailedCommitKeepsItsChangesAndTheFirstCommitThatSucceedsWritesThem) {
+  const auto dir = fresh_dir("accel_failed_commit");
+  const std::string db = (dir / "service.db").string();
+  Store store(db);
+  store.put("runtimes", "rt-1", "ann", [] { return nlohmann::json{{"id", "rt-1"}, {"state", "running"}}; });
+  store.sync();
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);  // holds the write lock
+
+  store.put("runtimes", "rt-1", "ann", [] { return nlohmann::json{{"id", "rt-1"}, {"state", "terminated"}}; });
+  store.add_event({1.0, "rt-1", "terminated", "reason: user"});
+  try {
+    store.sync();
+    FAIL() << "expected DatabaseUnavailable while another connection holds the lock";
+  } catch (const DatabaseUnavailable& e) {
+    EXPECT_NE(std::string(e.what()).find("locked"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(store.writable());
+  EXPECT_NE(store.failure().find("locked"), std::string::npos);
+  // Changes made meanwhile queue behind the failed batch; a retry before the backoff is
+  // answered at once instead of waiting on the lock again.
+  store.put("runtimes", "rt-2", "bob", [] { return nlohmann::json{{"id", "rt-2"}, {"state", "running"}}; });
+  const auto before = std::chrono::steady_clock::now();
+  EXPECT_THROW(store.sync(), DatabaseUnavailable);
+  EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::milliseconds(500));
+
+  ASSERT_EQ(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);  // the cause goes away
+  sqlite3_close(other);
+  EXPECT_TRUE(store.sync_within(5));
+  EXPECT_TRUE(store.writable());
+  EXPECT_EQ((*store.find("runtimes", "rt-1"))["state"], "terminated");
+  EXPECT_TRUE(store.find("runtimes", "rt-2"));
+  ASSERT_EQ(store.events("rt-1").size(), 1u);
   std::filesystem::remove_all(dir);
 }
 

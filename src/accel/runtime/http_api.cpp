@@ -70,6 +70,21 @@ Json page(const Json& all, const httplib::Request& req, httplib::Response& res) 
 
 using Handler = std::function<void(const User&, const httplib::Request&, httplib::Response&)>;
 
+// Routes whose changes must be stored before they are answered: all but reads and heartbeats (a
+// heartbeat only moves an idle clock; refusing it while the database is down would let the
+// idle timeout end runtimes whose users are there).
+bool must_store(const httplib::Request& req) {
+  return req.method != "GET" && req.path.find("/heartbeat") == std::string::npos;
+}
+
+// Why the service cannot store changes, as a client may read it (the log has SQLite's words).
+std::string storage_trouble(const std::string& failure) {
+  if (failure.find("full") != std::string::npos) return "its disk is full";
+  if (failure.find("locked") != std::string::npos || failure.find("busy") != std::string::npos)
+    return "its database is locked by another writer";
+  return "its database cannot be written";
+}
+
 // A state route's result as its answer: JSON as it is, a runtime record described (create and
 // delete return records so that their JSON is built off the combiner).
 Json answer_json(const RuntimeService&, Json json) { return json; }
@@ -125,6 +140,15 @@ HttpApi::HttpApi(RuntimeService& service)
   const auto answer_errors = [](httplib::Response& res, const std::function<void()>& work) {
     try {
       work();
+    } catch (const DatabaseUnavailable& e) {
+      // The request's change took effect in memory and stays queued for the database.
+      res.headers.clear();  // a route's paging headers describe an answer that is not sent
+      res.set_header("Retry-After", "1");
+      send_json(res, 503,
+                {{"error", "the service could not store this change yet (" + storage_trouble(e.what()) +
+                               "); it took effect and is written when the database recovers: read the resource "
+                               "before retrying"},
+                 {"status", 503}});
     } catch (const ApiError& e) {
       send_json(res, e.status(), {{"error", clipped(e.message())}, {"status", e.status()}});
     } catch (const std::exception& e) {
@@ -133,25 +157,46 @@ HttpApi::HttpApi(RuntimeService& service)
       send_json(res, 500, {{"error", "internal error (the service's log has the details)"}, {"status", 500}});
     }
   };
+  // While commits fail, changes are refused before they happen (503, nothing changed); reads
+  // answer from memory. The ticker and every request retry the commit on a backoff, and the
+  // first that succeeds writes everything queued (Store::sync): no restart needed.
+  const auto refuse_changes_while_failing = [this](const httplib::Request& req) {
+    if (!must_store(req)) return;
+    const std::string failure = service_.store().failure();
+    if (failure.empty()) return;
+    throw ApiError(503, "the service cannot store changes right now (" + storage_trouble(failure) +
+                            "); nothing was changed; retry in a few seconds");
+  };
+  const auto stored = [this](const httplib::Request& req, const std::function<void()>& commit) {
+    try {
+      commit();  // answer only once the changes behind the answer are committed
+    } catch (const DatabaseUnavailable&) {
+      if (must_store(req)) throw;
+    }
+  };
   // Routes that start processes or read /proc and files run on their own thread, then commit.
-  const auto authed = [this, answer_errors](Handler handler) {
-    return [this, handler, answer_errors](const httplib::Request& req, httplib::Response& res) {
+  const auto authed = [this, answer_errors, refuse_changes_while_failing, stored](Handler handler) {
+    return [this, handler, answer_errors, refuse_changes_while_failing, stored](const httplib::Request& req,
+                                                                                httplib::Response& res) {
       answer_errors(res, [&] {
         const User user = service_.authenticate(req.get_header_value("Authorization"));
+        refuse_changes_while_failing(req);
         handler(user, req, res);
-        service_.store().sync();  // answer only once the changes behind the answer are committed
+        stored(req, [&] { service_.store().sync(); });
       });
     };
   };
   // The rest go through the combiner (combiner.h): in arrival order, one commit per batch.
   // Parsing the request and printing the answer stay on the request's own thread.
-  const auto combined = [this, answer_errors](int status, auto op) {
-    return [this, status, op, answer_errors](const httplib::Request& req, httplib::Response& res) {
+  const auto combined = [this, answer_errors, refuse_changes_while_failing, stored](int status, auto op) {
+    return [this, status, op, answer_errors, refuse_changes_while_failing, stored](const httplib::Request& req,
+                                                                                   httplib::Response& res) {
       answer_errors(res, [&] {
         const User user = service_.authenticate(req.get_header_value("Authorization"));
+        refuse_changes_while_failing(req);
         const Json body = parse_body(req);
         decltype(op(user, req, body)) result;
-        combiner_->run([&] { result = op(user, req, body); });
+        stored(req, [&] { combiner_->run([&] { result = op(user, req, body); }); });
         send_json(res, status, answer_json(service_, result));
       });
     };

@@ -58,6 +58,11 @@ int job_monitor_main(int argc, char** argv) {
   // symlink all the same, as defence in depth.
   const int output = open(output_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (output < 0) return 125;
+  // The exit file's space is taken now: a job that fills the disk (it shares the service's file
+  // system) must not make its own exit status unrecordable.
+  const std::string temporary = exit_path + ".tmp";
+  const int exit_fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (exit_fd >= 0) posix_fallocate(exit_fd, 0, 64);
   const pid_t job = fork();  // this process is small and single-threaded: forking it is cheap
   if (job == 0) {
     dup2(output, 1);
@@ -111,11 +116,11 @@ int job_monitor_main(int argc, char** argv) {
   while (job > 0 && waitpid(job, &status, 0) < 0 && errno == EINTR) {
   }
   const int code = job < 0 ? 125 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  const std::string temporary = exit_path + ".tmp";
-  const int exit_fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (FILE* f = exit_fd >= 0 ? fdopen(exit_fd, "w") : nullptr) {
-    std::fprintf(f, "%d\n", code);
-    std::fclose(f);
+  // Written into the space taken at the start, then cut to its length (neither needs a block).
+  char text[16];
+  const int length = std::snprintf(text, sizeof text, "%d\n", code);
+  if (exit_fd >= 0 && pwrite(exit_fd, text, static_cast<std::size_t>(length), 0) == length &&
+      ftruncate(exit_fd, length) == 0 && close(exit_fd) == 0) {
     std::rename(temporary.c_str(), exit_path.c_str());
   }
   return 0;

@@ -100,6 +100,7 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
   empty_trash(std::move(leftovers));
   if (const std::string why = executor_.unreachable(data_dir_ + "/runtimes"); !why.empty()) throw ValueError(why);
   store_ = std::make_unique<Store>(data_dir_ + "/service.db");
+  store_->keep_reserve(reserve_bytes());
   if (config_.discover_gpus) {
     const hw::GpuReport gpus = hw::query_gpus();
     for (const hw::GpuInfo& g : gpus.gpus) {
@@ -121,6 +122,7 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
   reconcile();
   if (start_ticker) {
     ticker_ = std::thread([this] {
+      std::string last_error;  // said once, not every tick while the cause lasts
       while (!stopping_) {
         {
           std::unique_lock<std::mutex> lock(wake_mutex_);
@@ -129,13 +131,18 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
         if (stopping_) break;
         tick();
         try {
-          store_->sync();  // the tick's changes, when no request commits them sooner
+          store_->keep_reserve(reserve_bytes());  // made anew once a full disk has room again
+          store_->sync();                         // the tick's changes, when no request commits them sooner
           store_->checkpoint();
           // Hand memory freed by the request threads' malloc arenas back to the system, so
           // the daemon's size follows its load instead of its busiest moment.
           malloc_trim(0);
+          last_error.clear();
+        } catch (const DatabaseUnavailable&) {
+          // said once when commits started failing (Store::sync); retried on the next tick
         } catch (const std::exception& e) {
-          std::fprintf(stderr, "accel serve: %s\n", e.what());
+          if (e.what() != last_error) std::fprintf(stderr, "accel serve: %s\n", e.what());
+          last_error = e.what();
         }
       }
     });
@@ -146,11 +153,14 @@ RuntimeService::~RuntimeService() {
   stopping_ = true;
   wake_.notify_all();
   if (ticker_.joinable()) ticker_.join();
-  // Queued documents are built from this object's inventory: commit them while it exists.
-  try {
-    store_->sync();
-  } catch (const std::exception&) {
-    // the commit error was already answered to the requests that waited for it
+  // Queued documents are built from this object's inventory: commit them while it exists,
+  // waiting a while for a database that cannot be written now (a graceful stop once stored
+  // nothing after one failed commit).
+  if (!store_->sync_within(kStopWritesS)) {
+    std::fprintf(stderr,
+                 "accel serve: stopping with changes the database did not take in %g s (%s); the runtimes' last "
+                 "states are not stored, and the next start marks them from what it finds\n",
+                 kStopWritesS, store_->failure().c_str());
   }
 }
 

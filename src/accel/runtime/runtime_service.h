@@ -62,6 +62,8 @@ class RuntimeService {
  public:
   // Seconds a known token is remembered (a revoked or rotated token works at most this long).
   static constexpr double kUserCacheS = 10;
+  // How long a graceful stop waits for a database that cannot be written.
+  static constexpr double kStopWritesS = 10;
   // Opens <data_dir>/service.db, builds the inventory and reconciles stored runtimes with the
   // processes still alive. `start_ticker` runs enforcement every config.tick_s.
   RuntimeService(ServiceConfig config, std::string data_dir, bool start_ticker = true);
@@ -134,6 +136,7 @@ class RuntimeService {
   // The tier's job limits; no address-space cap on a real GPU (CUDA maps far more than RAM).
   JobLimits job_limits(const Runtime& rt) const;
   const TierPolicy& tier_of(const std::string& tier) const;
+  std::uint64_t reserve_bytes() const { return static_cast<std::uint64_t>(config_.database_reserve_mb * 1024 * 1024); }
   void reconcile();
   // A copy of active_'s runtimes: safe to iterate while a runtime in it terminates.
   std::vector<Runtime*> active_runtimes() const;

@@ -113,6 +113,10 @@ ServiceConfig ServiceConfig::load(const std::string& path) {
                        " must lie between 1000 and 2^31-1 (system and login users live below 1000)");
     }
     c.allow_unisolated = j.value("allow_unisolated", c.allow_unisolated);
+    c.database_reserve_mb = j.value("database_reserve_mb", c.database_reserve_mb);
+    if (c.database_reserve_mb < 0 || c.database_reserve_mb > 1e6) {
+      throw ValueError("service config " + path + ": database_reserve_mb must be from 0 to 1e6");
+    }
     c.max_queue = j.value("max_queue", c.max_queue);
     c.keep_terminated_s = j.value("keep_terminated_s", c.keep_terminated_s);
   } catch (const nlohmann::json::exception& e) {

@@ -2,7 +2,13 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <iterator>
+#include <thread>
 
 #include "accel/core/error.h"
 
@@ -52,7 +58,9 @@ Store::Store(const std::string& path) : path_(path) {
     sqlite3_close(db_);
     throw Error("cannot open the service database " + path + ": " + message);
   }
-  sqlite3_busy_timeout(db_, 5000);  // `accel admin` may write while the daemon runs
+  // `accel admin` may write while the daemon runs (a few ms). Longer waits hold every request of
+  // a batch: a lock held for seconds is a failed commit (503, retried on a backoff).
+  sqlite3_busy_timeout(db_, 1000);
   exec("PRAGMA journal_mode=WAL");
   exec("PRAGMA synchronous=NORMAL");  // committed transactions survive a crash of the process
   // No checkpoints inside commits: under load one took 30 ms and held every request of its
@@ -129,14 +137,17 @@ void Store::put(const char* table, const std::string& id, const std::string& own
 void Store::add_event(Event event) { enqueue(std::move(event)); }
 
 void Store::sync() {
+  using Clock = std::chrono::steady_clock;
   std::unique_lock<std::mutex> lock(queue_mutex_);
   const std::uint64_t target = queued_count_;
+  const std::uint64_t failures_before = failures_;
   while (committed_count_ < target) {
-    if (!commit_error_.empty()) break;
-    if (committing_) {  // another caller is committing: wait for it, then maybe lead the next one
+    if (failures_ != failures_before) break;  // the commit that held these changes failed
+    if (committing_) {                        // another caller is committing: wait for it, then maybe lead the next one
       committed_.wait(lock);
       continue;
     }
+    if (!commit_error_.empty() && Clock::now() < retry_at_) break;  // failing: retry on the backoff
     // Lead: commit everything queued so far, for every caller waiting on it.
     committing_ = true;
     std::vector<Change> batch;
@@ -144,21 +155,113 @@ void Store::sync() {
     const std::uint64_t upto = queued_count_;
     lock.unlock();
     std::string error;
+    bool disk_full = false;
     try {
       commit(batch);
     } catch (const std::exception& e) {
       error = e.what();
+      disk_full = error.find(sqlite3_errstr(SQLITE_FULL)) != std::string::npos;
+    }
+    // A full disk: give the reserve back and try once more at once.
+    bool released = false;
+    if (disk_full) {
+      std::lock_guard<std::mutex> connection(mutex_);
+      released = release_reserve();
+    }
+    if (released) {
+      std::fprintf(stderr, "accel serve: the disk of %s is full; gave up its %llu-byte reserve to go on\n",
+                   path_.c_str(), static_cast<unsigned long long>(reserve_bytes_));
+      try {
+        commit(batch);
+        error.clear();
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
     }
     lock.lock();
     committing_ = false;
     if (error.empty()) {
       committed_count_ = upto;
+      if (!commit_error_.empty()) {
+        std::fprintf(stderr, "accel serve: the service database is writable again; %zu queued change(s) written\n",
+                     batch.size());
+      }
+      commit_error_.clear();
+      backoff_s_ = 0;
     } else {
+      // Nothing is dropped: the batch goes back ahead of what was queued meanwhile.
+      queue_.insert(queue_.begin(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
+      if (commit_error_.empty())
+        std::fprintf(stderr, "accel serve: cannot write the service database: %s\n", error.c_str());
       commit_error_ = error;
+      ++failures_;
+      backoff_s_ = backoff_s_ == 0 ? 0.05 : std::min(backoff_s_ * 2, 5.0);
+      retry_at_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(backoff_s_));
     }
     committed_.notify_all();
   }
-  if (!commit_error_.empty()) throw Error("the service database " + path_ + ": " + commit_error_);
+  if (committed_count_ < target) {
+    throw DatabaseUnavailable("the service database " + path_ + " cannot be written: " + commit_error_ +
+                              "; the change is kept and will be written when the cause goes away");
+  }
+}
+
+bool Store::sync_within(double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (true) {
+    try {
+      sync();
+      return true;
+    } catch (const DatabaseUnavailable&) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+}
+
+bool Store::writable() {
+  std::lock_guard<std::mutex> lock(queue_mutex_);
+  return commit_error_.empty();
+}
+
+std::string Store::failure() {
+  std::lock_guard<std::mutex> lock(queue_mutex_);
+  return commit_error_;
+}
+
+void Store::keep_reserve(std::uint64_t bytes) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  reserve_bytes_ = bytes;
+  if (bytes == 0) {
+    release_reserve();
+  } else {
+    make_reserve();
+  }
+}
+
+bool Store::make_reserve() {
+  if (reserve_held_ || reserve_bytes_ == 0) return false;
+  // Only with room to spare: on a disk a tenant keeps full, the reserve waits.
+  struct statvfs disk {};
+  const std::string folder = path_.substr(0, path_.find_last_of('/') + 1);
+  if (statvfs(folder.empty() ? "." : folder.c_str(), &disk) != 0 ||
+      static_cast<double>(disk.f_bavail) * static_cast<double>(disk.f_frsize) <
+          2.0 * static_cast<double>(reserve_bytes_))
+    return false;
+  const int fd = open(reserve_path().c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  // Blocks really allocated (not a sparse file), so that deleting it frees them.
+  const bool made = posix_fallocate(fd, 0, static_cast<off_t>(reserve_bytes_)) == 0;
+  close(fd);
+  if (!made) unlink(reserve_path().c_str());  // no room yet: the ticker tries again
+  reserve_held_ = made;
+  return made;
+}
+
+bool Store::release_reserve() {
+  if (!reserve_held_) return false;
+  reserve_held_ = false;
+  return unlink(reserve_path().c_str()) == 0;
 }
 
 void Store::commit(const std::vector<Change>& batch) {

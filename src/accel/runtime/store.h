@@ -14,6 +14,7 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -27,7 +28,17 @@
 #include <variant>
 #include <vector>
 
+#include "accel/core/error.h"
+
 namespace accel::runtime {
+
+// A commit failed (the disk is full, another writer holds the database's lock): the changes are
+// kept, in order, and written by the next commit that succeeds; until then sync() throws this.
+// The HTTP API answers it 503 with the reason.
+class DatabaseUnavailable : public Error {
+ public:
+  using Error::Error;
+};
 
 struct User {
   std::string name;
@@ -68,9 +79,23 @@ class Store {
   using DocumentFn = std::function<nlohmann::json()>;
   void put(const char* table, const std::string& id, const std::string& owner, DocumentFn doc);
   void add_event(Event event);
-  // Waits until every change queued before this call is committed. Throws Error naming SQLite's
-  // message if a commit failed (a full disk, say); the changes of that batch are not stored.
+  // Waits until every change queued before this call is committed. When a commit fails (a
+  // full disk, a lock held too long) its changes go back to the head of the queue and this
+  // throws DatabaseUnavailable naming SQLite's message; later calls retry, no more often than
+  // a backoff that doubles from 50 ms to 5 s, and the first commit that succeeds writes them
+  // all. Nothing queued is dropped.
   void sync();
+  // sync(), retrying until it succeeds or `seconds` have passed (a graceful stop); false when
+  // changes are still unwritten.
+  bool sync_within(double seconds);
+  // False from a failed commit until one succeeds: the service then refuses changes up front.
+  bool writable();
+  std::string failure();  // SQLite's message for the failing commit, or ""
+  // Space held back on the database's file system (a file of this many bytes next to it),
+  // given up when a commit finds the disk full, so that a tenant who fills the disk cannot
+  // stop the service from recording state; made again once the space is free. 0: none.
+  // Called again (each tick) it makes the reserve anew once there is room for it twice over.
+  void keep_reserve(std::uint64_t bytes);
   // Copies committed pages from the WAL into the database file, on a second connection so that
   // commits go on meanwhile. The service's ticker calls it every tick (commits never do).
   void checkpoint();
@@ -103,8 +128,17 @@ class Store {
   std::condition_variable committed_;
   std::vector<Change> queue_;
   std::uint64_t queued_count_ = 0, committed_count_ = 0;
-  std::string commit_error_;  // the last failed commit's message, for sync()
+  std::string commit_error_;  // the failing commit's message; empty while commits succeed
+  std::uint64_t failures_ = 0;
+  std::chrono::steady_clock::time_point retry_at_;
+  double backoff_s_ = 0;
   bool committing_ = false;
+  std::uint64_t reserve_bytes_ = 0;
+  bool reserve_held_ = false;
+  std::string reserve_path() const { return path_ + ".reserve"; }
+  // Makes or gives up the reserve file; true when it gave space back.
+  bool make_reserve();
+  bool release_reserve();
 };
 
 }  // namespace accel::runtime
