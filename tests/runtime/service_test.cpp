@@ -1,5 +1,10 @@
 // Integration tests of `accel serve`: the real daemon, simulated devices, second-scale limits.
+#include <algorithm>
+#include <regex>
+#include <set>
 #include <sstream>
+
+#include "accel/hw/catalog.h"
 
 #include "accel/runtime/store.h"
 #include "service_fixture.h"
@@ -66,6 +71,50 @@ TEST_F(ServiceTest, TheEdgeAnswersJsonForUnknownRoutesLargeBodiesAndBadBytes) {
   for (const std::string bad : {"-1", "1e3", "", "99999999999999999999"}) {
     EXPECT_EQ(get("alice", "/v1/runtimes/" + id + "/jobs/" + j + "/output?offset=" + bad).status, 400) << bad;
   }
+  // A method a route does not take: 405 with the methods it does (TRACE used to be a bare 400).
+  for (const std::string method : {"PUT", "TRACE", "PATCH"}) {
+    const auto answer = accel::testing::run_command(
+        "curl -s -i -X " + method + " http://127.0.0.1:" + std::to_string(port_) + "/v1/runtimes/" + id);
+    EXPECT_NE(answer.output.find("HTTP/1.1 405"), std::string::npos) << method << answer.output;
+    EXPECT_NE(answer.output.find("Allow: GET, HEAD, DELETE"), std::string::npos) << method << answer.output;
+  }
+  // A POST without Content-Length: 411 saying what to send, not a bare 400.
+  const auto unsized =
+      accel::testing::run_command("curl -s -i -X POST -H 'Authorization: Bearer " + tokens_["alice"] +
+                                  "' http://127.0.0.1:" + std::to_string(port_) + "/v1/runtimes/" + id + "/heartbeat");
+  EXPECT_NE(unsized.output.find("HTTP/1.1 411"), std::string::npos) << unsized.output;
+  EXPECT_NE(unsized.output.find("Content-Length: 0 for an empty body"), std::string::npos) << unsized.output;
+}
+
+// The OpenAPI description is served, and is the one docs/api.md describes: the same routes and
+// methods, and the runtime types the catalog has (schemathesis then holds the live service to
+// it: scripts/api-check.sh).
+TEST_F(ServiceTest, TheOpenApiDescriptionIsServedAndMatchesTheDocsAndTheCatalog) {
+  httplib::Client c = client();
+  const auto r = c.Get("/v1/openapi.json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  const Json spec = Json::parse(r->body);
+  EXPECT_EQ(spec["openapi"], "3.1.0");
+  std::set<std::string> described;
+  for (const auto& [path, operations] : spec["paths"].items())
+    for (const auto& [method, operation] : operations.items()) described.insert(method + " " + path);
+  // docs/api.md's route table: rows that begin with | `METHOD /path...`.
+  std::ifstream doc(std::string(ACCEL_SOURCE_DIR) + "/docs/api.md");
+  std::set<std::string> documented;
+  const std::regex row(R"(^\| `(GET|POST|DELETE) ([^ `?]+)[^`]*` \|)");
+  for (std::string line; std::getline(doc, line);) {
+    std::smatch m;
+    if (!std::regex_search(line, m, row)) continue;
+    std::string method = m[1];
+    std::transform(method.begin(), method.end(), method.begin(), ::tolower);
+    documented.insert(method + " " + m[2].str());
+  }
+  EXPECT_EQ(described, documented);
+  std::vector<std::string> catalog_types = {"cpu", "gpu", "tpu"};
+  for (const auto& spec_type : accel::hw::accelerator_catalog())
+    catalog_types.push_back(std::string(spec_type.kind) + ":" + spec_type.type);
+  EXPECT_EQ(spec["components"]["schemas"]["RuntimeTypeName"]["enum"].get<std::vector<std::string>>(), catalog_types);
 }
 
 TEST_F(ServiceTest, JobsAreListedAndListsPageAndErrorsDoNotEchoWholeInputs) {
@@ -387,6 +436,12 @@ TEST_F(ServiceTest, DeleteFreesEverything) {
   const Reply r = call("DELETE", "alice", "/v1/runtimes/" + id);
   EXPECT_EQ(r.body["state"], "terminated");
   EXPECT_EQ(r.body["reason"], "user");
+  EXPECT_EQ(r.body["deleted"], true);
+  // Deleted is gone: the runtime, its jobs and events answer 404, and a second delete too.
+  for (const std::string& path : {"", "/jobs", "/events", "/resources"})
+    EXPECT_EQ(get("alice", "/v1/runtimes/" + id + path).status, 404) << path;
+  EXPECT_EQ(call("DELETE", "alice", "/v1/runtimes/" + id).status, 404);
+  EXPECT_EQ(get("alice", "/v1/runtimes").body.size(), 0u);
   EXPECT_FALSE(std::filesystem::exists(workdir));
   EXPECT_EQ(state("paula", create("paula", "gpu:t4")), "running");  // the T4 is free again
 }
@@ -404,12 +459,19 @@ TEST_F(ServiceTest, KillDashNineLosesNoRecordAndWorkersAreReadoptedOrMarked) {
   kill(-doomed_worker, SIGKILL);  // this runtime's worker dies while the service is down
   start_daemon();
   const Json all = get("root", "/v1/runtimes").body;
-  EXPECT_EQ(all.size(), 3u) << all.dump() << log();
+  EXPECT_EQ(all.size(), 2u) << all.dump() << log();  // the deleted one is gone from the API ...
   EXPECT_EQ(state("pete", survivor), "running");
   EXPECT_TRUE(has_event("pete", survivor, "adopted", "re-adopted"));
   EXPECT_EQ(runtime("pete", doomed)["state"], "terminated");
   EXPECT_EQ(runtime("pete", doomed)["reason"], "worker crashed");
-  EXPECT_EQ(runtime("alice", ended)["reason"], "user");
+  EXPECT_EQ(get("alice", "/v1/runtimes/" + ended).status, 404);
+  {
+    accel::runtime::Store store((dir_ / "data" / "service.db").string());  // ... and kept in the database
+    const auto record = store.find("runtimes", ended);
+    ASSERT_TRUE(record.has_value());
+    EXPECT_EQ((*record)["reason"], "user");
+    EXPECT_EQ((*record)["deleted"], true);
+  }
   ASSERT_TRUE(wait_until([&] { return job_state("pete", survivor, long_job)["state"] != "running"; }, 6));
   EXPECT_EQ(job_state("pete", survivor, long_job)["exit_code"], 5);  // the status outlived the restart
   EXPECT_EQ(output("pete", survivor, long_job), "finished\n");

@@ -1,5 +1,6 @@
 #include "accel/runtime/http_api.h"
 
+#include "accel/runtime/openapi.h"
 #include "accel/runtime/web_page.h"
 
 #include <httplib.h>
@@ -10,7 +11,10 @@
 
 #include <cstdio>
 #include <functional>
+#include <memory>
+#include <regex>
 #include <utility>
+#include <vector>
 
 namespace accel::runtime {
 namespace {
@@ -117,19 +121,47 @@ HttpApi::HttpApi(RuntimeService& service)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
     listen_fd_ = fd;
   });
+  // Every route, to answer a method a path does not take with 405 and the methods it does.
+  auto routes = std::make_shared<std::vector<std::pair<std::regex, std::string>>>();
+  const auto on = [&s, routes](const std::string& method, const std::string& pattern,
+                               httplib::Server::Handler handler) {
+    routes->emplace_back(std::regex(pattern), method);
+    if (method == "GET") s.Get(pattern, std::move(handler));
+    if (method == "POST") s.Post(pattern, std::move(handler));
+    if (method == "DELETE") s.Delete(pattern, std::move(handler));
+  };
   s.set_keep_alive_max_count(1000);
   s.set_payload_max_length(kMaxBodyBytes);
   // Answers cpp-httplib makes itself (no route 404, 405, 413, 414, 400 for a bad request line)
   // get a JSON body like every other error; an exception that escapes a handler is a JSON 500
   // with no internal message in a header.
-  s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+  s.set_error_handler([routes](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
+    if (res.status == 404 || res.status == 400) {
+      // cpp-httplib answers a method it does not know (TRACE) 400 and one no route takes 404.
+      std::string allowed;
+      for (const auto& [pattern, method] : *routes) {
+        if (std::regex_match(req.path, pattern) && allowed.find(method) == std::string::npos)
+          allowed += (allowed.empty() ? "" : ", ") + method + (method == "GET" ? ", HEAD" : "");
+      }
+      if (!allowed.empty() && allowed.find(req.method) == std::string::npos) {
+        res.status = 405;
+        res.set_header("Allow", allowed);
+      }
+    }
+    // cpp-httplib reads no POST body without a length: say what to send (RFC 9110 15.5.12).
+    if (res.status == 400 && (req.method == "POST" || req.method == "DELETE") && !req.has_header("Content-Length") &&
+        !req.has_header("Transfer-Encoding"))
+      res.status = 411;
     const int status = res.status;
-    const char* what = status == 404   ? "no such route (docs/api.md lists them)"
-                       : status == 405 ? "method not allowed on this route"
-                       : status == 413 ? "request body too large (at most 1 MiB)"
-                       : status == 414 ? "request URI too long"
-                                       : "bad request";
+    const char* what = status == 404      ? "no such route (docs/api.md lists them)"
+                       : status == 405    ? "method not allowed on this route"
+                       : status == 413    ? "request body too large (at most 1 MiB)"
+                       : status == 414    ? "request URI too long"
+                       : status == 411    ? "Content-Length is required (send Content-Length: 0 for an empty body)"
+                       : req.path.empty() ? "bad request line or headers (QUERY and other methods this server does "
+                                            "not know are answered so)"
+                                          : "bad request";
     send_json(res, status, {{"error", what}, {"status", status}});
   });
   s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
@@ -201,70 +233,74 @@ HttpApi::HttpApi(RuntimeService& service)
       });
     };
   };
-  s.Get("/", [](const httplib::Request&, httplib::Response& res) {
+  on("GET", "/", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(web_page_html(), "text/html; charset=utf-8");
   });
-  s.Get("/v1/health", [](const httplib::Request&, httplib::Response& res) { send_json(res, 200, {{"status", "ok"}}); });
-  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+  on("GET", "/v1/health", [](const httplib::Request&, httplib::Response& res) {
+    send_json(res, 200, {{"status", "ok"}});
+  });
+  on("GET", "/v1/openapi.json",
+     [](const httplib::Request&, httplib::Response& res) { res.set_content(openapi_json(), "application/json"); });
+  on("GET", "/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(service_.metrics(), "text/plain; version=0.0.4");
   });
-  s.Get("/v1/runtime-types", combined(200, [this](const User& u, const httplib::Request&, const Json&) {
-          return service_.runtime_types(u);
-        }));
-  s.Post("/v1/runtimes", combined(201, [this](const User& u, const httplib::Request&, const Json& body) {
-           return service_.create_runtime(u, body);
-         }));
-  s.Get("/v1/runtimes", authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
-          send_json(res, 200, page(service_.list(u), req, res));
-        }));
-  s.Get(R"(/v1/runtimes/([\w-]+))", combined(200, [this](const User& u, const httplib::Request& req, const Json&) {
-          return service_.get(u, req.matches[1]);
-        }));
-  s.Delete(R"(/v1/runtimes/([\w-]+))", combined(200, [this](const User& u, const httplib::Request& req, const Json&) {
-             return service_.remove_runtime(u, req.matches[1]);
-           }));
-  s.Post(R"(/v1/runtimes/([\w-]+)/restart)",
-         authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
-           send_json(res, 200, service_.restart(u, req.matches[1]));
-         }));
-  s.Post(R"(/v1/runtimes/([\w-]+)/change-type)",
-         authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
-           send_json(res, 200, service_.change_type(u, req.matches[1], parse_body(req)));
-         }));
-  s.Post(R"(/v1/runtimes/([\w-]+)/heartbeat)",
-         combined(200, [this](const User& u, const httplib::Request& req, const Json&) {
-           return service_.heartbeat(u, req.matches[1]);
-         }));
-  s.Post(R"(/v1/runtimes/([\w-]+)/jobs)",
-         authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
-           send_json(res, 201, service_.run_job(u, req.matches[1], parse_body(req)));
-         }));
-  s.Get(R"(/v1/runtimes/([\w-]+)/jobs)",
-        authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
-          send_json(res, 200, page(service_.jobs(u, req.matches[1]), req, res));
-        }));
-  s.Get(R"(/v1/runtimes/([\w-]+)/jobs/([\w-]+))",
-        combined(200, [this](const User& u, const httplib::Request& req, const Json&) {
-          return service_.job(u, req.matches[1], req.matches[2]);
-        }));
+  on("GET", "/v1/runtime-types",
+     combined(200, [this](const User& u, const httplib::Request&, const Json&) { return service_.runtime_types(u); }));
+  on("POST", "/v1/runtimes", combined(201, [this](const User& u, const httplib::Request&, const Json& body) {
+       return service_.create_runtime(u, body);
+     }));
+  on("GET", "/v1/runtimes", authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+       send_json(res, 200, page(service_.list(u), req, res));
+     }));
+  on("GET", R"(/v1/runtimes/([\w-]+))", combined(200, [this](const User& u, const httplib::Request& req, const Json&) {
+       return service_.get(u, req.matches[1]);
+     }));
+  on("DELETE", R"(/v1/runtimes/([\w-]+))",
+     combined(200, [this](const User& u, const httplib::Request& req, const Json&) {
+       return service_.remove_runtime(u, req.matches[1]);
+     }));
+  on("POST", R"(/v1/runtimes/([\w-]+)/restart)",
+     authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+       send_json(res, 200, service_.restart(u, req.matches[1]));
+     }));
+  on("POST", R"(/v1/runtimes/([\w-]+)/change-type)",
+     authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+       send_json(res, 200, service_.change_type(u, req.matches[1], parse_body(req)));
+     }));
+  on("POST", R"(/v1/runtimes/([\w-]+)/heartbeat)",
+     combined(200, [this](const User& u, const httplib::Request& req, const Json&) {
+       return service_.heartbeat(u, req.matches[1]);
+     }));
+  on("POST", R"(/v1/runtimes/([\w-]+)/jobs)",
+     authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+       send_json(res, 201, service_.run_job(u, req.matches[1], parse_body(req)));
+     }));
+  on("GET", R"(/v1/runtimes/([\w-]+)/jobs)",
+     authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+       send_json(res, 200, page(service_.jobs(u, req.matches[1]), req, res));
+     }));
+  on("GET", R"(/v1/runtimes/([\w-]+)/jobs/([\w-]+))",
+     combined(200, [this](const User& u, const httplib::Request& req, const Json&) {
+       return service_.job(u, req.matches[1], req.matches[2]);
+     }));
   // Output from ?offset=N; X-Accel-Next-Offset and X-Accel-Job-Done tell a client how to go on.
-  s.Get(R"(/v1/runtimes/([\w-]+)/jobs/([\w-]+)/output)",
-        authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
-          const std::size_t offset = count_param(req, "offset", 0, 999'999'999'999'999);
-          bool done = false;
-          const std::string text = service_.job_output(u, req.matches[1], req.matches[2], offset, done);
-          res.set_header("X-Accel-Next-Offset", std::to_string(offset + text.size()));
-          res.set_header("X-Accel-Job-Done", done ? "true" : "false");
-          res.set_content(text, "text/plain");
-        }));
-  s.Get(R"(/v1/runtimes/([\w-]+)/resources)",
-        authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
-          send_json(res, 200, service_.resources(u, req.matches[1]));
-        }));
-  s.Get(R"(/v1/runtimes/([\w-]+)/events)",
-        authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
-          send_json(res, 200, service_.events(u, req.matches[1]));
-        }));
+  on("GET", R"(/v1/runtimes/([\w-]+)/jobs/([\w-]+)/output)",
+     authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+       const std::size_t offset = count_param(req, "offset", 0, 999'999'999'999'999);
+       bool done = false;
+       const std::string text = service_.job_output(u, req.matches[1], req.matches[2], offset, done);
+       res.set_header("X-Accel-Next-Offset", std::to_string(offset + text.size()));
+       res.set_header("X-Accel-Job-Done", done ? "true" : "false");
+       res.set_content(text, "text/plain");
+     }));
+  on("GET", R"(/v1/runtimes/([\w-]+)/resources)",
+     authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+       send_json(res, 200, service_.resources(u, req.matches[1]));
+     }));
+  on("GET", R"(/v1/runtimes/([\w-]+)/events)",
+     authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+       send_json(res, 200, service_.events(u, req.matches[1]));
+     }));
 }
 
 HttpApi::~HttpApi() = default;

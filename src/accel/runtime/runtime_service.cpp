@@ -218,6 +218,7 @@ Json RuntimeService::to_json(const Runtime& rt) const {
             {"worker_start", rt.worker_start},
             {"workdir", rt.workdir},
             {"pending_reason", rt.pending_reason}};
+  if (rt.deleted) j["deleted"] = true;
   for (const Accelerator& a : inventory_) {
     if (a.id == rt.accelerator_id) {
       j["accelerator_name"] = a.name;
@@ -281,6 +282,7 @@ void RuntimeService::reconcile() {
     rt.worker_start = j.value("worker_start", std::uint64_t{0});  // absent in records from before it was kept
     rt.workdir = j["workdir"];
     rt.pending_reason = j["pending_reason"];
+    rt.deleted = j.value("deleted", false);
     note_existing_id(rt.id);
     Runtime& stored = runtimes_[rt.id] = rt;
     if (is_active(stored)) active_[rt.id] = &stored;
@@ -593,8 +595,8 @@ void RuntimeService::touch(Runtime& rt) {
 
 Runtime& RuntimeService::owned(const User& user, const std::string& id) {
   auto it = runtimes_.find(id);
-  // Another user's runtime answers exactly like a missing one.
-  if (it == runtimes_.end() || (!user.admin && it->second.user != user.name)) {
+  // Another user's runtime answers exactly like a missing one, and so does a deleted one.
+  if (it == runtimes_.end() || it->second.deleted || (!user.admin && it->second.user != user.name)) {
     throw ApiError(404, "no runtime '" + id + "'");
   }
   return it->second;
@@ -720,7 +722,7 @@ Json RuntimeService::list(const User& user) {
   std::lock_guard<std::mutex> lock(mutex_);
   Json out = Json::array();
   for (const auto& [id, rt] : runtimes_) {
-    if (user.admin || rt.user == user.name) out.push_back(to_json(rt));
+    if (!rt.deleted && (user.admin || rt.user == user.name)) out.push_back(to_json(rt));
   }
   return out;
 }
@@ -729,7 +731,7 @@ Json RuntimeService::get(const User& user, const std::string& id) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!runtimes_.count(id)) {  // ended long ago: only the database has it
     const auto doc = store_->find("runtimes", id);
-    if (doc && (user.admin || (*doc)["user"] == user.name)) return *doc;
+    if (doc && !doc->value("deleted", false) && (user.admin || (*doc)["user"] == user.name)) return *doc;
   }
   return to_json(owned(user, id));
 }
@@ -738,6 +740,10 @@ Runtime RuntimeService::remove_runtime(const User& user, const std::string& id) 
   std::lock_guard<std::mutex> lock(mutex_);
   Runtime& rt = owned(user, id);
   if (rt.state != "terminated") begin_termination(rt, "user", 0);
+  // Deleted means gone from the API (404 from now on, also for its jobs and events); the
+  // database keeps the record, marked, for the operator.
+  rt.deleted = true;
+  save(rt);
   // Delete frees everything, but not under the lock (nor inside the combiner's batch): a
   // runtime with 200k files made every other user's requests wait seconds. Its folders are
   // renamed into the trash at once and emptied by a thread of their own.
@@ -800,7 +806,13 @@ Json RuntimeService::change_type(const User& user, const std::string& id, const 
       throw ApiError(429, "tier " + tier.name + " allows " + std::to_string(tier.max_accelerated) +
                               " GPU/TPU runtime(s) at a time; the runtime keeps its " + rt.type);
     }
-    target = free_accelerator(types);
+    // Its own lease serves when it is of a wanted type (a change to the type it has, with the
+    // machine's only one of them, once answered "none is free").
+    if (const auto own = inventory_index_.find(rt.accelerator_id);
+        own != inventory_index_.end() &&
+        std::find(types.begin(), types.end(), inventory_[own->second].type) != types.end())
+      target = &inventory_[own->second];
+    if (!target) target = free_accelerator(types);
     if (!target) throw ApiError(503, "no " + join(types) + " is free; the runtime keeps its " + rt.type);
   }
   LocalExecutor::signal_group(rt.worker_pid, SIGKILL, rt.worker_start);
@@ -833,7 +845,8 @@ Json RuntimeService::events(const User& user, const std::string& id) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!runtimes_.count(id)) {
     const auto doc = store_->find("runtimes", id);
-    if (!doc || !(user.admin || (*doc)["user"] == user.name)) throw ApiError(404, "no runtime '" + id + "'");
+    if (!doc || doc->value("deleted", false) || !(user.admin || (*doc)["user"] == user.name))
+      throw ApiError(404, "no runtime '" + id + "'");
   } else {
     owned(user, id);
   }

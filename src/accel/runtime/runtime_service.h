@@ -47,6 +47,7 @@ struct Runtime {
   int worker_pid = 0;
   std::uint64_t worker_start = 0;  // its start time (/proc): a PID alone may name another process after a restart
   std::string pending_reason;      // why a terminating runtime is ending
+  bool deleted = false;            // by its user: no longer in the API (the database keeps it)
 };
 
 struct Job {
