@@ -14,6 +14,7 @@ packages=(
   build-essential make cmake ninja-build pkg-config ca-certificates
   libdnnl-dev ocl-icd-opencl-dev  # Debian's oneDNN is built with its OpenCL GPU runtime: its CMake config needs OpenCL
   zlib1g-dev libcli11-dev nlohmann-json3-dev libsqlite3-dev libssl-dev libcpp-httplib-dev
+  libboost-dev  # Boost.Beast/Asio, header-only: the service's event-driven HTTP server
   dataset-fashion-mnist
 )
 # python3-torch only recommends a BLAS: without libopenblas0 it runs on the reference BLAS

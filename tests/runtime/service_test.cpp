@@ -78,12 +78,16 @@ TEST_F(ServiceTest, TheEdgeAnswersJsonForUnknownRoutesLargeBodiesAndBadBytes) {
     EXPECT_NE(answer.output.find("HTTP/1.1 405"), std::string::npos) << method << answer.output;
     EXPECT_NE(answer.output.find("Allow: GET, HEAD, DELETE"), std::string::npos) << method << answer.output;
   }
-  // A POST without Content-Length: 411 saying what to send, not a bare 400.
+  // A POST without Content-Length has an empty body (RFC 9112 6.3; cpp-httplib answered 400), and
+  // a GET's body is read whole: it is not taken for the next request on the connection.
   const auto unsized =
       accel::testing::run_command("curl -s -i -X POST -H 'Authorization: Bearer " + tokens_["alice"] +
                                   "' http://127.0.0.1:" + std::to_string(port_) + "/v1/runtimes/" + id + "/heartbeat");
-  EXPECT_NE(unsized.output.find("HTTP/1.1 411"), std::string::npos) << unsized.output;
-  EXPECT_NE(unsized.output.find("Content-Length: 0 for an empty body"), std::string::npos) << unsized.output;
+  EXPECT_NE(unsized.output.find("HTTP/1.1 200"), std::string::npos) << unsized.output;
+  const auto smuggled = accel::testing::run_command(
+      "curl -s -i -X GET -d 'GET /v1/no-such-route HTTP/1.1' http://127.0.0.1:" + std::to_string(port_) +
+      "/v1/health http://127.0.0.1:" + std::to_string(port_) + "/v1/health");
+  EXPECT_EQ(smuggled.output.find("404"), std::string::npos) << smuggled.output;
 }
 
 // The OpenAPI description is served, and is the one docs/api.md describes: the same routes and

@@ -1,13 +1,8 @@
 #include "accel/runtime/http_api.h"
 
+#include "accel/runtime/http_server.h"
 #include "accel/runtime/openapi.h"
 #include "accel/runtime/web_page.h"
-
-#include <httplib.h>
-
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 
 #include <cstdio>
 #include <functional>
@@ -19,14 +14,14 @@
 namespace accel::runtime {
 namespace {
 
-void send_json(httplib::Response& res, int status, const Json& body) {
+void send_json(http::Response& res, int status, const Json& body) {
   res.status = status;
   // Compact (the CLI pretty-prints); bytes that are not UTF-8 (echoed from a request) become
   // U+FFFD instead of an exception that would answer 500.
   res.set_content(body.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n", "application/json");
 }
 
-Json parse_body(const httplib::Request& req) {
+Json parse_body(const http::Request& req) {
   if (req.body.empty()) return Json::object();
   try {
     return Json::parse(req.body);
@@ -45,7 +40,7 @@ std::string clipped(const std::string& message) {
 
 // A query parameter that must be a count: digits only (stoull would take "-1", wrapping to
 // 2^64 - 1, and read "1e3" as 1), at most 15 of them, and at most `max`.
-std::size_t count_param(const httplib::Request& req, const char* name, std::size_t fallback, std::size_t max) {
+std::size_t count_param(const http::Request& req, const char* name, std::size_t fallback, std::size_t max) {
   if (!req.has_param(name)) return fallback;
   const std::string given = req.get_param_value(name);
   const bool digits =
@@ -60,7 +55,7 @@ std::size_t count_param(const httplib::Request& req, const char* name, std::size
 // X-Accel-Total-Count says how many there are, X-Accel-Next-Offset where the next page starts
 // when one follows.
 constexpr std::size_t kMaxPage = 1000;
-Json page(const Json& all, const httplib::Request& req, httplib::Response& res) {
+Json page(const Json& all, const http::Request& req, http::Response& res) {
   const std::size_t offset = count_param(req, "offset", 0, 999'999'999'999'999);
   const std::size_t limit = count_param(req, "limit", kMaxPage, kMaxPage);
   const bool paged = req.has_param("limit") || req.has_param("offset");
@@ -72,12 +67,12 @@ Json page(const Json& all, const httplib::Request& req, httplib::Response& res) 
   return out;
 }
 
-using Handler = std::function<void(const User&, const httplib::Request&, httplib::Response&)>;
+using Handler = std::function<void(const User&, const http::Request&, http::Response&)>;
 
 // Routes whose changes must be stored before they are answered: all but reads and heartbeats (a
 // heartbeat only moves an idle clock; refusing it while the database is down would let the
 // idle timeout end runtimes whose users are there).
-bool must_store(const httplib::Request& req) {
+bool must_store(const http::Request& req) {
   return req.method != "GET" && req.path.find("/heartbeat") == std::string::npos;
 }
 
@@ -94,82 +89,23 @@ std::string storage_trouble(const std::string& failure) {
 Json answer_json(const RuntimeService&, Json json) { return json; }
 Json answer_json(const RuntimeService& service, const Runtime& rt) { return service.describe(rt); }
 
-constexpr std::size_t kServerThreads = 256;
-// Request bodies are small JSON documents (the largest, a job's command, is bounded by the
-// kernel's argument limit); a larger Content-Length is answered 413 without buffering the body.
-constexpr std::size_t kMaxBodyBytes = 1 << 20;
-constexpr int kListenBacklog = 1024;
-
 }  // namespace
 
 HttpApi::HttpApi(RuntimeService& service)
     : service_(service),
-      server_(std::make_unique<httplib::Server>()),
+      server_(std::make_unique<http::Server>()),
       combiner_(std::make_unique<Combiner>([&service] { service.store().sync(); })) {
-  httplib::Server& s = *server_;
-  // cpp-httplib serves each keep-alive connection on one pool thread; its default pool (8
-  // threads here) left 92 of 100 concurrent clients waiting seconds in the load benchmark.
-  s.new_task_queue = [] { return new httplib::ThreadPool(kServerThreads); };
-  // Debian's compiled cpp-httplib listens with a backlog of 5: 100 clients connecting at once
-  // lost SYNs and waited 1-3 s for TCP to retry. Remember the socket to listen again, longer.
-  s.set_socket_options([this](int fd) {
-    int yes = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    // Answers go out in several writes; with Nagle's algorithm each waited for the client's
-    // delayed ACK (40 ms): the load benchmark's median was 92 ms on an idle CPU. Accepted
-    // sockets inherit the option.
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
-    listen_fd_ = fd;
-  });
-  // Every route, to answer a method a path does not take with 405 and the methods it does.
-  auto routes = std::make_shared<std::vector<std::pair<std::regex, std::string>>>();
-  const auto on = [&s, routes](const std::string& method, const std::string& pattern,
-                               httplib::Server::Handler handler) {
-    routes->emplace_back(std::regex(pattern), method);
-    if (method == "GET") s.Get(pattern, std::move(handler));
-    if (method == "POST") s.Post(pattern, std::move(handler));
-    if (method == "DELETE") s.Delete(pattern, std::move(handler));
+  http::Server& s = *server_;
+  const auto on = [&s](const std::string& method, const std::string& pattern, http::Handler handler) {
+    s.route(method, pattern, std::move(handler));
   };
-  s.set_keep_alive_max_count(1000);
-  s.set_payload_max_length(kMaxBodyBytes);
-  // Answers cpp-httplib makes itself (no route 404, 405, 413, 414, 400 for a bad request line)
-  // get a JSON body like every other error; an exception that escapes a handler is a JSON 500
-  // with no internal message in a header.
-  s.set_error_handler([routes](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    if (res.status == 404 || res.status == 400) {
-      // cpp-httplib answers a method it does not know (TRACE) 400 and one no route takes 404.
-      std::string allowed;
-      for (const auto& [pattern, method] : *routes) {
-        if (std::regex_match(req.path, pattern) && allowed.find(method) == std::string::npos)
-          allowed += (allowed.empty() ? "" : ", ") + method + (method == "GET" ? ", HEAD" : "");
-      }
-      if (!allowed.empty() && allowed.find(req.method) == std::string::npos) {
-        res.status = 405;
-        res.set_header("Allow", allowed);
-      }
-    }
-    // cpp-httplib reads no POST body without a length: say what to send (RFC 9110 15.5.12).
-    if (res.status == 400 && (req.method == "POST" || req.method == "DELETE") && !req.has_header("Content-Length") &&
-        !req.has_header("Transfer-Encoding"))
-      res.status = 411;
-    const int status = res.status;
-    const char* what = status == 404      ? "no such route (docs/api.md lists them)"
-                       : status == 405    ? "method not allowed on this route"
-                       : status == 413    ? "request body too large (at most 1 MiB)"
-                       : status == 414    ? "request URI too long"
-                       : status == 411    ? "Content-Length is required (send Content-Length: 0 for an empty body)"
-                       : req.path.empty() ? "bad request line or headers (QUERY and other methods this server does "
-                                            "not know are answered so)"
-                                          : "bad request";
-    send_json(res, status, {{"error", what}, {"status", status}});
-  });
-  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-    res.headers.clear();
-    send_json(res, 500, {{"error", "internal error"}, {"status", 500}});
+  // Answers the server makes itself (no route, 405, 413, 431, a malformed request, an
+  // exception that escaped a handler) are JSON like every other error, with no internal message.
+  s.on_error([](int status, const std::string& why) {
+    return Json{{"error", why}, {"status", status}}.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
   });
   // Every route but /metrics and /v1/health needs a token; errors become JSON with the status.
-  const auto answer_errors = [](httplib::Response& res, const std::function<void()>& work) {
+  const auto answer_errors = [](http::Response& res, const std::function<void()>& work) {
     try {
       work();
     } catch (const DatabaseUnavailable& e) {
@@ -192,14 +128,14 @@ HttpApi::HttpApi(RuntimeService& service)
   // While commits fail, changes are refused before they happen (503, nothing changed); reads
   // answer from memory. The ticker and every request retry the commit on a backoff, and the
   // first that succeeds writes everything queued (Store::sync): no restart needed.
-  const auto refuse_changes_while_failing = [this](const httplib::Request& req) {
+  const auto refuse_changes_while_failing = [this](const http::Request& req) {
     if (!must_store(req)) return;
     const std::string failure = service_.store().failure();
     if (failure.empty()) return;
     throw ApiError(503, "the service cannot store changes right now (" + storage_trouble(failure) +
                             "); nothing was changed; retry in a few seconds");
   };
-  const auto stored = [this](const httplib::Request& req, const std::function<void()>& commit) {
+  const auto stored = [this](const http::Request& req, const std::function<void()>& commit) {
     try {
       commit();  // answer only once the changes behind the answer are committed
     } catch (const DatabaseUnavailable&) {
@@ -208,8 +144,8 @@ HttpApi::HttpApi(RuntimeService& service)
   };
   // Routes that start processes or read /proc and files run on their own thread, then commit.
   const auto authed = [this, answer_errors, refuse_changes_while_failing, stored](Handler handler) {
-    return [this, handler, answer_errors, refuse_changes_while_failing, stored](const httplib::Request& req,
-                                                                                httplib::Response& res) {
+    return [this, handler, answer_errors, refuse_changes_while_failing, stored](const http::Request& req,
+                                                                                http::Response& res) {
       answer_errors(res, [&] {
         const User user = service_.authenticate(req.get_header_value("Authorization"));
         refuse_changes_while_failing(req);
@@ -221,8 +157,8 @@ HttpApi::HttpApi(RuntimeService& service)
   // The rest go through the combiner (combiner.h): in arrival order, one commit per batch.
   // Parsing the request and printing the answer stay on the request's own thread.
   const auto combined = [this, answer_errors, refuse_changes_while_failing, stored](int status, auto op) {
-    return [this, status, op, answer_errors, refuse_changes_while_failing, stored](const httplib::Request& req,
-                                                                                   httplib::Response& res) {
+    return [this, status, op, answer_errors, refuse_changes_while_failing, stored](const http::Request& req,
+                                                                                   http::Response& res) {
       answer_errors(res, [&] {
         const User user = service_.authenticate(req.get_header_value("Authorization"));
         refuse_changes_while_failing(req);
@@ -233,59 +169,55 @@ HttpApi::HttpApi(RuntimeService& service)
       });
     };
   };
-  on("GET", "/", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content(web_page_html(), "text/html; charset=utf-8");
-  });
-  on("GET", "/v1/health", [](const httplib::Request&, httplib::Response& res) {
-    send_json(res, 200, {{"status", "ok"}});
-  });
+  on("GET", "/",
+     [](const http::Request&, http::Response& res) { res.set_content(web_page_html(), "text/html; charset=utf-8"); });
+  on("GET", "/v1/health", [](const http::Request&, http::Response& res) { send_json(res, 200, {{"status", "ok"}}); });
   on("GET", "/v1/openapi.json",
-     [](const httplib::Request&, httplib::Response& res) { res.set_content(openapi_json(), "application/json"); });
-  on("GET", "/metrics", [this](const httplib::Request&, httplib::Response& res) {
+     [](const http::Request&, http::Response& res) { res.set_content(openapi_json(), "application/json"); });
+  on("GET", "/metrics", [this](const http::Request&, http::Response& res) {
     res.set_content(service_.metrics(), "text/plain; version=0.0.4");
   });
   on("GET", "/v1/runtime-types",
-     combined(200, [this](const User& u, const httplib::Request&, const Json&) { return service_.runtime_types(u); }));
-  on("POST", "/v1/runtimes", combined(201, [this](const User& u, const httplib::Request&, const Json& body) {
+     combined(200, [this](const User& u, const http::Request&, const Json&) { return service_.runtime_types(u); }));
+  on("POST", "/v1/runtimes", combined(201, [this](const User& u, const http::Request&, const Json& body) {
        return service_.create_runtime(u, body);
      }));
-  on("GET", "/v1/runtimes", authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+  on("GET", "/v1/runtimes", authed([this](const User& u, const http::Request& req, http::Response& res) {
        send_json(res, 200, page(service_.list(u), req, res));
      }));
-  on("GET", R"(/v1/runtimes/([\w-]+))", combined(200, [this](const User& u, const httplib::Request& req, const Json&) {
+  on("GET", R"(/v1/runtimes/([\w-]+))", combined(200, [this](const User& u, const http::Request& req, const Json&) {
        return service_.get(u, req.matches[1]);
      }));
-  on("DELETE", R"(/v1/runtimes/([\w-]+))",
-     combined(200, [this](const User& u, const httplib::Request& req, const Json&) {
+  on("DELETE", R"(/v1/runtimes/([\w-]+))", combined(200, [this](const User& u, const http::Request& req, const Json&) {
        return service_.remove_runtime(u, req.matches[1]);
      }));
   on("POST", R"(/v1/runtimes/([\w-]+)/restart)",
-     authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+     authed([this](const User& u, const http::Request& req, http::Response& res) {
        send_json(res, 200, service_.restart(u, req.matches[1]));
      }));
   on("POST", R"(/v1/runtimes/([\w-]+)/change-type)",
-     authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+     authed([this](const User& u, const http::Request& req, http::Response& res) {
        send_json(res, 200, service_.change_type(u, req.matches[1], parse_body(req)));
      }));
   on("POST", R"(/v1/runtimes/([\w-]+)/heartbeat)",
-     combined(200, [this](const User& u, const httplib::Request& req, const Json&) {
+     combined(200, [this](const User& u, const http::Request& req, const Json&) {
        return service_.heartbeat(u, req.matches[1]);
      }));
   on("POST", R"(/v1/runtimes/([\w-]+)/jobs)",
-     authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+     authed([this](const User& u, const http::Request& req, http::Response& res) {
        send_json(res, 201, service_.run_job(u, req.matches[1], parse_body(req)));
      }));
   on("GET", R"(/v1/runtimes/([\w-]+)/jobs)",
-     authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+     authed([this](const User& u, const http::Request& req, http::Response& res) {
        send_json(res, 200, page(service_.jobs(u, req.matches[1]), req, res));
      }));
   on("GET", R"(/v1/runtimes/([\w-]+)/jobs/([\w-]+))",
-     combined(200, [this](const User& u, const httplib::Request& req, const Json&) {
+     combined(200, [this](const User& u, const http::Request& req, const Json&) {
        return service_.job(u, req.matches[1], req.matches[2]);
      }));
   // Output from ?offset=N; X-Accel-Next-Offset and X-Accel-Job-Done tell a client how to go on.
   on("GET", R"(/v1/runtimes/([\w-]+)/jobs/([\w-]+)/output)",
-     authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+     authed([this](const User& u, const http::Request& req, http::Response& res) {
        const std::size_t offset = count_param(req, "offset", 0, 999'999'999'999'999);
        bool done = false;
        const std::string text = service_.job_output(u, req.matches[1], req.matches[2], offset, done);
@@ -294,25 +226,21 @@ HttpApi::HttpApi(RuntimeService& service)
        res.set_content(text, "text/plain");
      }));
   on("GET", R"(/v1/runtimes/([\w-]+)/resources)",
-     authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+     authed([this](const User& u, const http::Request& req, http::Response& res) {
        send_json(res, 200, service_.resources(u, req.matches[1]));
      }));
   on("GET", R"(/v1/runtimes/([\w-]+)/events)",
-     authed([this](const User& u, const httplib::Request& req, httplib::Response& res) {
+     authed([this](const User& u, const http::Request& req, http::Response& res) {
        send_json(res, 200, service_.events(u, req.matches[1]));
      }));
 }
 
-HttpApi::~HttpApi() = default;
+// The server first: its workers may still run a request that uses the combiner.
+HttpApi::~HttpApi() { server_.reset(); }
 
-int HttpApi::bind(const std::string& host, int port) {
-  const int bound =
-      port == 0 ? server_->bind_to_any_port(host.c_str()) : (server_->bind_to_port(host.c_str(), port) ? port : -1);
-  if (bound > 0 && listen_fd_ >= 0) ::listen(listen_fd_, kListenBacklog);
-  return bound;
-}
+int HttpApi::bind(const std::string& host, int port) { return server_->bind(host, port); }
 
-void HttpApi::serve() { server_->listen_after_bind(); }
+void HttpApi::serve() { server_->serve(); }
 void HttpApi::stop() { server_->stop(); }
 
 }  // namespace accel::runtime

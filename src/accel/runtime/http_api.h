@@ -1,4 +1,5 @@
-// The REST/JSON API (v1, docs/api.md) over a RuntimeService, served by cpp-httplib.
+// The REST/JSON API (v1, docs/api.md, docs/openapi.json) over a RuntimeService, on the
+// event-driven server of http_server.h.
 #pragma once
 
 #include <memory>
@@ -7,7 +8,7 @@
 #include "accel/runtime/combiner.h"
 #include "accel/runtime/runtime_service.h"
 
-namespace httplib {
+namespace accel::runtime::http {
 class Server;
 }
 
@@ -24,9 +25,8 @@ class HttpApi {
 
  private:
   RuntimeService& service_;
-  std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<http::Server> server_;
   std::unique_ptr<Combiner> combiner_;
-  int listen_fd_ = -1;
 };
 
 }  // namespace accel::runtime

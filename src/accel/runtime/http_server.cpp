@@ -1,0 +1,353 @@
+#include "accel/runtime/http_server.h"
+
+#include <sys/resource.h>
+
+#include <array>
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <cctype>
+#include <chrono>
+#include <optional>
+#include <regex>
+
+namespace accel::runtime::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+
+std::chrono::steady_clock::duration seconds(double s) {
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(s));
+}
+
+std::string lower(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+// %XX decoded (and '+' as a space in a query); a malformed escape stays as it is.
+std::string decode(const std::string& text, bool query) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() && std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
+      out.push_back(static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16)));
+      i += 2;
+    } else {
+      out.push_back(query && text[i] == '+' ? ' ' : text[i]);
+    }
+  }
+  return out;
+}
+
+struct Route {
+  std::string method;
+  std::regex pattern;
+  Handler handler;
+};
+
+}  // namespace
+
+bool Request::has_header(const std::string& name) const { return headers.count(lower(name)) > 0; }
+
+std::string Request::get_header_value(const std::string& name) const {
+  const auto it = headers.find(lower(name));
+  return it == headers.end() ? "" : it->second;
+}
+
+std::string Request::get_param_value(const std::string& name) const {
+  const auto it = params.find(name);
+  return it == params.end() ? "" : it->second;
+}
+
+void Response::set_header(const std::string& name, const std::string& value) {
+  for (auto& [key, existing] : headers) {
+    if (lower(key) == lower(name)) {
+      existing = value;
+      return;
+    }
+  }
+  headers.emplace_back(name, value);
+}
+
+// Members in this order: the sessions that io still holds are destroyed with it and count
+// themselves out of `connections`, which must outlive io.
+struct Server::State {
+  ServerLimits limits;
+  std::vector<Route> routes;
+  ErrorBody error_body = [](int status, const std::string& why) {
+    return "{\"error\": \"" + why + "\", \"status\": " + std::to_string(status) + "}";
+  };
+  std::atomic<std::size_t> connections{0};
+  asio::io_context io{1};
+  tcp::acceptor acceptor{io};
+  asio::thread_pool workers;
+
+  explicit State(ServerLimits l) : limits(l), workers(static_cast<std::size_t>(l.handler_threads)) {}
+  void accept();
+};
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Server::State& server, tcp::socket&& socket) : server_(server), stream_(std::move(socket)) {
+    ++server_.connections;
+  }
+  ~Session() { --server_.connections; }
+
+  void start() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_header(); });
+  }
+
+ private:
+  void read_header() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(server_.limits.max_header_bytes));
+    parser_->body_limit(server_.limits.max_body_bytes);
+    // One deadline for the whole header: a client that sends it a byte at a time is cut off
+    // when it runs out, however steadily it sends.
+    stream_.expires_after(seconds(server_.limits.header_timeout_s));
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+  }
+
+  void on_header(beast::error_code ec) {
+    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout ||
+        ec == asio::error::connection_reset || ec == asio::error::operation_aborted)
+      return close();
+    if (ec == bhttp::error::header_limit) return refuse(431, "request headers too large (at most 16 KiB)");
+    if (ec == bhttp::error::body_limit) return refuse_large_body();  // its Content-Length, checked with the header
+    if (ec) return refuse(400, "malformed request: " + ec.message());
+    const auto& head = parser_->get();
+    if (head.target().size() > 8192) return refuse(414, "request URI too long (at most 8 KiB)");
+    // Too large: refused from its length, before a byte of it is read.
+    if (const auto length = parser_->content_length(); length && *length > server_.limits.max_body_bytes)
+      return refuse_large_body();
+    if (beast::iequals(head[bhttp::field::expect], "100-continue") && !parser_->is_done()) {
+      auto go_on = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_, 11);
+      return bhttp::async_write(stream_, *go_on, [self = shared_from_this(), go_on](beast::error_code e, std::size_t) {
+        if (e) return self->close();
+        self->read_body();
+      });
+    }
+    read_body();
+  }
+
+  void read_body() {
+    if (parser_->is_done()) return dispatch();
+    stream_.expires_after(seconds(server_.limits.body_timeout_s));
+    bhttp::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec == bhttp::error::body_limit) return self->refuse_large_body();  // a chunked body that grew too long
+      if (ec == beast::error::timeout || ec == bhttp::error::end_of_stream || ec == asio::error::eof)
+        return self->close();
+      if (ec) return self->refuse(400, "malformed request body: " + ec.message());
+      self->dispatch();
+    });
+  }
+
+  void dispatch() {
+    stream_.expires_never();
+    bhttp::request<bhttp::string_body> message = parser_->release();
+    keep_alive_ = message.keep_alive();
+    head_ = message.method() == bhttp::verb::head;
+    auto request = std::make_shared<Request>();
+    request->method = head_ ? "GET" : std::string(message.method_string());
+    const std::string target(message.target());
+    const auto question = target.find('?');
+    request->path = decode(target.substr(0, question), false);
+    if (question != std::string::npos) {
+      const std::string query = target.substr(question + 1);
+      for (std::size_t start = 0; start <= query.size();) {
+        const std::size_t end = std::min(query.find('&', start), query.size());
+        const std::string pair = query.substr(start, end - start);
+        if (!pair.empty()) {
+          const auto equals = pair.find('=');
+          request->params.emplace(decode(pair.substr(0, equals), true),
+                                  equals == std::string::npos ? "" : decode(pair.substr(equals + 1), true));
+        }
+        start = end + 1;
+      }
+    }
+    for (const auto& field : message)
+      request->headers[lower(std::string(field.name_string()))] = std::string(field.value());
+    request->body = std::move(message.body());
+
+    const Handler* handler = nullptr;
+    std::string allowed;
+    for (const Route& route : server_.routes) {
+      std::smatch match;
+      if (!std::regex_match(request->path, match, route.pattern)) continue;
+      if (route.method == request->method && !handler) {
+        handler = &route.handler;
+        request->matches.assign(match.begin(), match.end());
+      }
+      if (allowed.find(route.method) == std::string::npos)
+        allowed += (allowed.empty() ? "" : ", ") + route.method + (route.method == "GET" ? ", HEAD" : "");
+    }
+    if (!handler) {
+      Response answer;
+      answer.status = allowed.empty() ? 404 : 405;
+      answer.set_content(server_.error_body(answer.status, allowed.empty() ? "no such route (docs/api.md lists them)"
+                                                                           : "method not allowed on this route"),
+                         "application/json");
+      if (!allowed.empty()) answer.set_header("Allow", allowed);
+      return write(std::move(answer));
+    }
+    // Handlers may block (a commit, starting a process): on the worker pool, never on the loop.
+    asio::post(server_.workers, [self = shared_from_this(), request, handler] {
+      Response answer;
+      try {
+        (*handler)(*request, answer);
+      } catch (const std::exception&) {
+        answer = Response{};
+        answer.status = 500;
+        answer.set_content(self->server_.error_body(500, "internal error"), "application/json");
+      }
+      asio::post(self->stream_.get_executor(),
+                 [self, answer = std::move(answer)]() mutable { self->write(std::move(answer)); });
+    });
+  }
+
+  void refuse_large_body() {
+    refuse(413, "request body too large (at most " + std::to_string(server_.limits.max_body_bytes >> 10) + " KiB)");
+  }
+
+  void refuse(int status, const std::string& why) {
+    keep_alive_ = false;  // what is left of the request is unread: the connection ends with the answer
+    linger_ = true;
+    head_ = false;
+    Response answer;
+    answer.status = status;
+    answer.set_content(server_.error_body(status, why), "application/json");
+    write(std::move(answer));
+  }
+
+  void write(Response answer) {
+    answer_ = {};
+    answer_.version(11);
+    answer_.result(static_cast<unsigned>(answer.status));
+    for (const auto& [name, value] : answer.headers) answer_.set(name, value);
+    answer_.set(bhttp::field::content_type, answer.content_type);
+    answer_.keep_alive(keep_alive_);
+    const std::size_t length = answer.body.size();
+    if (!head_) answer_.body() = std::move(answer.body);
+    answer_.content_length(length);
+    stream_.expires_after(seconds(server_.limits.body_timeout_s));  // a client that never reads its answer
+    bhttp::async_write(stream_, answer_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (!ec && self->linger_) return self->linger();
+      if (ec || !self->keep_alive_) return self->close();
+      self->read_header();
+    });
+  }
+
+  // After refusing a request whose body is still coming: stop sending, and read (and drop) what
+  // the client still sends for a while, so that a client which writes its whole body before
+  // reading gets the answer instead of a reset. Bounded: 2 s and 8 MiB, then the connection ends.
+  void linger() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(std::chrono::seconds(2));
+    drain();
+  }
+
+  void drain() {
+    stream_.async_read_some(asio::buffer(scratch_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+      self->drained_ += n;
+      if (ec || self->drained_ > (8u << 20)) return self->close();
+      self->drain();
+    });
+  }
+
+  void close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.socket().close(ignored);
+  }
+
+  Server::State& server_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  bhttp::response<bhttp::string_body> answer_;  // alive while it is written
+  bool keep_alive_ = false;
+  bool head_ = false;
+  bool linger_ = false;
+  std::size_t drained_ = 0;
+  std::array<char, 16384> scratch_{};
+};
+
+}  // namespace
+
+void Server::State::accept() {
+  acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec && acceptor.is_open()) {
+      // Out of descriptors (EMFILE) and the like: accepting again at once would spin the loop.
+      auto pause = std::make_shared<asio::steady_timer>(io, std::chrono::milliseconds(50));
+      pause->async_wait([this, pause](beast::error_code) {
+        if (acceptor.is_open()) accept();
+      });
+      return;
+    }
+    if (!ec) {
+      if (connections.load() >= limits.max_connections) {
+        beast::error_code ignored;
+        socket.close(ignored);  // over the limit: refused at once rather than queued
+      } else {
+        socket.set_option(tcp::no_delay(true), ec);  // answers go out at once (no Nagle + delayed-ACK wait)
+        std::make_shared<Session>(*this, std::move(socket))->start();
+      }
+    }
+    if (acceptor.is_open()) accept();
+  });
+}
+
+Server::Server(ServerLimits limits) : state_(std::make_shared<State>(limits)) {}
+
+Server::~Server() {
+  stop();
+  state_->workers.join();
+}
+
+void Server::route(const std::string& method, const std::string& pattern, Handler handler) {
+  state_->routes.push_back({method, std::regex(pattern), std::move(handler)});
+}
+
+void Server::on_error(ErrorBody body) { state_->error_body = std::move(body); }
+
+int Server::bind(const std::string& host, int port) {
+  beast::error_code ec;
+  const auto address = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
+  if (ec) return -1;
+  const tcp::endpoint endpoint(address, static_cast<unsigned short>(port));
+  tcp::acceptor& acceptor = state_->acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(1024, ec);  // 100 clients connecting at once lost SYNs with a backlog of 5
+  if (ec) {
+    acceptor.close(ec);
+    return -1;
+  }
+  return acceptor.local_endpoint().port();
+}
+
+void Server::serve() {
+  // Connections are descriptors: the soft limit (1,024 by default) up to the hard one.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
+  state_->accept();
+  state_->io.run();
+}
+
+void Server::stop() { state_->io.stop(); }
+
+}  // namespace accel::runtime::http
