@@ -25,7 +25,8 @@ TEST(RuntimeService, RelativeDataFolderAndAJobsOutputAndStatus) {
   std::filesystem::current_path(root);
   {
     ServiceConfig config = ServiceConfig::defaults();
-    config.allow_unisolated = true;  // run by a developer who is not root
+    config.allow_unisolated = true;                             // run by a developer who is not root
+    config.tenant_uid_first = 350000 + (getpid() % 1000) * 10;  // apart from other tests run beside it
     config.discover_gpus = false;
     config.simulated.push_back({"t4", 1});
     config.accel_executable = ACCEL_CLI_PATH;  // job monitors run in the accel binary, not this test
@@ -109,7 +110,8 @@ TEST(RuntimeService, TheJobsCounterNeverGoesDown) {
   std::filesystem::permissions(root, std::filesystem::perms::all, std::filesystem::perm_options::add);
   {
     ServiceConfig config = ServiceConfig::defaults();
-    config.allow_unisolated = true;  // run by a developer who is not root
+    config.allow_unisolated = true;                             // run by a developer who is not root
+    config.tenant_uid_first = 350000 + (getpid() % 1000) * 10;  // apart from other tests run beside it
     config.discover_gpus = false;
     config.keep_terminated_s = 0;  // ended runtimes leave memory at the next tick
     config.accel_executable = ACCEL_CLI_PATH;

@@ -39,8 +39,13 @@ class ServiceTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     std::filesystem::permissions(dir_, std::filesystem::perms::all, std::filesystem::perm_options::add);
+    // A uid range of this test's own: ctest runs tests side by side, and a service ending a
+    // tenant's last runtime kills every process of the tenant's uid (another test's jobs, had
+    // they the same uid).
+    const std::string uids = R"("tenant_uid_first": )" + std::to_string(400000 + (getpid() % 4000) * 25) + ",";
     std::ofstream(dir_ / "config.json") << R"({
-      "discover_gpus": false, "allow_unisolated": true,
+      "discover_gpus": false, "allow_unisolated": true, )" +
+                                               uids + R"(
       "simulated_devices": [{"type": "t4", "count": 1}, {"type": "a100", "count": 1}],
       "tick_s": 0.05, "preemption_grace_s": 1.0, "warning_lead_s": 0.8,
       "tiers": {

@@ -503,3 +503,25 @@ TEST_F(ServiceTest, TheWebPageIsServedAndUsesTheApi) {
     EXPECT_NE(r->body.find(part), std::string::npos) << part;
   }
 }
+
+// A job's end is seen when it happens (the monitor's pidfd), not on the next tick: with a 5 s
+// tick, a job that exits at once read as running for up to 5 s (2.5 s on average).
+TEST_F(ServiceTest, AJobsEndIsSeenWhenItHappensNotOnTheNextTick) {
+  stop_daemon(SIGTERM);
+  Json config = Json::parse(std::ifstream(dir_ / "config.json"));
+  config["tick_s"] = 5.0;
+  std::ofstream(dir_ / "config.json") << config.dump();
+  start_daemon();
+  const std::string id = create("paula", "cpu");
+  std::vector<double> seen_ms;
+  for (int i = 0; i < 3; ++i) {
+    const std::string quick = job("paula", id, {"true"});
+    const auto started = std::chrono::steady_clock::now();
+    ASSERT_TRUE(wait_until([&] { return job_state("paula", id, quick)["state"] == "exited"; }, 6));
+    seen_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
+    EXPECT_EQ(job_state("paula", id, quick)["exit_code"], 0);
+  }
+  std::sort(seen_ms.begin(), seen_ms.end());
+  EXPECT_LT(seen_ms.back(), 1000.0) << "seen after " << seen_ms[0] << ", " << seen_ms[1] << ", " << seen_ms[2] << " ms";
+  std::printf("job end seen after %.0f / %.0f / %.0f ms (tick 5 s)\n", seen_ms[0], seen_ms[1], seen_ms[2]);
+}

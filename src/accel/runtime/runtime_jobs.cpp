@@ -83,6 +83,7 @@ Json RuntimeService::run_job(const User& user, const std::string& id, const Json
   job.monitor_pid = executor_.start_job(identity_of(rt.user), rt.worker_pid, rt.workdir, command, lease_environment(rt),
                                         base + ".out", base + ".exit", job_limits(rt));
   job.monitor_start = LocalExecutor::start_time(job.monitor_pid);
+  exit_watcher_->watch(job.monitor_pid);
   jobs_[job.id] = job;
   ++jobs_started_;
   save(job);

@@ -119,6 +119,13 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
     }
   }
   for (std::size_t i = 0; i < inventory_.size(); ++i) inventory_index_[inventory_[i].id] = i;
+  exit_watcher_ = std::make_unique<ExitWatcher>([this] {
+    {
+      std::lock_guard<std::mutex> lock(wake_mutex_);
+      exits_pending_ = true;
+    }
+    wake_.notify_all();
+  });
   reconcile();
   if (start_ticker) {
     ticker_ = std::thread([this] {
@@ -126,7 +133,9 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
       while (!stopping_) {
         {
           std::unique_lock<std::mutex> lock(wake_mutex_);
-          wake_.wait_for(lock, std::chrono::duration<double>(config_.tick_s), [this] { return stopping_.load(); });
+          wake_.wait_for(lock, std::chrono::duration<double>(config_.tick_s),
+                         [this] { return stopping_.load() || exits_pending_; });
+          exits_pending_ = false;
         }
         if (stopping_) break;
         tick();
@@ -150,6 +159,7 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
 }
 
 RuntimeService::~RuntimeService() {
+  exit_watcher_.reset();  // its callback wakes the ticker
   stopping_ = true;
   wake_.notify_all();
   if (ticker_.joinable()) ticker_.join();
@@ -301,6 +311,7 @@ void RuntimeService::reconcile() {
     job.started_at = j["started_at"];
     job.ended_at = j["ended_at"];
     jobs_[job.id] = job;
+    if (job.state == "running") exit_watcher_->watch(job.monitor_pid);  // adopted: seen when it ends
   }
   jobs_started_ = jobs_.size();
   std::lock_guard<std::mutex> lock(mutex_);

@@ -21,6 +21,7 @@
 
 #include "accel/runtime/api_error.h"
 #include "accel/runtime/executor.h"
+#include "accel/runtime/exit_watcher.h"
 #include "accel/runtime/service_config.h"
 #include "accel/runtime/store.h"
 
@@ -168,6 +169,8 @@ class RuntimeService {
   std::atomic<bool> stopping_{false};
   std::condition_variable wake_;
   std::mutex wake_mutex_;
+  bool exits_pending_ = false;                 // a job monitor exited: tick now (under wake_mutex_)
+  std::unique_ptr<ExitWatcher> exit_watcher_;  // job monitors' exits, within milliseconds
   std::thread ticker_;
 
   std::uint64_t requests_ = 0;
