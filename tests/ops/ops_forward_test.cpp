@@ -1,6 +1,8 @@
 // Each op's forward against a reference computed by plain loops, plus the errors users see.
 #include <gtest/gtest.h>
 
+#include "accel/core/philox.h"
+
 #include <cmath>
 #include <numeric>
 
@@ -279,6 +281,31 @@ TEST(Dropout, ScalesKeptValuesAndIsIdentityInEval) {
   EXPECT_NEAR(kept / 10000.0, 0.75, 0.02);
   EXPECT_EQ(dropout(x, 0.25, false, g).raw_data(), x.raw_data());
   EXPECT_THROW(dropout(x, 1.5, true, g), ValueError);
+}
+
+// Random123's known answer for philox4x32_10 with a zero counter and key.
+TEST(Dropout, PhiloxMatchesTheReferenceGenerator) {
+  EXPECT_EQ(philox4x32(0, 0), (std::array<std::uint32_t, 4>{0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u}));
+}
+
+// The mask comes from (seed, a counter on the device): the same seed gives the same masks, each
+// call a new one, a re-seed starts over, and the simulated device draws what the CPU draws.
+TEST(Dropout, MasksFollowTheSeedAndTheCounterOnAnyDevice) {
+  const Tensor x = ones({1001});
+  Generator g(11), same(11), other(12);
+  const auto first = dropout(x, 0.5, true, g).to_vector<float>();
+  const auto second = dropout(x, 0.5, true, g).to_vector<float>();
+  EXPECT_NE(first, second);
+  EXPECT_EQ(dropout(x, 0.5, true, same).to_vector<float>(), first);
+  EXPECT_NE(dropout(x, 0.5, true, other).to_vector<float>(), first);
+  g.manual_seed(11);
+  EXPECT_EQ(dropout(x, 0.5, true, g).to_vector<float>(), first);
+  Generator on_sim(11);
+  EXPECT_EQ(dropout(x.to(Device("sim:0")), 0.5, true, on_sim).to_vector<float>(), first);
+  // In the input's dtype, with the scale rounded once.
+  Generator half(11);
+  const auto in_bf16 = dropout(x.to(DType::BFloat16), 0.5, true, half).to(DType::Float32).to_vector<float>();
+  EXPECT_EQ(in_bf16, first);
 }
 
 TEST(Elementwise, ReviewedEdgesMatchPyTorch) {

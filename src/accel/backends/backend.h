@@ -90,6 +90,11 @@ class Backend {
   // dst = src elementwise over dst's sizes, through both strides, converting any dtype to any.
   virtual void copy(const TensorDesc& src, const TensorDesc& dst, const Stream& stream) = 0;
   virtual void fill(const TensorDesc& dst, double value, const Stream& stream) = 0;  // any dtype, contiguous
+  // Dropout's mask on the device (contiguous, floating): element i is 1 / (1 - p) when the
+  // Philox draw (core/philox.h) for (seed, *offset + i / 4, lane i % 4) is below 1 - p, else 0;
+  // then *offset (device memory) grows by the blocks used, so a replayed recording draws anew.
+  virtual void dropout_mask(const TensorDesc& dst, double p, std::uint64_t seed, std::uint64_t* offset,
+                            const Stream& stream) = 0;
 
   // ---- elementwise ----
   // out = a op b over out's sizes; a and b are read through their strides (0 = broadcast).

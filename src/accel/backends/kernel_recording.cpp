@@ -104,6 +104,10 @@ class RecordingBackend final : public Backend {
   void fill(const TensorDesc& dst, double value, const Stream& s) override {
     keep([&real = real_, dst, value, s] { real.fill(dst, value, s); });
   }
+  void dropout_mask(const TensorDesc& dst, double p, std::uint64_t seed, std::uint64_t* offset,
+                    const Stream& s) override {
+    keep([&real = real_, dst, p, seed, offset, s] { real.dropout_mask(dst, p, seed, offset, s); });
+  }
   void binary(BinaryOp op, const TensorDesc& a, const TensorDesc& b, const TensorDesc& out, const Stream& s) override {
     keep([&real = real_, op, a, b, out, s] { real.binary(op, a, b, out, s); });
   }

@@ -1,6 +1,9 @@
 // Elementwise ops and their gradient rules, in every dtype PyTorch computes them in: operands
 // are promoted to the result type (promote_types), integer division and exp/log of integers
 // give float32, and each gradient is returned in its input's dtype.
+#include <map>
+#include <memory>
+
 #include "accel/autograd/grad_mode.h"
 #include "accel/autograd/node.h"
 #include "accel/backends/backend.h"
@@ -232,17 +235,37 @@ void copy_(Tensor& dst, const Tensor& src) {
 Tensor ones_like(const Tensor& a) { return ones(a.shape(), a.dtype(), a.device()); }
 Tensor zeros_like(const Tensor& a) { return zeros(a.shape(), a.dtype(), a.device()); }
 
+// The generator's Philox counter on a device: one uint64 in device memory that the mask kernel
+// advances, so a recorded step draws a new mask on each replay.
+struct DeviceRandomState {
+  std::map<std::string, Tensor> counters;  // device name -> [1] int64
+};
+
+namespace {
+
+Tensor& philox_counter(Generator& gen, Device device) {
+  if (!gen.device_state()) gen.device_state() = std::make_shared<DeviceRandomState>();
+  auto& counters = gen.device_state()->counters;
+  auto it = counters.find(device.to_string());
+  if (it == counters.end()) it = counters.emplace(device.to_string(), zeros({1}, DType::Int64, device)).first;
+  return it->second;
+}
+
+}  // namespace
+
 Tensor dropout(const Tensor& a, double p, bool training, Generator& gen) {
   if (p < 0.0 || p > 1.0) throw ValueError("dropout: p must be in [0, 1], got " + std::to_string(p));
   if (!training || p == 0.0) return a;
   if (p == 1.0) return mul(a, 0.0);
-  mark_uncapturable("dropout draws its mask on the host");
-  Tensor mask = empty(a.shape(), DType::Float32);
-  float* m = mask.data_ptr<float>();
-  const auto keep = static_cast<float>(1.0 - p);
-  const auto scale = static_cast<float>(1.0 / (1.0 - p));
-  for (std::int64_t i = 0; i < mask.numel(); ++i) m[i] = gen.uniform() < keep ? scale : 0.0f;
-  return mul(a, mask.to(a.dtype()).to(a.device()));
+  // The mask is drawn on a's device from the generator's seed and a counter kept there: no
+  // host work, so a captured step records it (and replays with new masks).
+  const DType mask_dtype = is_floating_point(a.dtype()) ? a.dtype() : DType::Float32;
+  Tensor counter = philox_counter(gen, a.device());
+  Tensor mask = empty(a.shape(), mask_dtype, a.device());
+  backend_for(a.device())
+      .dropout_mask(desc(mask, "dropout"), p, gen.seed(), static_cast<std::uint64_t*>(counter.raw_data()),
+                    stream_of(mask));
+  return mul(a, mask);
 }
 
 }  // namespace accel

@@ -4,14 +4,26 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <random>
 
 namespace accel {
 
+// What a generator keeps on devices: Philox counters for dropout drawn there (ops/random.cpp).
+struct DeviceRandomState;
+
 class Generator {
  public:
-  explicit Generator(std::uint64_t seed = 0) : engine_(seed) {}
-  void manual_seed(std::uint64_t seed) { engine_.seed(seed); }
+  explicit Generator(std::uint64_t seed = 0) : engine_(seed), seed_(seed) {}
+  // Also starts the device counters over (a captured step that draws on the device must be
+  // recaptured after it: it holds the old counters).
+  void manual_seed(std::uint64_t seed) {
+    engine_.seed(seed);
+    seed_ = seed;
+    device_state_.reset();
+  }
+  std::uint64_t seed() const { return seed_; }  // Philox's key for numbers drawn on devices
+  std::shared_ptr<DeviceRandomState>& device_state() { return device_state_; }
 
   std::uint64_t next_u64() { return engine_(); }
   // Uniform in [0, 1) with 24 random bits (every float32 value of that form).
@@ -23,6 +35,8 @@ class Generator {
 
  private:
   std::mt19937_64 engine_;
+  std::uint64_t seed_ = 0;
+  std::shared_ptr<DeviceRandomState> device_state_;
   bool has_spare_ = false;
   double spare_ = 0.0;
 };
