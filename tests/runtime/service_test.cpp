@@ -396,7 +396,11 @@ TEST_F(ServiceTest, AStoredPidThatNowNamesAnotherProcessIsNeitherAdoptedNorKille
   const int worker = runtime("pete", id)["worker_pid"];
   ASSERT_GT(worker, 0);
   stop_daemon(SIGKILL);
-  kill(-worker, SIGKILL);         // the worker dies while the service is down ...
+  kill(-worker, SIGKILL);  // the worker dies while the service is down ...
+  // A reused PID names a process started later (the PIDs must wrap around first). Start times
+  // count clock ticks (10 ms): one started within the worker's tick would look like it, which a
+  // fast machine managed here (the fresh-root CI run), so the stranger starts a few ticks on.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
   const pid_t stranger = fork();  // ... and an unrelated process leads a group now
   if (stranger == 0) {
     setpgid(0, 0);
