@@ -36,6 +36,7 @@ trap cleanup EXIT
 # design); the tier's limit of one runtime answers 429 before capacity runs out.
 cat >"$work/config.json" <<'JSON'
 {"discover_gpus": false, "allow_unisolated": true, "tick_s": 0.2, "database_reserve_mb": 1,
+ "tenant_uid_first": 600000, "tenant_uid_count": 100,
  "simulated_devices": [{"type": "t4", "count": 2}, {"type": "v2-8", "count": 1}]}
 JSON
 token=$("$accel" admin user add fuzz --tier free --data-dir "$work/data" --config "$work/config.json" | grep -o 'acc_[A-Za-z0-9_-]*' | head -1)

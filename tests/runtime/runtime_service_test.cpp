@@ -27,6 +27,7 @@ TEST(RuntimeService, RelativeDataFolderAndAJobsOutputAndStatus) {
     ServiceConfig config = ServiceConfig::defaults();
     config.allow_unisolated = true;                             // run by a developer who is not root
     config.tenant_uid_first = 350000 + (getpid() % 1000) * 10;  // apart from other tests run beside it
+    config.tenant_uid_count = 10;
     config.discover_gpus = false;
     config.simulated.push_back({"t4", 1});
     config.accel_executable = ACCEL_CLI_PATH;  // job monitors run in the accel binary, not this test
@@ -63,7 +64,9 @@ TEST(RuntimeService, ADataFolderTenantsCannotReachIsRefusedWithTheFix) {
   std::filesystem::create_directories(root);
   std::filesystem::permissions(root, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace);
   ServiceConfig config = ServiceConfig::defaults();
-  config.allow_unisolated = true;  // run by a developer who is not root
+  config.allow_unisolated = true;                             // run by a developer who is not root
+  config.tenant_uid_first = 350000 + (getpid() % 1000) * 10;  // apart from other tests run beside it
+  config.tenant_uid_count = 10;
   config.discover_gpus = false;
   config.accel_executable = ACCEL_CLI_PATH;
   try {
@@ -112,6 +115,7 @@ TEST(RuntimeService, TheJobsCounterNeverGoesDown) {
     ServiceConfig config = ServiceConfig::defaults();
     config.allow_unisolated = true;                             // run by a developer who is not root
     config.tenant_uid_first = 350000 + (getpid() % 1000) * 10;  // apart from other tests run beside it
+    config.tenant_uid_count = 10;
     config.discover_gpus = false;
     config.keep_terminated_s = 0;  // ended runtimes leave memory at the next tick
     config.accel_executable = ACCEL_CLI_PATH;

@@ -42,7 +42,8 @@ class ServiceTest : public ::testing::Test {
     // A uid range of this test's own: ctest runs tests side by side, and a service ending a
     // tenant's last runtime kills every process of the tenant's uid (another test's jobs, had
     // they the same uid).
-    const std::string uids = R"("tenant_uid_first": )" + std::to_string(400000 + (getpid() % 4000) * 25) + ",";
+    const std::string uids =
+        R"("tenant_uid_first": )" + std::to_string(400000 + (getpid() % 4000) * 25) + R"(, "tenant_uid_count": 25,)";
     std::ofstream(dir_ / "config.json") << R"({
       "discover_gpus": false, "allow_unisolated": true, )" +
                                                uids + R"(

@@ -9,6 +9,7 @@
 #include "accel/runtime/store.h"
 #include "service_fixture.h"
 
+using accel::testing::Json;
 using accel::testing::ServiceTest;
 
 namespace {
@@ -134,4 +135,26 @@ TEST_F(ServiceTest, AServiceThatIsNotRootRefusesToStartUnlessToldJobsAreNotIsola
   const auto warned = serve_as_nobody("lenient.json");
   EXPECT_NE(warned.output.find("WARNING: JOBS ARE NOT ISOLATED"), std::string::npos) << warned.output;
   EXPECT_NE(warned.output.find("listening on"), std::string::npos) << warned.output;
+}
+
+// Each service kills its tenants' stray processes by uid, so two services whose uid ranges
+// overlap would end each other's jobs: the second refuses to start, naming the first.
+TEST_F(ServiceTest, ASecondServiceWhoseTenantUidsOverlapRefusesToStart) {
+  if (geteuid() != 0) GTEST_SKIP() << "tenant uids are claimed only by a service that runs as root";
+  Json config = Json::parse(std::ifstream(dir_ / "config.json"));
+  const long long first = config["tenant_uid_first"];
+  const auto serve = [&](long long uid_first) {
+    config["tenant_uid_first"] = uid_first;
+    std::ofstream(dir_ / "other.json") << config.dump();
+    return accel::testing::run_command("timeout -s TERM 2 " + std::string(ACCEL_CLI_PATH) +
+                                       " serve --listen 127.0.0.1:0 --config " + (dir_ / "other.json").string() +
+                                       " --data-dir " + (dir_ / "other-data").string());
+  };
+  const auto refused = serve(first + 10);
+  EXPECT_EQ(refused.status, 1) << refused.output;
+  EXPECT_NE(refused.output.find("overlap those of the accel serve with pid " + std::to_string(daemon_)),
+            std::string::npos)
+      << refused.output;
+  const auto apart = serve(first + 25);  // the next range: no overlap
+  EXPECT_NE(apart.output.find("listening on"), std::string::npos) << apart.output;
 }

@@ -84,6 +84,8 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
                        "\"allow_unisolated\": true in the service config to accept this (docs/security.md)");
     }
     std::fprintf(stderr, "accel serve: WARNING: JOBS ARE NOT ISOLATED: %s (allow_unisolated is set)\n", risk.c_str());
+  } else {
+    uid_claim_ = std::make_unique<UidRangeClaim>(config_.tenant_uid_first, config_.tenant_uid_count, data_dir_);
   }
   fs::create_directories(data_dir_ + "/runtimes");
   // Tenants may pass through to their runtime's folder, never list the others (each runtime's

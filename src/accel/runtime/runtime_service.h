@@ -24,6 +24,7 @@
 #include "accel/runtime/exit_watcher.h"
 #include "accel/runtime/service_config.h"
 #include "accel/runtime/store.h"
+#include "accel/runtime/uid_range_claim.h"
 
 namespace accel::runtime {
 
@@ -152,7 +153,8 @@ class RuntimeService {
   ServiceConfig config_;
   std::string data_dir_;
   std::unique_ptr<Store> store_;
-  bool isolating_;  // root: each tenant's processes run as a uid of their own
+  bool isolating_;                            // root: each tenant's processes run as a uid of their own
+  std::unique_ptr<UidRangeClaim> uid_claim_;  // this service's tenant uids, machine-wide
   LocalExecutor executor_;
   std::unordered_map<std::string, Identity> identities_;  // user -> uid, as handed out
   std::vector<Accelerator> inventory_;
