@@ -17,6 +17,22 @@
 
 using namespace accel::runtime;
 
+namespace {
+
+// The defaults, with no GPU discovery, runnable by a developer who is not root, and a tenant uid
+// range of this test's own (ctest runs tests side by side; services with overlapping ranges
+// refuse to start).
+ServiceConfig test_config() {
+  ServiceConfig config = ServiceConfig::defaults();
+  config.allow_unisolated = true;
+  config.tenant_uid_first = 350000 + (getpid() % 1000) * 10;
+  config.tenant_uid_count = 10;
+  config.discover_gpus = false;
+  return config;
+}
+
+}  // namespace
+
 TEST(RuntimeService, RelativeDataFolderAndAJobsOutputAndStatus) {
   const auto root = std::filesystem::temp_directory_path() / ("accel_rs_" + std::to_string(getpid()));
   std::filesystem::create_directories(root);
@@ -24,11 +40,7 @@ TEST(RuntimeService, RelativeDataFolderAndAJobsOutputAndStatus) {
   const auto previous = std::filesystem::current_path();
   std::filesystem::current_path(root);
   {
-    ServiceConfig config = ServiceConfig::defaults();
-    config.allow_unisolated = true;                             // run by a developer who is not root
-    config.tenant_uid_first = 350000 + (getpid() % 1000) * 10;  // apart from other tests run beside it
-    config.tenant_uid_count = 10;
-    config.discover_gpus = false;
+    ServiceConfig config = test_config();
     config.simulated.push_back({"t4", 1});
     config.accel_executable = ACCEL_CLI_PATH;  // job monitors run in the accel binary, not this test
     RuntimeService service(config, "data", /*start_ticker=*/false);
@@ -63,11 +75,7 @@ TEST(RuntimeService, ADataFolderTenantsCannotReachIsRefusedWithTheFix) {
   const auto root = std::filesystem::temp_directory_path() / ("accel_private_" + std::to_string(getpid()));
   std::filesystem::create_directories(root);
   std::filesystem::permissions(root, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace);
-  ServiceConfig config = ServiceConfig::defaults();
-  config.allow_unisolated = true;                             // run by a developer who is not root
-  config.tenant_uid_first = 350000 + (getpid() % 1000) * 10;  // apart from other tests run beside it
-  config.tenant_uid_count = 10;
-  config.discover_gpus = false;
+  ServiceConfig config = test_config();
   config.accel_executable = ACCEL_CLI_PATH;
   try {
     RuntimeService service(config, (root / "data").string(), /*start_ticker=*/false);
@@ -112,11 +120,7 @@ TEST(RuntimeService, TheJobsCounterNeverGoesDown) {
   std::filesystem::create_directories(root);
   std::filesystem::permissions(root, std::filesystem::perms::all, std::filesystem::perm_options::add);
   {
-    ServiceConfig config = ServiceConfig::defaults();
-    config.allow_unisolated = true;                             // run by a developer who is not root
-    config.tenant_uid_first = 350000 + (getpid() % 1000) * 10;  // apart from other tests run beside it
-    config.tenant_uid_count = 10;
-    config.discover_gpus = false;
+    ServiceConfig config = test_config();
     config.keep_terminated_s = 0;  // ended runtimes leave memory at the next tick
     config.accel_executable = ACCEL_CLI_PATH;
     RuntimeService service(config, (root / "data").string(), /*start_ticker=*/false);

@@ -2,6 +2,8 @@
 // nothing when it replays, and falls back to eager (saying why) when a step cannot be replayed.
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "accel/amp/grad_scaler.h"
 #include "accel/memory/allocator.h"
 #include "accel/nn/layers.h"
@@ -52,25 +54,38 @@ std::vector<std::vector<float>> values(const nn::Module& m) {
 
 }  // namespace
 
-TEST(CapturedStep, ReplayMatchesEagerBitForBitAndAllocatesNothing) {
-  Trainee eager_setup(true), captured_setup(true);
-  auto eager = eager_setup.step(false);
-  auto captured = captured_setup.step(true);
+// Six steps of the same model, one trainee eager and one captured, on the same batches; the
+// losses of each. `on_last_replay` wraps the captured side's sixth step.
+struct SideBySide {
+  Trainee eager_setup, captured_setup;
+  train::CapturedStep eager, captured;
   Batches a, b;
   std::vector<float> eager_losses, captured_losses;
-  for (int i = 0; i < 6; ++i) {
-    const auto [x, y] = a.next();
-    const auto [x2, y2] = b.next();
-    eager_losses.push_back(eager.run(x, y).item<float>());
-    if (i == 5) {  // a replay takes no memory: everything lives in the recording's pool
-      const auto before = memory::host_allocator().stats().allocations;
-      const Tensor loss = captured.run(x2, y2);
-      EXPECT_EQ(memory::host_allocator().stats().allocations, before);
-      captured_losses.push_back(loss.item<float>());
-    } else {
-      captured_losses.push_back(captured.run(x2, y2).item<float>());
+  explicit SideBySide(bool dropout)
+      : eager_setup(true, dropout),
+        captured_setup(true, dropout),
+        eager(eager_setup.step(false)),
+        captured(captured_setup.step(true)) {}
+  void run_six(const std::function<Tensor(const std::function<Tensor()>&)>& on_last_replay = nullptr) {
+    for (int i = 0; i < 6; ++i) {
+      const auto [x, y] = a.next();
+      const auto [x2, y2] = b.next();
+      eager_losses.push_back(eager.run(x, y).item<float>());
+      const auto replay = [&, x2 = x2, y2 = y2] { return captured.run(x2, y2); };
+      captured_losses.push_back((i == 5 && on_last_replay ? on_last_replay(replay) : replay()).item<float>());
     }
   }
+};
+
+TEST(CapturedStep, ReplayMatchesEagerBitForBitAndAllocatesNothing) {
+  SideBySide runs(false);
+  auto& [eager_setup, captured_setup, eager, captured, a, b, eager_losses, captured_losses] = runs;
+  runs.run_six([](const std::function<Tensor()>& replay) {  // a replay takes no memory: all is in the pool
+    const auto before = memory::host_allocator().stats().allocations;
+    const Tensor loss = replay();
+    EXPECT_EQ(memory::host_allocator().stats().allocations, before);
+    return loss;
+  });
   EXPECT_TRUE(captured.replaying()) << captured.fallback_reason();
   EXPECT_GT(captured.kernels(), 10u);
   EXPECT_EQ(captured_losses, eager_losses);
@@ -87,17 +102,9 @@ TEST(CapturedStep, ReplayMatchesEagerBitForBitAndAllocatesNothing) {
 // Dropout draws its mask on the device from a counter kept there (Philox): the step is captured,
 // and each replay draws a new mask, the same as eager steps draw.
 TEST(CapturedStep, ADropoutStepIsCapturedAndReplaysTheMasksEagerStepsDraw) {
-  Trainee eager_setup(true, true), captured_setup(true, true);
-  auto eager = eager_setup.step(false);
-  auto captured = captured_setup.step(true);
-  Batches a, b;
-  std::vector<float> eager_losses, captured_losses;
-  for (int i = 0; i < 6; ++i) {
-    const auto [x, y] = a.next();
-    const auto [x2, y2] = b.next();
-    eager_losses.push_back(eager.run(x, y).item<float>());
-    captured_losses.push_back(captured.run(x2, y2).item<float>());
-  }
+  SideBySide runs(true);
+  auto& [eager_setup, captured_setup, eager, captured, a, b, eager_losses, captured_losses] = runs;
+  runs.run_six();
   EXPECT_TRUE(captured.replaying()) << captured.fallback_reason();
   EXPECT_EQ(captured_losses, eager_losses);
   EXPECT_EQ(values(captured_setup.model), values(eager_setup.model));

@@ -6,10 +6,7 @@
 
 #include <cstdio>
 #include <functional>
-#include <memory>
-#include <regex>
 #include <utility>
-#include <vector>
 
 namespace accel::runtime {
 namespace {
@@ -96,9 +93,6 @@ HttpApi::HttpApi(RuntimeService& service)
       server_(std::make_unique<http::Server>()),
       combiner_(std::make_unique<Combiner>([&service] { service.store().sync(); })) {
   http::Server& s = *server_;
-  const auto on = [&s](const std::string& method, const std::string& pattern, http::Handler handler) {
-    s.route(method, pattern, std::move(handler));
-  };
   // Answers the server makes itself (no route, 405, 413, 431, a malformed request, an
   // exception that escaped a handler) are JSON like every other error, with no internal message.
   s.on_error([](int status, const std::string& why) {
@@ -142,7 +136,7 @@ HttpApi::HttpApi(RuntimeService& service)
       if (must_store(req)) throw;
     }
   };
-  // Routes that start processes or read /proc and files run on their own thread, then commit.
+  // Routes that start processes or read /proc and files run outside the combiner, then commit.
   const auto authed = [this, answer_errors, refuse_changes_while_failing, stored](Handler handler) {
     return [this, handler, answer_errors, refuse_changes_while_failing, stored](const http::Request& req,
                                                                                 http::Response& res) {
@@ -155,7 +149,7 @@ HttpApi::HttpApi(RuntimeService& service)
     };
   };
   // The rest go through the combiner (combiner.h): in arrival order, one commit per batch.
-  // Parsing the request and printing the answer stay on the request's own thread.
+  // Parsing the request and printing the answer stay on the request's own worker thread.
   const auto combined = [this, answer_errors, refuse_changes_while_failing, stored](int status, auto op) {
     return [this, status, op, answer_errors, refuse_changes_while_failing, stored](const http::Request& req,
                                                                                    http::Response& res) {
@@ -169,70 +163,76 @@ HttpApi::HttpApi(RuntimeService& service)
       });
     };
   };
-  on("GET", "/",
-     [](const http::Request&, http::Response& res) { res.set_content(web_page_html(), "text/html; charset=utf-8"); });
-  on("GET", "/v1/health", [](const http::Request&, http::Response& res) { send_json(res, 200, {{"status", "ok"}}); });
-  on("GET", "/v1/openapi.json",
-     [](const http::Request&, http::Response& res) { res.set_content(openapi_json(), "application/json"); });
-  on("GET", "/metrics", [this](const http::Request&, http::Response& res) {
+  s.route("GET", "/", [](const http::Request&, http::Response& res) {
+    res.set_content(web_page_html(), "text/html; charset=utf-8");
+  });
+  s.route("GET", "/v1/health", [](const http::Request&, http::Response& res) {
+    send_json(res, 200, {{"status", "ok"}});
+  });
+  s.route("GET", "/v1/openapi.json",
+          [](const http::Request&, http::Response& res) { res.set_content(openapi_json(), "application/json"); });
+  s.route("GET", "/metrics", [this](const http::Request&, http::Response& res) {
     res.set_content(service_.metrics(), "text/plain; version=0.0.4");
   });
-  on("GET", "/v1/runtime-types",
-     combined(200, [this](const User& u, const http::Request&, const Json&) { return service_.runtime_types(u); }));
-  on("POST", "/v1/runtimes", combined(201, [this](const User& u, const http::Request&, const Json& body) {
-       return service_.create_runtime(u, body);
-     }));
-  on("GET", "/v1/runtimes", authed([this](const User& u, const http::Request& req, http::Response& res) {
-       send_json(res, 200, page(service_.list(u), req, res));
-     }));
-  on("GET", R"(/v1/runtimes/([\w-]+))", combined(200, [this](const User& u, const http::Request& req, const Json&) {
-       return service_.get(u, req.matches[1]);
-     }));
-  on("DELETE", R"(/v1/runtimes/([\w-]+))", combined(200, [this](const User& u, const http::Request& req, const Json&) {
-       return service_.remove_runtime(u, req.matches[1]);
-     }));
-  on("POST", R"(/v1/runtimes/([\w-]+)/restart)",
-     authed([this](const User& u, const http::Request& req, http::Response& res) {
-       send_json(res, 200, service_.restart(u, req.matches[1]));
-     }));
-  on("POST", R"(/v1/runtimes/([\w-]+)/change-type)",
-     authed([this](const User& u, const http::Request& req, http::Response& res) {
-       send_json(res, 200, service_.change_type(u, req.matches[1], parse_body(req)));
-     }));
-  on("POST", R"(/v1/runtimes/([\w-]+)/heartbeat)",
-     combined(200, [this](const User& u, const http::Request& req, const Json&) {
-       return service_.heartbeat(u, req.matches[1]);
-     }));
-  on("POST", R"(/v1/runtimes/([\w-]+)/jobs)",
-     authed([this](const User& u, const http::Request& req, http::Response& res) {
-       send_json(res, 201, service_.run_job(u, req.matches[1], parse_body(req)));
-     }));
-  on("GET", R"(/v1/runtimes/([\w-]+)/jobs)",
-     authed([this](const User& u, const http::Request& req, http::Response& res) {
-       send_json(res, 200, page(service_.jobs(u, req.matches[1]), req, res));
-     }));
-  on("GET", R"(/v1/runtimes/([\w-]+)/jobs/([\w-]+))",
-     combined(200, [this](const User& u, const http::Request& req, const Json&) {
-       return service_.job(u, req.matches[1], req.matches[2]);
-     }));
+  s.route("GET", "/v1/runtime-types", combined(200, [this](const User& u, const http::Request&, const Json&) {
+            return service_.runtime_types(u);
+          }));
+  s.route("POST", "/v1/runtimes", combined(201, [this](const User& u, const http::Request&, const Json& body) {
+            return service_.create_runtime(u, body);
+          }));
+  s.route("GET", "/v1/runtimes", authed([this](const User& u, const http::Request& req, http::Response& res) {
+            send_json(res, 200, page(service_.list(u), req, res));
+          }));
+  s.route("GET", R"(/v1/runtimes/([\w-]+))",
+          combined(200, [this](const User& u, const http::Request& req, const Json&) {
+            return service_.get(u, req.matches[1]);
+          }));
+  s.route("DELETE", R"(/v1/runtimes/([\w-]+))",
+          combined(200, [this](const User& u, const http::Request& req, const Json&) {
+            return service_.remove_runtime(u, req.matches[1]);
+          }));
+  s.route("POST", R"(/v1/runtimes/([\w-]+)/restart)",
+          authed([this](const User& u, const http::Request& req, http::Response& res) {
+            send_json(res, 200, service_.restart(u, req.matches[1]));
+          }));
+  s.route("POST", R"(/v1/runtimes/([\w-]+)/change-type)",
+          authed([this](const User& u, const http::Request& req, http::Response& res) {
+            send_json(res, 200, service_.change_type(u, req.matches[1], parse_body(req)));
+          }));
+  s.route("POST", R"(/v1/runtimes/([\w-]+)/heartbeat)",
+          combined(200, [this](const User& u, const http::Request& req, const Json&) {
+            return service_.heartbeat(u, req.matches[1]);
+          }));
+  s.route("POST", R"(/v1/runtimes/([\w-]+)/jobs)",
+          authed([this](const User& u, const http::Request& req, http::Response& res) {
+            send_json(res, 201, service_.run_job(u, req.matches[1], parse_body(req)));
+          }));
+  s.route("GET", R"(/v1/runtimes/([\w-]+)/jobs)",
+          authed([this](const User& u, const http::Request& req, http::Response& res) {
+            send_json(res, 200, page(service_.jobs(u, req.matches[1]), req, res));
+          }));
+  s.route("GET", R"(/v1/runtimes/([\w-]+)/jobs/([\w-]+))",
+          combined(200, [this](const User& u, const http::Request& req, const Json&) {
+            return service_.job(u, req.matches[1], req.matches[2]);
+          }));
   // Output from ?offset=N; X-Accel-Next-Offset and X-Accel-Job-Done tell a client how to go on.
-  on("GET", R"(/v1/runtimes/([\w-]+)/jobs/([\w-]+)/output)",
-     authed([this](const User& u, const http::Request& req, http::Response& res) {
-       const std::size_t offset = count_param(req, "offset", 0, 999'999'999'999'999);
-       bool done = false;
-       const std::string text = service_.job_output(u, req.matches[1], req.matches[2], offset, done);
-       res.set_header("X-Accel-Next-Offset", std::to_string(offset + text.size()));
-       res.set_header("X-Accel-Job-Done", done ? "true" : "false");
-       res.set_content(text, "text/plain");
-     }));
-  on("GET", R"(/v1/runtimes/([\w-]+)/resources)",
-     authed([this](const User& u, const http::Request& req, http::Response& res) {
-       send_json(res, 200, service_.resources(u, req.matches[1]));
-     }));
-  on("GET", R"(/v1/runtimes/([\w-]+)/events)",
-     authed([this](const User& u, const http::Request& req, http::Response& res) {
-       send_json(res, 200, service_.events(u, req.matches[1]));
-     }));
+  s.route("GET", R"(/v1/runtimes/([\w-]+)/jobs/([\w-]+)/output)",
+          authed([this](const User& u, const http::Request& req, http::Response& res) {
+            const std::size_t offset = count_param(req, "offset", 0, 999'999'999'999'999);
+            bool done = false;
+            const std::string text = service_.job_output(u, req.matches[1], req.matches[2], offset, done);
+            res.set_header("X-Accel-Next-Offset", std::to_string(offset + text.size()));
+            res.set_header("X-Accel-Job-Done", done ? "true" : "false");
+            res.set_content(text, "text/plain");
+          }));
+  s.route("GET", R"(/v1/runtimes/([\w-]+)/resources)",
+          authed([this](const User& u, const http::Request& req, http::Response& res) {
+            send_json(res, 200, service_.resources(u, req.matches[1]));
+          }));
+  s.route("GET", R"(/v1/runtimes/([\w-]+)/events)",
+          authed([this](const User& u, const http::Request& req, http::Response& res) {
+            send_json(res, 200, service_.events(u, req.matches[1]));
+          }));
 }
 
 // The server first: its workers may still run a request that uses the combiner.

@@ -457,20 +457,21 @@ Environment RuntimeService::lease_environment(const Runtime& rt) const {
                      {"TMPDIR", rt.workdir + "/.tmp"},
                      {"CUDA_VISIBLE_DEVICES", ""},
                      {"ACCEL_DEVICE", "cpu"}};
-  const TierPolicy& tier = tier_of(rt.tier);
-  env.emplace_back("ACCEL_MEMORY_FRACTION", std::to_string(tier.memory_fraction));
+  env.emplace_back("ACCEL_MEMORY_FRACTION", std::to_string(tier_of(rt.tier).memory_fraction));
+  const auto set = [&env](const std::string& key, const std::string& value) {
+    for (auto& [name, existing] : env) {
+      if (name == key) existing = value;
+    }
+  };
   for (const Accelerator& a : inventory_) {
     if (a.id != rt.accelerator_id) continue;
     if (a.kind == "gpu" && !a.simulated) {
-      env = {{"ACCEL_RUNTIME_ID", rt.id},      {"HOME", rt.workdir},
-             {"TMPDIR", rt.workdir + "/.tmp"}, {"CUDA_VISIBLE_DEVICES", std::to_string(a.device_index)},
-             {"ACCEL_DEVICE", "cuda:0"},       {"ACCEL_MEMORY_FRACTION", std::to_string(tier.memory_fraction)}};
+      set("CUDA_VISIBLE_DEVICES", std::to_string(a.device_index));
+      set("ACCEL_DEVICE", "cuda:0");
     } else if (a.kind == "gpu") {
       // A simulated GPU: accel's sim device with the catalog's memory, labelled as such.
       env.emplace_back("ACCEL_SIMULATED", "1");
-      for (auto& [key, value] : env) {
-        if (key == "ACCEL_DEVICE") value = "sim:0";
-      }
+      set("ACCEL_DEVICE", "sim:0");
       env.emplace_back("ACCEL_SIM_MEMORY", std::to_string(static_cast<long long>(a.memory_gb * 1e9)));
     } else {
       env.emplace_back("ACCEL_TPU_ADDR", a.simulated ? "simulated-" + a.id + ":8470" : "localhost:8470");
@@ -742,11 +743,16 @@ Json RuntimeService::list(const User& user) {
 
 Json RuntimeService::get(const User& user, const std::string& id) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (!runtimes_.count(id)) {  // ended long ago: only the database has it
-    const auto doc = store_->find("runtimes", id);
-    if (doc && !doc->value("deleted", false) && (user.admin || (*doc)["user"] == user.name)) return *doc;
+  if (!runtimes_.count(id)) {
+    if (auto doc = stored_runtime(user, id)) return *doc;
   }
   return to_json(owned(user, id));
+}
+
+std::optional<Json> RuntimeService::stored_runtime(const User& user, const std::string& id) {
+  auto doc = store_->find("runtimes", id);
+  if (!doc || doc->value("deleted", false) || !(user.admin || (*doc)["user"] == user.name)) return std::nullopt;
+  return doc;
 }
 
 Runtime RuntimeService::remove_runtime(const User& user, const std::string& id) {
@@ -857,9 +863,7 @@ Json RuntimeService::heartbeat(const User& user, const std::string& id) {
 Json RuntimeService::events(const User& user, const std::string& id) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!runtimes_.count(id)) {
-    const auto doc = store_->find("runtimes", id);
-    if (!doc || doc->value("deleted", false) || !(user.admin || (*doc)["user"] == user.name))
-      throw ApiError(404, "no runtime '" + id + "'");
+    if (!stored_runtime(user, id)) throw ApiError(404, "no runtime '" + id + "'");
   } else {
     owned(user, id);
   }

@@ -110,6 +110,9 @@ class RuntimeService {
 
  private:
   Runtime& owned(const User& user, const std::string& id);
+  // A runtime only the database still has (ended long ago), as `user` may see it: not deleted,
+  // and theirs unless they are an admin.
+  std::optional<Json> stored_runtime(const User& user, const std::string& id);
   std::vector<std::string> candidate_types(const User& user, const std::string& requested);
   // Per inventory_ entry, whether a starting, running or terminating runtime holds it: one pass
   // over the active runtimes (a scan per accelerator made admission O(runtimes x accelerators)).

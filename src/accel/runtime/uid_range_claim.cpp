@@ -17,6 +17,23 @@
 namespace accel::runtime {
 namespace {
 
+// One line of the registry: "FIRST COUNT PID START_TIME DATA_DIR".
+struct Claim {
+  long long first = 0, count = 0;
+  int pid = 0;
+  std::uint64_t start = 0;
+  std::string data_dir;
+  bool parsed = false;
+};
+
+Claim parse(const std::string& line) {
+  Claim claim;
+  std::istringstream fields(line);
+  claim.parsed = static_cast<bool>(fields >> claim.first >> claim.count >> claim.pid >> claim.start);
+  std::getline(fields >> std::ws, claim.data_dir);
+  return claim;
+}
+
 // Runs `change` on the registry's live lines under an exclusive lock and writes back what it
 // leaves; lines of services that are gone are dropped on the way.
 void edit(const std::string& registry, const std::function<void(std::vector<std::string>&)>& change) {
@@ -34,11 +51,8 @@ void edit(const std::string& registry, const std::function<void(std::vector<std:
   std::vector<std::string> lines;
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);) {
-    std::istringstream fields(line);
-    long long first = 0, count = 0;
-    int pid = 0;
-    std::uint64_t start = 0;
-    if (fields >> first >> count >> pid >> start && LocalExecutor::start_time(pid) == start) lines.push_back(line);
+    const Claim claim = parse(line);
+    if (claim.parsed && LocalExecutor::start_time(claim.pid) == claim.start) lines.push_back(line);
   }
   try {
     change(lines);
@@ -63,18 +77,12 @@ UidRangeClaim::UidRangeClaim(long long first, long long count, const std::string
           std::to_string(LocalExecutor::start_time(pid)) + " " + data_dir;
   edit(registry_, [&](std::vector<std::string>& lines) {
     for (const std::string& line : lines) {
-      std::istringstream fields(line);
-      long long other_first = 0, other_count = 0;
-      int other_pid = 0;
-      std::uint64_t start = 0;
-      std::string other_dir;
-      fields >> other_first >> other_count >> other_pid >> start;
-      std::getline(fields >> std::ws, other_dir);
-      if (first < other_first + other_count && other_first < first + count) {
+      const Claim other = parse(line);
+      if (first < other.first + other.count && other.first < first + count) {
         throw ValueError("tenant uids " + std::to_string(first) + "-" + std::to_string(first + count - 1) +
-                         " overlap those of the accel serve with pid " + std::to_string(other_pid) + " (data in " +
-                         other_dir + ": uids " + std::to_string(other_first) + "-" +
-                         std::to_string(other_first + other_count - 1) +
+                         " overlap those of the accel serve with pid " + std::to_string(other.pid) + " (data in " +
+                         other.data_dir + ": uids " + std::to_string(other.first) + "-" +
+                         std::to_string(other.first + other.count - 1) +
                          "); each service kills its tenants' stray processes by uid, so they would end each other's "
                          "jobs. Give this one another tenant_uid_first (and tenant_uid_count) in its config");
       }
