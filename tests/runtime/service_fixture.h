@@ -54,10 +54,17 @@ class ServiceTest : public ::testing::Test {
         "pro": {"idle_timeout_s": 600},
         "pro_plus": {"idle_timeout_s": 1.5},
         "short": {"accelerator_types": ["cpu"], "max_runtimes": 2, "max_lifetime_s": 1.5, "idle_timeout_s": 600,
-                  "priority": 0, "preemptible": true, "background_execution": true}
+                  "priority": 0, "preemptible": true, "background_execution": true},
+        "boxed": {"accelerator_types": ["cpu"], "max_runtimes": 2, "idle_timeout_s": 600,
+                  "background_execution": true,
+                  "runtime_limits": {"memory_gb": 0.0625, "max_processes": 24, "cpus": 0.5}}
       }})";
-    for (const auto& [name, tier] : std::map<std::string, std::string>{
-             {"alice", "free"}, {"bob", "free"}, {"paula", "pro"}, {"pete", "pro_plus"}, {"sam", "short"}}) {
+    for (const auto& [name, tier] : std::map<std::string, std::string>{{"alice", "free"},
+                                                                       {"bob", "free"},
+                                                                       {"paula", "pro"},
+                                                                       {"pete", "pro_plus"},
+                                                                       {"sam", "short"},
+                                                                       {"carl", "boxed"}}) {
       tokens_[name] = add_user(name, tier, false);
     }
     tokens_["root"] = add_user("root", "enterprise", true);
@@ -138,6 +145,10 @@ class ServiceTest : public ::testing::Test {
   }
   Json runtime(const std::string& user, const std::string& id) { return get(user, "/v1/runtimes/" + id).body; }
   std::string state(const std::string& user, const std::string& id) { return runtime(user, id)["state"]; }
+  // The worker's PID: the local executor's handle is "<pid>:<start time>:<runtime id>" ("" = none).
+  int worker_pid(const std::string& user, const std::string& id) {
+    return std::atoi(runtime(user, id).value("worker", "").c_str());
+  }
   std::string job(const std::string& user, const std::string& id, const std::vector<std::string>& command) {
     const Reply r = post(user, "/v1/runtimes/" + id + "/jobs", {{"command", command}});
     EXPECT_EQ(r.status, 201) << r.body.dump();

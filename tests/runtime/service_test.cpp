@@ -7,6 +7,7 @@
 #include "../support/raw_http.h"
 #include "accel/hw/catalog.h"
 
+#include "accel/runtime/local_executor.h"
 #include "accel/runtime/store.h"
 #include "service_fixture.h"
 
@@ -267,7 +268,7 @@ TEST_F(ServiceTest, RestartKeepsFilesAndChangeTypeMovesTheLease) {
   const std::string writer = job("pete", id, {"sh", "-c", "echo kept > notes.txt"});
   ASSERT_TRUE(wait_until([&] { return job_state("pete", id, writer)["state"] == "exited"; }, 5));
   const std::string sleeper = job("pete", id, {"sleep", "30"});
-  const int worker = runtime("pete", id)["worker_pid"];
+  const int worker = worker_pid("pete", id);
   ASSERT_GT(worker, 0);
   Reply r = post("pete", "/v1/runtimes/" + id + "/restart", Json::object());
   ASSERT_EQ(r.status, 200) << r.body;
@@ -393,7 +394,7 @@ TEST_F(ServiceTest, ChangeTypeKeepsTheTiersGpuLimitAndTheLifetimeClock) {
 TEST_F(ServiceTest, AStoredPidThatNowNamesAnotherProcessIsNeitherAdoptedNorKilled) {
   const std::string id = create("pete", "cpu");
   job("pete", id, {"sleep", "30"});
-  const int worker = runtime("pete", id)["worker_pid"];
+  const int worker = worker_pid("pete", id);
   ASSERT_GT(worker, 0);
   stop_daemon(SIGKILL);
   kill(-worker, SIGKILL);  // the worker dies while the service is down ...
@@ -411,7 +412,9 @@ TEST_F(ServiceTest, AStoredPidThatNowNamesAnotherProcessIsNeitherAdoptedNorKille
     accel::runtime::Store store((dir_ / "data" / "service.db").string());
     auto doc = store.find("runtimes", id);
     ASSERT_TRUE(doc.has_value());
-    (*doc)["worker_pid"] = stranger;  // the stored start time stays the worker's
+    auto worker = accel::runtime::LocalExecutor::parse((*doc)["worker"]);
+    worker.pid = stranger;  // the stored start time stays the worker's
+    (*doc)["worker"] = accel::runtime::LocalExecutor::handle_of(worker);
     store.put("runtimes", id, "pete", [doc] { return *doc; });
     store.sync();
   }
@@ -464,7 +467,7 @@ TEST_F(ServiceTest, KillDashNineLosesNoRecordAndWorkersAreReadoptedOrMarked) {
   const std::string long_job = job("pete", survivor, {"sh", "-c", "sleep 1.5; echo finished; exit 5"});
   const std::string doomed = create("pete", "gpu:t4");
   job("pete", doomed, {"sleep", "30"});  // the worker starts with the first job
-  const int doomed_worker = runtime("pete", doomed)["worker_pid"];
+  const int doomed_worker = worker_pid("pete", doomed);
   ASSERT_GT(doomed_worker, 0);
   const std::string ended = create("alice", "cpu");
   call("DELETE", "alice", "/v1/runtimes/" + ended);

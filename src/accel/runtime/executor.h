@@ -1,9 +1,8 @@
-// LocalExecutor: runtimes as local process groups. A runtime's worker is the leader of its own
-// process group (so one signal reaches every job of the runtime); each job runs under a small
-// monitor process in that group which records the job's exit status in a file, so the status
-// survives a restart of the daemon. When the service runs as root, workers and jobs run as
-// their tenant's own unprivileged uid (RuntimeService picks it), with core dumps off, so one
-// tenant can neither read another's files nor signal their processes.
+// Executor: where a runtime's processes run. RuntimeService (admission, scheduling, limits,
+// lifecycle) talks to this interface alone, holding the opaque handles it returns and storing
+// them with the runtime, so a restarted service finds its processes again. LocalExecutor runs
+// them on this machine; a cluster's executor (Slurm) implements the same calls against its
+// engine, with no change to the scheduler (docs/design.md).
 #pragma once
 
 #include <cstdint>
@@ -13,11 +12,14 @@
 #include <utility>
 #include <vector>
 
-#include "accel/runtime/service_config.h"  // JobLimits
+#include "accel/runtime/service_config.h"  // JobLimits, RuntimeLimits
 
 namespace accel::runtime {
 
 using Environment = std::vector<std::pair<std::string, std::string>>;
+
+// An executor's name for a worker or a job, stored as is and given back to it: "" is none.
+using Handle = std::string;
 
 // Whom a runtime's processes run as: a tenant's uid and gid, or (uid < 0) the service's own.
 struct Identity {
@@ -25,50 +27,66 @@ struct Identity {
   bool dropped() const { return uid >= 0; }
 };
 
-class LocalExecutor {
+struct WorkerSpec {
+  std::string runtime_id;
+  Identity who;
+  std::string workdir;  // made by the executor, the tenant's alone
+  Environment env;
+  RuntimeLimits limits;  // for all of the runtime's processes together
+};
+
+struct JobSpec {
+  Identity who;
+  std::string workdir;
+  std::vector<std::string> command;
+  Environment env;
+  // In the service's own folder: the job's output, and its exit status (128 + signal for a
+  // signal) once it ends, written where a restarted service can read it.
+  std::string output_path, exit_path;
+  JobLimits limits;              // per process
+  RuntimeLimits runtime_limits;  // the runtime's, for an executor that can bound them only per job
+};
+
+struct JobStatus {
+  bool running = false;
+  std::optional<int> exit_code;  // recorded once it ended by itself; none when it was killed
+};
+
+struct Usage {
+  std::uint64_t memory_bytes = 0;  // resident memory of the runtime's processes
+  std::uint64_t processes = 0;
+  std::optional<double> cpu_seconds;  // where the executor counts it (a cgroup)
+  std::vector<int> pids;              // this machine's processes of the runtime, where it has them
+  std::string source;                 // where the numbers come from: "cgroup v2", "/proc", ...
+};
+
+class Executor {
  public:
-  // `isolating`: the service runs as root and gives each tenant a uid of their own (false: jobs
-  // run as the service's user). `monitor`: the accel executable that runs job monitors ("" =
-  // this process's executable).
-  explicit LocalExecutor(bool isolating, std::string monitor = "");
+  virtual ~Executor() = default;
 
-  // Starts the worker of a runtime in `workdir` as `who`; returns its pid, also its group id.
-  int start_worker(const Identity& who, const std::string& workdir, const Environment& env);
-  // Starts `argv` as `who` in the worker's group with output to `output_path`, under `limits`;
-  // the monitor writes the exit status (128 + signal for a signal) to `exit_path`. Returns the
-  // monitor's pid.
-  int start_job(const Identity& who, int worker_group, const std::string& workdir, const std::vector<std::string>& argv,
-                const Environment& env, const std::string& output_path, const std::string& exit_path,
-                const JobLimits& limits = {});
-  // Why a tenant cannot reach `path` (a folder above it that others may not search), or "".
-  // Jobs start there anyway (the monitor enters it before dropping privileges), but $HOME and
-  // every absolute path into it would fail for them.
-  std::string unreachable(const std::string& path) const;
-  // Gives `path` (a runtime's working directory) to `who`, mode 0700: no other tenant may list,
-  // read or write it.
-  void hand_over(const std::string& path, const Identity& who) const;
-  // SIGKILLs every process whose real uid is `uid` (a tenant's processes that left their
-  // runtime's process group with setsid, once the tenant has no runtime left); returns how
-  // many. Never for the service's own uid.
-  static int kill_processes_of(long long uid);
+  // What confines a runtime here ("cgroup v1 (memory, pids, cpu)", or why only rlimits), for
+  // the service's start-up line and the API's resources.
+  virtual std::string confinement() const = 0;
+  // Why a tenant's processes could not reach `path`, or "" (checked for the runtimes' folder).
+  virtual std::string unreachable(const std::string& path) const = 0;
 
-  // A process's identity is its PID and its start time (clock ticks since boot, /proc/PID/stat):
-  // after a restart of the service a stored PID may belong to an unrelated process.
-  static std::uint64_t start_time(int pid);  // 0 when there is no such process
-  // Reaps exited children first, so a zombie counts as gone; with a start time, a process
-  // that has it (a PID reused by another process is not alive for us).
-  static bool alive(int pid, std::uint64_t start = 0);
-  static void reap();  // collects every exited child of the service
-  // Signals the group led by `group`, unless that PID now names another process (a different
-  // start time). With no such process the group's members, if any, are still ours: Linux hands
-  // out no PID that is still a group's id.
-  static void signal_group(int group, int signal, std::uint64_t leader_start = 0);
-  static std::optional<int> read_exit_status(const std::string& exit_path);
-
- private:
-  bool isolating_;
-  std::string monitor_;
-  std::string job_path_;  // jobs' PATH: the system's folders, and this accel's when reachable
+  virtual Handle start_worker(const WorkerSpec& spec) = 0;
+  virtual Handle start_job(const Handle& worker, const JobSpec& spec) = 0;
+  // One call for many: whether each worker still runs; each job's status.
+  virtual std::vector<bool> workers_alive(const std::vector<Handle>& workers) = 0;
+  virtual std::vector<JobStatus> poll_jobs(const std::vector<Handle>& jobs) = 0;
+  // A job adopted after a restart of the service: report its end as quickly as a new one's.
+  virtual void watch_job(const Handle& job) = 0;
+  // SIGTERM to every process of the runtime: its grace begins (jobs may checkpoint).
+  virtual void terminate(const Handle& worker) = 0;
+  // Ends every process of the runtime now and frees what the executor held for it.
+  virtual void kill(const Handle& worker) = 0;
+  virtual Usage usage(const Handle& worker) = 0;
+  // Ends whatever still runs as `who` once they have no runtime left (processes that escaped
+  // their runtime's group); returns how many.
+  virtual int end_tenant(const Identity& who) = 0;
+  // For events and logs: "worker 1234", "slurm job 77".
+  virtual std::string describe(const Handle& handle) const = 0;
 };
 
 }  // namespace accel::runtime

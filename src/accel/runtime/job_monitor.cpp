@@ -24,6 +24,7 @@ int job_monitor_main(int argc, char** argv) {
   int uid = -1, gid = -1, nice = 0;
   // The tier's limits (JobLimits), set in the job before it drops privileges and starts.
   std::vector<std::pair<int, rlim_t>> limits = {{RLIMIT_CORE, 0}};
+  std::vector<std::string> cgroups;  // cgroup.procs files of the runtime's cgroup, one per hierarchy
   int command_at = -1;
   for (int i = 2; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -42,6 +43,10 @@ int job_monitor_main(int argc, char** argv) {
       uid = std::stoi(argv[++i]);
     else if (arg == "--gid")
       gid = std::stoi(argv[++i]);
+    else if (arg == "--cgroup")
+      cgroups.emplace_back(argv[++i]);
+    else if (arg == "--nproc")
+      limits.emplace_back(RLIMIT_NPROC, std::stoull(argv[++i]));
     else if (arg == "--as")
       limits.emplace_back(RLIMIT_AS, std::stoull(argv[++i]));
     else if (arg == "--nofile")
@@ -54,6 +59,7 @@ int job_monitor_main(int argc, char** argv) {
       return 125;
   }
   if (command_at < 0 || command_at >= argc || exit_path.empty() || output_path.empty()) return 125;
+
   // The service's own folder holds both files (never the tenant's); a fresh file that is not a
   // symlink all the same, as defence in depth.
   const int output = open(output_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -68,6 +74,16 @@ int job_monitor_main(int argc, char** argv) {
     dup2(output, 1);
     dup2(output, 2);
     if (!workdir.empty() && chdir(workdir.c_str()) != 0) _exit(126);
+    // Into the runtime's cgroup before the command starts, so that it and everything it starts
+    // are inside from their first instruction (still root here: tenants cannot write these files).
+    for (const std::string& file : cgroups) {
+      const int fd = open(file.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || write(fd, "0", 1) != 1) {
+        std::fprintf(stderr, "accel: cannot join the runtime's cgroup (%s): %s\n", file.c_str(), std::strerror(errno));
+        _exit(126);
+      }
+      close(fd);
+    }
     for (const auto& [resource, wanted] : limits) {
       // A tier's limit only ever lowers: where the machine's hard limit is already below it
       // (65,536 open files above a host's fs.nr_open, say), the machine's stays.

@@ -19,31 +19,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Resident memory of every process in a process group (the runtime's worker and jobs).
-std::uint64_t group_rss(int group) {
-  std::uint64_t total = 0;
-  const long page = sysconf(_SC_PAGESIZE);
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
-    const std::string name = entry.path().filename();
-    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
-    std::ifstream stat(entry.path() / "stat");
-    std::string line;
-    std::getline(stat, line);
-    const auto close = line.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream fields(line.substr(close + 2));
-    std::string state;
-    long ppid = 0, pgrp = 0;
-    fields >> state >> ppid >> pgrp;
-    if (pgrp != group) continue;
-    std::ifstream statm(entry.path() / "statm");
-    std::uint64_t size = 0, resident = 0;
-    if (statm >> size >> resident) total += resident * static_cast<std::uint64_t>(page);
-  }
-  return total;
-}
-
 std::uint64_t directory_bytes(const std::string& path) {
   std::uint64_t total = 0;
   std::error_code ec;
@@ -80,10 +55,9 @@ Json RuntimeService::run_job(const User& user, const std::string& id, const Json
   job.state = "running";
   job.started_at = now_seconds();
   const std::string base = job_dir(rt) + "/" + job.id;
-  job.monitor_pid = executor_.start_job(identity_of(rt.user), rt.worker_pid, rt.workdir, command, lease_environment(rt),
-                                        base + ".out", base + ".exit", job_limits(rt));
-  job.monitor_start = LocalExecutor::start_time(job.monitor_pid);
-  exit_watcher_->watch(job.monitor_pid);
+  job.handle =
+      executor_->start_job(rt.worker, {identity_of(rt.user), rt.workdir, command, lease_environment(rt), base + ".out",
+                                       base + ".exit", job_limits(rt), tier_of(rt.tier).runtime_limits});
   jobs_[job.id] = job;
   ++jobs_started_;
   save(job);
@@ -138,21 +112,29 @@ Json RuntimeService::resources(const User& user, const std::string& id) {
   std::vector<Accelerator> leased;
   for (const Accelerator& a : inventory_)
     if (a.id == rt.accelerator_id) leased.push_back(a);
+  const RuntimeLimits limits = tier_of(rt.tier).runtime_limits;
   lock.unlock();
+  // The executor's counters for the runtime's processes (its cgroup's, where it has one).
+  const Usage usage = rt.state == "running" && !rt.worker.empty() ? executor_->usage(rt.worker) : Usage{};
   const hw::MemoryInfo memory = hw::query_memory();
   struct statvfs disk {};
   statvfs(rt.workdir.empty() ? data_dir_.c_str() : rt.workdir.c_str(), &disk);
   // Colab's resource monitor: RAM, disk, and the accelerator's memory and utilisation.
-  Json out = {{"runtime", id},
-              {"ram",
-               {{"used", rt.state == "running" && rt.worker_pid > 0 ? group_rss(rt.worker_pid) : 0},
-                {"total", memory.total},
-                {"host_used", memory.used}}},
-              {"disk",
-               {{"used", rt.workdir.empty() ? 0 : directory_bytes(rt.workdir)},
-                {"total", static_cast<std::uint64_t>(disk.f_blocks) * disk.f_frsize},
-                {"free", static_cast<std::uint64_t>(disk.f_bavail) * disk.f_frsize}}},
-              {"gpu", nullptr}};
+  Json out = {
+      {"runtime", id},
+      {"ram",
+       {{"used", usage.memory_bytes},
+        {"total", memory.total},
+        {"host_used", memory.used},
+        {"limit", static_cast<std::uint64_t>(limits.memory_gb * 1024 * 1024 * 1024)}}},
+      {"processes", {{"count", usage.processes}, {"limit", limits.max_processes}}},
+      {"cpu", {{"seconds", usage.cpu_seconds ? Json(*usage.cpu_seconds) : Json(nullptr)}, {"limit", limits.cpus}}},
+      {"confinement", executor_->confinement()},
+      {"disk",
+       {{"used", rt.workdir.empty() ? 0 : directory_bytes(rt.workdir)},
+        {"total", static_cast<std::uint64_t>(disk.f_blocks) * disk.f_frsize},
+        {"free", static_cast<std::uint64_t>(disk.f_bavail) * disk.f_frsize}}},
+      {"gpu", nullptr}};
   for (const Accelerator& a : leased) {
     Json gpu = {{"name", a.name},           {"type", a.type},
                 {"simulated", a.simulated}, {"memory_total", static_cast<std::uint64_t>(a.memory_gb * 1e9)},
@@ -161,7 +143,7 @@ Json RuntimeService::resources(const User& user, const std::string& id) {
       // What the runtime's accel processes hold on their sim device (published counters).
       std::int64_t used = 0;
       for (const memory::PublishedUsage& u : memory::read_published_usage()) {
-        if (getpgid(u.pid) == rt.worker_pid) used += u.reserved;
+        if (std::find(usage.pids.begin(), usage.pids.end(), u.pid) != usage.pids.end()) used += u.reserved;
       }
       gpu["memory_used"] = used;
     } else {

@@ -15,6 +15,7 @@
 
 #include "accel/hw/catalog.h"
 #include "accel/hw/gpu_info.h"
+#include "accel/runtime/local_executor.h"
 #include "accel/runtime/token.h"
 
 namespace accel::runtime {
@@ -71,8 +72,7 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
     // Absolute: workers and jobs run in their own folders, where a relative path means another place.
     : config_(std::move(config)),
       data_dir_(fs::absolute(data_dir).lexically_normal().string()),
-      isolating_(geteuid() == 0),
-      executor_(isolating_, config_.accel_executable) {
+      isolating_(geteuid() == 0) {
   if (!isolating_) {
     const std::string risk =
         "accel serve runs as uid " + std::to_string(geteuid()) +
@@ -87,6 +87,18 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
   } else {
     uid_claim_ = std::make_unique<UidRangeClaim>(config_.tenant_uid_first, config_.tenant_uid_count, data_dir_);
   }
+  // A job's end wakes the ticker at once (the tick would see it up to tick_s later). The
+  // cgroup folder is named by the uid range, which no other live service on the machine holds.
+  executor_ =
+      std::make_unique<LocalExecutor>(isolating_, config_.accel_executable,
+                                      isolating_ ? "accel-" + std::to_string(config_.tenant_uid_first) : "", [this] {
+                                        {
+                                          std::lock_guard<std::mutex> lock(wake_mutex_);
+                                          exits_pending_ = true;
+                                        }
+                                        wake_.notify_all();
+                                      });
+  std::fprintf(stderr, "accel serve: runtimes are confined by %s\n", executor_->confinement().c_str());
   fs::create_directories(data_dir_ + "/runtimes");
   // Tenants may pass through to their runtime's folder, never list the others (each runtime's
   // folder is 0700, its tenant's). The data folder itself keeps its mode: it may be a shared
@@ -100,7 +112,7 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
   std::vector<std::string> leftovers;  // what a stopped service left in the trash
   for (const auto& entry : fs::directory_iterator(data_dir_ + "/trash")) leftovers.push_back(entry.path().string());
   empty_trash(std::move(leftovers));
-  if (const std::string why = executor_.unreachable(data_dir_ + "/runtimes"); !why.empty()) throw ValueError(why);
+  if (const std::string why = executor_->unreachable(data_dir_ + "/runtimes"); !why.empty()) throw ValueError(why);
   store_ = std::make_unique<Store>(data_dir_ + "/service.db");
   store_->keep_reserve(reserve_bytes());
   if (config_.discover_gpus) {
@@ -121,13 +133,6 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
     }
   }
   for (std::size_t i = 0; i < inventory_.size(); ++i) inventory_index_[inventory_[i].id] = i;
-  exit_watcher_ = std::make_unique<ExitWatcher>([this] {
-    {
-      std::lock_guard<std::mutex> lock(wake_mutex_);
-      exits_pending_ = true;
-    }
-    wake_.notify_all();
-  });
   reconcile();
   if (start_ticker) {
     ticker_ = std::thread([this] {
@@ -161,10 +166,10 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
 }
 
 RuntimeService::~RuntimeService() {
-  exit_watcher_.reset();  // its callback wakes the ticker
   stopping_ = true;
   wake_.notify_all();
   if (ticker_.joinable()) ticker_.join();
+  executor_.reset();  // its exit watcher's callback wakes the (stopped) ticker
   // Queued documents are built from this object's inventory: commit them while it exists,
   // waiting a while for a database that cannot be written now (a graceful stop once stored
   // nothing after one failed commit).
@@ -226,8 +231,7 @@ Json RuntimeService::to_json(const Runtime& rt) const {
             {"terminate_at", rt.terminate_at},
             {"warned_idle", rt.warned_idle},
             {"warned_lifetime", rt.warned_lifetime},
-            {"worker_pid", rt.worker_pid},
-            {"worker_start", rt.worker_start},
+            {"worker", rt.worker},
             {"workdir", rt.workdir},
             {"pending_reason", rt.pending_reason}};
   if (rt.deleted) j["deleted"] = true;
@@ -249,8 +253,7 @@ Json RuntimeService::to_json(const Job& job) const {
           {"user", job.user},
           {"command", job.command},
           {"state", job.state},
-          {"monitor_pid", job.monitor_pid},
-          {"monitor_start", job.monitor_start},
+          {"handle", job.handle},
           {"exit_code", job.exit_code ? Json(*job.exit_code) : Json(nullptr)},
           {"started_at", job.started_at},
           {"ended_at", job.ended_at}};
@@ -290,8 +293,9 @@ void RuntimeService::reconcile() {
     rt.terminate_at = j["terminate_at"];
     rt.warned_idle = j["warned_idle"];
     rt.warned_lifetime = j["warned_lifetime"];
-    rt.worker_pid = j["worker_pid"];
-    rt.worker_start = j.value("worker_start", std::uint64_t{0});  // absent in records from before it was kept
+    rt.worker = j.value("worker", "");
+    if (j.contains("worker_pid") && j["worker_pid"] != 0)  // stored before executors had handles
+      rt.worker = LocalExecutor::handle_of({j["worker_pid"], j.value("worker_start", std::uint64_t{0}), rt.id});
     rt.workdir = j["workdir"];
     rt.pending_reason = j["pending_reason"];
     rt.deleted = j.value("deleted", false);
@@ -307,31 +311,33 @@ void RuntimeService::reconcile() {
     job.user = j["user"];
     job.command = j["command"].get<std::vector<std::string>>();
     job.state = j["state"];
-    job.monitor_pid = j["monitor_pid"];
-    job.monitor_start = j.value("monitor_start", std::uint64_t{0});
+    job.handle = j.value("handle", "");
+    if (j.contains("monitor_pid")) {  // stored before executors had handles
+      job.handle = LocalExecutor::handle_of({j["monitor_pid"], j.value("monitor_start", std::uint64_t{0}),
+                                             data_dir_ + "/jobs/" + job.runtime_id + "/" + job.id + ".exit"});
+    }
     if (!j["exit_code"].is_null()) job.exit_code = j["exit_code"].get<int>();
     job.started_at = j["started_at"];
     job.ended_at = j["ended_at"];
     jobs_[job.id] = job;
-    if (job.state == "running") exit_watcher_->watch(job.monitor_pid);  // adopted: seen when it ends
+    if (job.state == "running") executor_->watch_job(job.handle);  // adopted: seen when it ends
   }
   jobs_started_ = jobs_.size();
   std::lock_guard<std::mutex> lock(mutex_);
   for (Runtime* active : active_runtimes()) {
     Runtime& rt = *active;
     if (rt.state != "running" && rt.state != "starting" && rt.state != "terminating") continue;
-    if (rt.worker_pid == 0) continue;  // no job has run: no worker to adopt
-    if (LocalExecutor::alive(rt.worker_pid, rt.worker_start)) {
-      event(rt, "adopted", "service restarted; worker " + std::to_string(rt.worker_pid) + " is alive and re-adopted");
+    if (rt.worker.empty()) continue;  // no job has run: no worker to adopt
+    if (executor_->workers_alive({rt.worker}).front()) {
+      event(rt, "adopted", "service restarted; worker " + executor_->describe(rt.worker) + " is alive and re-adopted");
       continue;
     }
-    executor_.signal_group(rt.worker_pid, SIGKILL, rt.worker_start);  // any job left without its worker
     rt.pending_reason = rt.state == "terminating" ? rt.pending_reason : "worker crashed";
-    event(rt, "worker_lost", "service restarted; worker " + std::to_string(rt.worker_pid) + " is gone");
+    event(rt, "worker_lost", "service restarted; worker " + executor_->describe(rt.worker) + " is gone");
     finish_termination(rt);
   }
   for (auto& [id, job] : jobs_) {
-    if (job.state == "running" && LocalExecutor::alive(job.monitor_pid, job.monitor_start)) {
+    if (job.state == "running" && executor_->poll_jobs({job.handle}).front().running) {
       if (auto rt = runtimes_.find(job.runtime_id); rt != runtimes_.end())
         event(rt->second, "adopted", "job " + id + " re-adopted");
     }
@@ -488,7 +494,7 @@ void RuntimeService::start(Runtime& rt, const Accelerator* accelerator) {
   rt.type = accelerator ? accelerator->type : "cpu";
   rt.accelerator_id = accelerator ? accelerator->id : "";
   rt.workdir = data_dir_ + "/runtimes/" + rt.id;
-  rt.worker_pid = 0;
+  rt.worker.clear();
   rt.state = "running";
   rt.started_at = now_seconds();
   rt.last_activity = rt.started_at;
@@ -500,14 +506,12 @@ void RuntimeService::start(Runtime& rt, const Accelerator* accelerator) {
 }
 
 void RuntimeService::ensure_worker(Runtime& rt) {
-  if (rt.worker_pid > 0) return;
-  fs::create_directories(rt.workdir);  // the working directory comes with the first job (run_job makes job_dir)
-  const Identity who = identity_of(rt.user);
-  executor_.hand_over(rt.workdir, who);
-  rt.worker_pid = executor_.start_worker(who, rt.workdir, lease_environment(rt));
-  rt.worker_start = LocalExecutor::start_time(rt.worker_pid);
+  if (!rt.worker.empty()) return;
+  // The working directory comes with the first job (run_job makes job_dir).
+  rt.worker = executor_->start_worker(
+      {rt.id, identity_of(rt.user), rt.workdir, lease_environment(rt), tier_of(rt.tier).runtime_limits});
   save(rt);
-  event(rt, "worker_started", "worker " + std::to_string(rt.worker_pid));
+  event(rt, "worker_started", "worker " + executor_->describe(rt.worker));
 }
 
 void RuntimeService::begin_termination(Runtime& rt, const std::string& reason, double grace_s) {
@@ -519,7 +523,7 @@ void RuntimeService::begin_termination(Runtime& rt, const std::string& reason, d
   rt.state = "terminating";
   rt.pending_reason = reason;
   rt.terminate_at = now_seconds() + grace_s;
-  LocalExecutor::signal_group(rt.worker_pid, SIGTERM, rt.worker_start);  // jobs may checkpoint
+  if (!rt.worker.empty()) executor_->terminate(rt.worker);  // jobs may checkpoint
   save(rt);
   char grace[48];
   std::snprintf(grace, sizeof grace, ", SIGKILL in %g s", grace_s);
@@ -527,31 +531,42 @@ void RuntimeService::begin_termination(Runtime& rt, const std::string& reason, d
   if (grace_s <= 0) finish_termination(rt);
 }
 
-void RuntimeService::end_killed_jobs(const Runtime& rt) {
+void RuntimeService::kill_worker(Runtime& rt) {
+  if (rt.worker.empty()) return;
+  executor_->kill(rt.worker);
+  std::vector<Job*> running;
+  std::vector<Handle> handles;
   for (auto& [id, job] : jobs_) {
     if (job.runtime_id != rt.id || job.state != "running") continue;
-    // The monitor is in the killed group: a job that ended before the SIGKILL has its status on
-    // file; one the SIGKILL ended has not, and its status is the signal's.
-    job.exit_code = LocalExecutor::read_exit_status(job_dir(rt) + "/" + job.id + ".exit");
+    running.push_back(&job);
+    handles.push_back(job.handle);
+  }
+  // A job that ended before the kill has its status on file; one the kill ended has not, and
+  // its status is the signal's.
+  const std::vector<JobStatus> statuses = executor_->poll_jobs(handles);
+  for (std::size_t i = 0; i < running.size(); ++i) {
+    Job& job = *running[i];
+    job.exit_code = statuses[i].exit_code;
     job.state = job.exit_code ? "exited" : "killed";
     if (!job.exit_code) job.exit_code = 128 + SIGKILL;
     job.ended_at = now_seconds();
     save(job);
   }
+  rt.worker.clear();
 }
 
 void RuntimeService::finish_termination(Runtime& rt) {
-  if (rt.worker_pid > 0) LocalExecutor::signal_group(rt.worker_pid, SIGKILL, rt.worker_start);
-  end_killed_jobs(rt);
+  const bool had_worker = !rt.worker.empty();
+  kill_worker(rt);
   rt.state = "terminated";
   active_.erase(rt.id);
-  if (rt.worker_pid > 0 && isolating_) {
+  if (had_worker && isolating_) {
     // A job may have left the runtime's process group (setsid, a daemon): with the tenant's
     // last runtime gone, nothing of theirs may run on, so every process of their uid ends.
     bool others = false;
-    for (const auto& [other_id, other] : active_) others |= other->user == rt.user && other->worker_pid > 0;
+    for (const auto& [other_id, other] : active_) others |= other->user == rt.user && !other->worker.empty();
     if (!others) {
-      if (const int stray = LocalExecutor::kill_processes_of(identity_of(rt.user).uid); stray > 0)
+      if (const int stray = executor_->end_tenant(identity_of(rt.user)); stray > 0)
         event(rt, "strays_killed", std::to_string(stray) + " process(es) outside the runtime's group ended");
     }
   }
@@ -794,9 +809,7 @@ Json RuntimeService::restart(const User& user, const std::string& id) {
   Runtime& rt = owned(user, id);
   if (rt.state != "running")
     throw ApiError(409, "runtime " + id + " is " + rt.state + "; only a running runtime restarts");
-  LocalExecutor::signal_group(rt.worker_pid, SIGKILL, rt.worker_start);
-  end_killed_jobs(rt);
-  rt.worker_pid = 0;  // same lease, same files; fresh processes from the next job on
+  kill_worker(rt);  // same lease, same files; fresh processes from the next job on
   touch(rt);
   save(rt);
   event(rt, "restarted", "worker and jobs killed; files kept; a new worker starts with the next job");
@@ -834,8 +847,7 @@ Json RuntimeService::change_type(const User& user, const std::string& id, const 
     if (!target) target = free_accelerator(types);
     if (!target) throw ApiError(503, "no " + join(types) + " is free; the runtime keeps its " + rt.type);
   }
-  LocalExecutor::signal_group(rt.worker_pid, SIGKILL, rt.worker_start);
-  end_killed_jobs(rt);
+  kill_worker(rt);
   const std::string from = rt.type;
   rt.requested_type = requested;
   // The lifetime runs from the runtime's creation: a change of type does not restart it (a
@@ -876,12 +888,21 @@ Json RuntimeService::events(const User& user, const std::string& id) {
 
 void RuntimeService::tick() {
   std::lock_guard<std::mutex> lock(mutex_);
-  LocalExecutor::reap();
   const double now = now_seconds();
+  std::vector<Job*> running;
+  std::vector<Handle> handles;
   for (auto& [id, job] : jobs_) {
-    if (job.state != "running" || LocalExecutor::alive(job.monitor_pid, job.monitor_start)) continue;
+    if (job.state != "running") continue;
+    running.push_back(&job);
+    handles.push_back(job.handle);
+  }
+  const std::vector<JobStatus> statuses = executor_->poll_jobs(handles);  // one batch
+  for (std::size_t i = 0; i < running.size(); ++i) {
+    if (statuses[i].running) continue;
+    Job& job = *running[i];
+    const std::string& id = job.id;
     Runtime& rt = runtimes_.at(job.runtime_id);
-    job.exit_code = LocalExecutor::read_exit_status(job_dir(rt) + "/" + job.id + ".exit");
+    job.exit_code = statuses[i].exit_code;
     job.state = job.exit_code ? "exited" : "killed";
     job.ended_at = now;
     save(job);
@@ -901,6 +922,20 @@ void RuntimeService::tick() {
       ++it;
     }
   }
+  std::vector<Runtime*> with_worker;
+  std::vector<Handle> workers;
+  for (const auto& [id, rt] : active_) {
+    if (rt->state == "running" && !rt->worker.empty()) {
+      with_worker.push_back(rt);
+      workers.push_back(rt->worker);
+    }
+  }
+  const std::vector<bool> alive = executor_->workers_alive(workers);  // one batch
+  for (std::size_t i = 0; i < with_worker.size(); ++i) {
+    if (alive[i]) continue;
+    with_worker[i]->pending_reason = "worker crashed";
+    finish_termination(*with_worker[i]);
+  }
   for (Runtime* active : active_runtimes()) {
     Runtime& rt = *active;
     const std::string& id = rt.id;
@@ -909,11 +944,6 @@ void RuntimeService::tick() {
       continue;
     }
     if (rt.state != "running") continue;
-    if (rt.worker_pid > 0 && !LocalExecutor::alive(rt.worker_pid, rt.worker_start)) {
-      rt.pending_reason = "worker crashed";
-      finish_termination(rt);
-      continue;
-    }
     const TierPolicy& tier = tier_of(rt.tier);
     const bool job_running = std::any_of(jobs_.begin(), jobs_.end(), [&](const auto& e) {
       return e.second.runtime_id == id && e.second.state == "running";

@@ -21,7 +21,6 @@
 
 #include "accel/runtime/api_error.h"
 #include "accel/runtime/executor.h"
-#include "accel/runtime/exit_watcher.h"
 #include "accel/runtime/service_config.h"
 #include "accel/runtime/store.h"
 #include "accel/runtime/uid_range_claim.h"
@@ -46,17 +45,15 @@ struct Runtime {
   bool preemptible = true, background = false;
   double created_at = 0, started_at = 0, ended_at = 0, last_activity = 0, terminate_at = 0;
   bool warned_idle = false, warned_lifetime = false;
-  int worker_pid = 0;
-  std::uint64_t worker_start = 0;  // its start time (/proc): a PID alone may name another process after a restart
-  std::string pending_reason;      // why a terminating runtime is ending
-  bool deleted = false;            // by its user: no longer in the API (the database keeps it)
+  Handle worker;               // the executor's, "" until the first job starts one
+  std::string pending_reason;  // why a terminating runtime is ending
+  bool deleted = false;        // by its user: no longer in the API (the database keeps it)
 };
 
 struct Job {
   std::string id, runtime_id, user, state;  // running, exited, killed
   std::vector<std::string> command;
-  int monitor_pid = 0;
-  std::uint64_t monitor_start = 0;
+  Handle handle;  // the executor's
   std::optional<int> exit_code;
   double started_at = 0, ended_at = 0;
 };
@@ -123,9 +120,9 @@ class RuntimeService {
   void ensure_worker(Runtime& rt);
   void begin_termination(Runtime& rt, const std::string& reason, double grace_s);
   void finish_termination(Runtime& rt);
-  // After the service SIGKILLed rt's processes: each running job ends with the status its
-  // monitor recorded, or as killed with 137 (128 + SIGKILL, as a shell reports it).
-  void end_killed_jobs(const Runtime& rt);
+  // Ends rt's processes now (the executor's kill): each running job ends with the status it
+  // recorded, or as killed with 137 (128 + SIGKILL, as a shell reports it).
+  void kill_worker(Runtime& rt);
   bool try_preempt_for(const Runtime& waiting);
   void process_queue();
   void touch(Runtime& rt);
@@ -158,7 +155,7 @@ class RuntimeService {
   std::unique_ptr<Store> store_;
   bool isolating_;                            // root: each tenant's processes run as a uid of their own
   std::unique_ptr<UidRangeClaim> uid_claim_;  // this service's tenant uids, machine-wide
-  LocalExecutor executor_;
+  std::unique_ptr<Executor> executor_;
   std::unordered_map<std::string, Identity> identities_;  // user -> uid, as handed out
   std::vector<Accelerator> inventory_;
   std::unordered_map<std::string, std::size_t> inventory_index_;  // accelerator id -> its inventory_ entry
@@ -174,8 +171,7 @@ class RuntimeService {
   std::atomic<bool> stopping_{false};
   std::condition_variable wake_;
   std::mutex wake_mutex_;
-  bool exits_pending_ = false;                 // a job monitor exited: tick now (under wake_mutex_)
-  std::unique_ptr<ExitWatcher> exit_watcher_;  // job monitors' exits, within milliseconds
+  bool exits_pending_ = false;  // a job monitor exited: tick now (under wake_mutex_)
   std::thread ticker_;
 
   std::uint64_t requests_ = 0;

@@ -37,6 +37,11 @@ ServiceConfig ServiceConfig::defaults() {
   c.tiers["pro"].limits = {25.5, 8192, 200, 5};
   c.tiers["pro_plus"].limits = {51.0, 16384, 400, 0};
   c.tiers["enterprise"].limits = {0, 65536, 0, 0};
+  // Colab's machines: 2 vCPUs on Free, more on paid tiers; a runtime's processes share these.
+  c.tiers["free"].runtime_limits = {12.7, 1024, 2};
+  c.tiers["pro"].runtime_limits = {25.5, 2048, 4};
+  c.tiers["pro_plus"].runtime_limits = {51.0, 4096, 8};
+  c.tiers["enterprise"].runtime_limits = {0, 16384, 0};
   return c;
 }
 
@@ -75,6 +80,17 @@ ServiceConfig ServiceConfig::load(const std::string& path) {
               tier.limits.nice < 0 || tier.limits.nice > 19) {
             throw ValueError("service config " + path + ": tier " + name +
                              " limits: ram_gb, open_files and file_size_gb must be >= 0 (0 = no limit), nice 0..19");
+          }
+        }
+        if (t.contains("runtime_limits")) {
+          const auto& l = t["runtime_limits"];
+          tier.runtime_limits.memory_gb = l.value("memory_gb", tier.runtime_limits.memory_gb);
+          tier.runtime_limits.max_processes = l.value("max_processes", tier.runtime_limits.max_processes);
+          tier.runtime_limits.cpus = l.value("cpus", tier.runtime_limits.cpus);
+          if (tier.runtime_limits.memory_gb < 0 || tier.runtime_limits.max_processes < 0 ||
+              tier.runtime_limits.cpus < 0) {
+            throw ValueError("service config " + path + ": tier " + name +
+                             " runtime_limits: memory_gb, max_processes and cpus must be >= 0 (0 = no limit)");
           }
         }
         for (const std::string& type : tier.accelerator_types) {

@@ -10,13 +10,22 @@
 namespace accel::runtime {
 
 // Limits on each job's processes (setrlimit/setpriority in the job monitor, before the command
-// starts). 0 means none. Per process, not per runtime: a per-runtime total needs cgroups,
-// which this service does not manage yet (docs/runtime.md).
+// starts). 0 means none. Per process: RuntimeLimits bound a runtime's processes together.
 struct JobLimits {
   double ram_gb = 0;        // RLIMIT_AS; not applied on a real GPU, where CUDA reserves address space far beyond RAM
   int open_files = 0;       // RLIMIT_NOFILE
   double file_size_gb = 0;  // RLIMIT_FSIZE: the largest file a job may write
   int nice = 0;             // CPU priority under load: 0 (normal) to 19 (lowest)
+};
+
+// Limits on all of a runtime's processes together, enforced by the runtime's cgroup (docs/security.md).
+// Where the service can make no cgroup, max_processes becomes RLIMIT_NPROC (which counts every
+// process of the tenant's uid, all their runtimes together) and memory and CPU are bounded per
+// process only (JobLimits). 0 means none.
+struct RuntimeLimits {
+  double memory_gb = 0;   // resident memory and page cache; the kernel's OOM killer ends a job beyond it
+  int max_processes = 0;  // processes and threads: a fork bomb stops here
+  double cpus = 0;        // CPU time per wall-clock second (2 = two cores' worth)
 };
 
 struct TierPolicy {
@@ -31,6 +40,7 @@ struct TierPolicy {
   bool background_execution = false;  // jobs keep a runtime alive without client heartbeats
   double memory_fraction = 1.0;       // ACCEL_MEMORY_FRACTION given to the runtime's jobs
   JobLimits limits;
+  RuntimeLimits runtime_limits;
 };
 
 struct SimulatedDevices {

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "accel/core/error.h"
-#include "accel/runtime/executor.h"  // LocalExecutor::start_time
+#include "accel/runtime/local_executor.h"  // LocalExecutor::start_time
 
 namespace accel::runtime {
 namespace {

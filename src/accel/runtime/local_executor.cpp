@@ -1,4 +1,4 @@
-#include "accel/runtime/executor.h"
+#include "accel/runtime/local_executor.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -44,11 +44,18 @@ CArgs job_environment(const std::string& path, const Environment& extra) {
 }
 
 std::string self_executable();
+std::vector<int> group_members(int group);
+std::uint64_t resident_bytes(const std::vector<int>& pids);
+int kill_processes_of(long long uid);
 
 }  // namespace
 
-LocalExecutor::LocalExecutor(bool isolating, std::string monitor)
-    : isolating_(isolating), monitor_(monitor.empty() ? self_executable() : std::move(monitor)) {
+LocalExecutor::LocalExecutor(bool isolating, std::string monitor, const std::string& cgroup_name,
+                             std::function<void()> on_exit)
+    : isolating_(isolating),
+      monitor_(monitor.empty() ? self_executable() : std::move(monitor)),
+      exit_watcher_(std::move(on_exit)) {
+  if (!cgroup_name.empty()) cgroups_ = std::make_unique<RuntimeCgroups>(cgroup_name);
   job_path_ = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   const std::string accel_dir = std::filesystem::path(monitor_).parent_path().string();
   if (const std::string why = unreachable(accel_dir); why.empty()) {
@@ -133,25 +140,42 @@ std::string self_executable() {
 
 }  // namespace
 
-int LocalExecutor::start_worker(const Identity& who, const std::string& workdir, const Environment& env) {
-  CArgs envp = job_environment(job_path_, env);
-  if (who.dropped()) {
+Handle LocalExecutor::start_worker(const WorkerSpec& spec) {
+  std::filesystem::create_directories(spec.workdir);
+  hand_over(spec.workdir, spec.who);
+  if (cgroups_ && cgroups_->available()) cgroups_->create(spec.runtime_id, spec.limits);
+  CArgs envp = job_environment(job_path_, spec.env);
+  int pid = 0;
+  if (spec.who.dropped()) {
     // setpriv (util-linux) drops to the tenant's uid; posix_spawn cannot change users itself.
-    CArgs argv({"setpriv", "--reuid=" + std::to_string(who.uid), "--regid=" + std::to_string(who.gid), "--clear-groups",
-                "--", "/bin/sleep", "infinity"});
-    return spawn("/usr/bin/setpriv", argv, envp, 0, workdir);
+    CArgs argv({"setpriv", "--reuid=" + std::to_string(spec.who.uid), "--regid=" + std::to_string(spec.who.gid),
+                "--clear-groups", "--", "/bin/sleep", "infinity"});
+    pid = spawn("/usr/bin/setpriv", argv, envp, 0, spec.workdir);
+  } else {
+    CArgs argv({"sleep", "infinity"});
+    pid = spawn("/bin/sleep", argv, envp, 0, spec.workdir);
   }
-  CArgs argv({"sleep", "infinity"});
-  return spawn("/bin/sleep", argv, envp, 0, workdir);
+  // The worker only sleeps (setpriv execs, never forks): joining it to the cgroup after the
+  // start races with nothing. Jobs join before they start (the monitor does it).
+  if (cgroups_ && cgroups_->available()) cgroups_->add(spec.runtime_id, pid);
+  return handle_of({pid, start_time(pid), spec.runtime_id});
 }
 
-int LocalExecutor::start_job(const Identity& who, int worker_group, const std::string& workdir,
-                             const std::vector<std::string>& command, const Environment& env,
-                             const std::string& output_path, const std::string& exit_path, const JobLimits& limits) {
-  if (command.empty()) throw ValueError("a job needs a command");
-  std::vector<std::string> args = {"accel",    "__job-monitor", "--exit",    exit_path,
-                                   "--output", output_path,     "--workdir", workdir};
+Handle LocalExecutor::start_job(const Handle& worker, const JobSpec& spec) {
+  if (spec.command.empty()) throw ValueError("a job needs a command");
+  const Process group = parse(worker);
+  if (group.pid <= 0) throw Error("no worker to start a job in (handle '" + worker + "')");
+  std::vector<std::string> args = {"accel",    "__job-monitor",  "--exit",    spec.exit_path,
+                                   "--output", spec.output_path, "--workdir", spec.workdir};
+  const Identity& who = spec.who;
   if (who.dropped()) args.insert(args.end(), {"--uid", std::to_string(who.uid), "--gid", std::to_string(who.gid)});
+  if (cgroups_ && cgroups_->available()) {
+    for (const std::string& file : cgroups_->join_files(group.detail)) args.insert(args.end(), {"--cgroup", file});
+  } else if (who.dropped() && spec.runtime_limits.max_processes > 0) {
+    // No cgroup: the tenant's uid counts their processes (all their runtimes together).
+    args.insert(args.end(), {"--nproc", std::to_string(spec.runtime_limits.max_processes)});
+  }
+  const JobLimits& limits = spec.limits;
   constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
   if (limits.ram_gb > 0)
     args.insert(args.end(), {"--as", std::to_string(static_cast<long long>(limits.ram_gb * kGiB))});
@@ -161,10 +185,108 @@ int LocalExecutor::start_job(const Identity& who, int worker_group, const std::s
   }
   if (limits.nice > 0) args.insert(args.end(), {"--nice", std::to_string(limits.nice)});
   args.emplace_back("--");
-  args.insert(args.end(), command.begin(), command.end());
+  args.insert(args.end(), spec.command.begin(), spec.command.end());
   CArgs argv(std::move(args));
-  CArgs envp = job_environment(job_path_, env);
-  return spawn(monitor_, argv, envp, worker_group, workdir);
+  CArgs envp = job_environment(job_path_, spec.env);
+  const int pid = spawn(monitor_, argv, envp, group.pid, spec.workdir);
+  exit_watcher_.watch(pid);
+  return handle_of({pid, start_time(pid), spec.exit_path});
+}
+
+LocalExecutor::~LocalExecutor() = default;
+
+std::string LocalExecutor::confinement() const {
+  if (cgroups_ && cgroups_->available()) return cgroups_->description() + ", and rlimits per process";
+  return std::string(
+             "rlimits only: per-process memory, open files and file size, the tenant's process count; no "
+             "per-runtime memory or CPU bound (") +
+         (cgroups_ ? cgroups_->description() : "the service is not root: it makes no cgroups") + ")";
+}
+
+Handle LocalExecutor::handle_of(const Process& process) {
+  return std::to_string(process.pid) + ":" + std::to_string(process.start) + ":" + process.detail;
+}
+
+LocalExecutor::Process LocalExecutor::parse(const Handle& handle) {
+  Process process;
+  const auto first = handle.find(':');
+  const auto second = first == std::string::npos ? first : handle.find(':', first + 1);
+  if (second == std::string::npos) return process;
+  process.pid = std::atoi(handle.substr(0, first).c_str());
+  process.start = std::strtoull(handle.c_str() + first + 1, nullptr, 10);
+  process.detail = handle.substr(second + 1);
+  return process;
+}
+
+std::string LocalExecutor::describe(const Handle& handle) const {
+  return "process " + std::to_string(parse(handle).pid);
+}
+
+std::vector<bool> LocalExecutor::workers_alive(const std::vector<Handle>& workers) {
+  reap();
+  std::vector<bool> out;
+  for (const Handle& worker : workers) {
+    const Process p = parse(worker);
+    out.push_back(alive(p.pid, p.start));
+  }
+  return out;
+}
+
+std::vector<JobStatus> LocalExecutor::poll_jobs(const std::vector<Handle>& jobs) {
+  reap();
+  std::vector<JobStatus> out;
+  for (const Handle& job : jobs) {
+    const Process p = parse(job);
+    JobStatus status;
+    status.running = alive(p.pid, p.start);
+    // Also for a running one: right after a SIGKILL of its runtime the monitor may not have
+    // died yet, and a job that ended before it still has its status on file.
+    status.exit_code = read_exit_status(p.detail);
+    out.push_back(status);
+  }
+  return out;
+}
+
+void LocalExecutor::watch_job(const Handle& job) { exit_watcher_.watch(parse(job).pid); }
+
+void LocalExecutor::terminate(const Handle& worker) {
+  const Process p = parse(worker);
+  signal_group(p.pid, SIGTERM, p.start);
+  // Processes that left the group (setsid) are still in the runtime's cgroup.
+  if (cgroups_ && cgroups_->available()) {
+    for (int pid : cgroups_->pids(p.detail)) ::kill(pid, SIGTERM);
+  }
+}
+
+void LocalExecutor::kill(const Handle& worker) {
+  const Process p = parse(worker);
+  signal_group(p.pid, SIGKILL, p.start);
+  if (cgroups_ && cgroups_->available()) {
+    cgroups_->kill(p.detail);
+    reap();
+    cgroups_->remove(p.detail);
+  }
+}
+
+int LocalExecutor::end_tenant(const Identity& who) { return who.dropped() ? kill_processes_of(who.uid) : 0; }
+
+Usage LocalExecutor::usage(const Handle& worker) {
+  const Process p = parse(worker);
+  Usage usage;
+  if (cgroups_ && cgroups_->available()) {
+    const RuntimeCgroups::Counters counters = cgroups_->counters(p.detail);
+    usage.memory_bytes = counters.memory_bytes;
+    usage.processes = counters.processes;
+    usage.cpu_seconds = counters.cpu_seconds;
+    usage.pids = cgroups_->pids(p.detail);
+    usage.source = "cgroup";
+  } else {
+    usage.pids = group_members(p.pid);
+    usage.processes = usage.pids.size();
+    usage.memory_bytes = resident_bytes(usage.pids);
+    usage.source = "/proc (the runtime's process group)";
+  }
+  return usage;
 }
 
 void LocalExecutor::reap() {
@@ -193,6 +315,31 @@ std::uint64_t start_time_of(const std::vector<std::string>& fields) {
   return fields.size() > 19 ? std::strtoull(fields[19].c_str(), nullptr, 10) : 0;
 }
 
+// The members of a process group, from /proc (a runtime without a cgroup).
+std::vector<int> group_members(int group) {
+  std::vector<int> members;
+  if (group <= 0) return members;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::vector<std::string> fields = stat_fields(std::stoi(name));
+    if (fields.size() > 2 && std::strtol(fields[2].c_str(), nullptr, 10) == group) members.push_back(std::stoi(name));
+  }
+  return members;
+}
+
+std::uint64_t resident_bytes(const std::vector<int>& pids) {
+  const auto page = static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+  std::uint64_t total = 0;
+  for (int pid : pids) {
+    std::ifstream statm("/proc/" + std::to_string(pid) + "/statm");
+    std::uint64_t size = 0, resident = 0;
+    if (statm >> size >> resident) total += resident * page;
+  }
+  return total;
+}
+
 }  // namespace
 
 std::uint64_t LocalExecutor::start_time(int pid) { return pid > 0 ? start_time_of(stat_fields(pid)) : 0; }
@@ -200,7 +347,7 @@ std::uint64_t LocalExecutor::start_time(int pid) { return pid > 0 ? start_time_o
 bool LocalExecutor::alive(int pid, std::uint64_t start) {
   if (pid <= 0) return false;
   reap();
-  if (kill(pid, 0) != 0 && errno != EPERM) return false;
+  if (::kill(pid, 0) != 0 && errno != EPERM) return false;
   // A process re-adopted after a restart is no longer our child: when it exits it stays a
   // zombie until its new parent reaps it (a container's init may never do so). One read of
   // /proc gives both the state and the start time.
@@ -218,7 +365,12 @@ void LocalExecutor::signal_group(int group, int signal, std::uint64_t leader_sta
   killpg(group, signal);
 }
 
-int LocalExecutor::kill_processes_of(long long uid) {
+namespace {
+
+// SIGKILLs every process whose real uid is `uid` (a tenant's processes that left their
+// runtime's process group with setsid, once the tenant has no runtime left); returns how many.
+// Never for the service's own uid.
+int kill_processes_of(long long uid) {
   if (uid < 0 || static_cast<uid_t>(uid) == getuid()) return 0;
   // A few passes: a process may fork while the first pass runs. Real uid from /proc/PID/status
   // ("Uid: real effective saved fs"); setuid programs the tenant ran keep it as their real uid.
@@ -232,7 +384,7 @@ int LocalExecutor::kill_processes_of(long long uid) {
       std::ifstream status(entry.path() / "status");
       for (std::string line; std::getline(status, line);) {
         if (line.rfind("Uid:", 0) != 0) continue;
-        if (std::strtoll(line.c_str() + 4, nullptr, 10) == uid && kill(std::stoi(name), SIGKILL) == 0) ++found;
+        if (std::strtoll(line.c_str() + 4, nullptr, 10) == uid && ::kill(std::stoi(name), SIGKILL) == 0) ++found;
         break;
       }
     }
@@ -241,6 +393,8 @@ int LocalExecutor::kill_processes_of(long long uid) {
   }
   return killed;
 }
+
+}  // namespace
 
 std::optional<int> LocalExecutor::read_exit_status(const std::string& exit_path) {
   std::ifstream in(exit_path);
