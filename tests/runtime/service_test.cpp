@@ -194,8 +194,11 @@ TEST_F(ServiceTest, TheQueueServesHigherPriorityFirst) {
 
 TEST_F(ServiceTest, PreemptionSendsSigtermFirstAndWaitsTheGracePeriod) {
   const std::string victim = create("alice", "gpu:t4");
-  const std::string job = this->job(
-      "alice", victim, {"sh", "-c", "trap 'echo got SIGTERM; exit 0' TERM; echo ready; while :; do sleep 0.05; done"});
+  // Its checkpoint takes 0.5 s of the 1 s grace; the runtime ends when the job does.
+  const std::string job = this->job("alice", victim,
+                                    {"sh", "-c",
+                                     "trap 'echo got SIGTERM; sleep 0.5; echo saved; exit 0' TERM; echo ready; "
+                                     "while :; do sleep 0.05; done"});
   ASSERT_TRUE(wait_until([&] { return output("alice", victim, job).find("ready") != std::string::npos; }, 5));
   const auto asked = std::chrono::steady_clock::now();
   const std::string winner = create("paula", "gpu:t4");  // priority 1 > 0, and free runtimes are preemptible
@@ -203,7 +206,8 @@ TEST_F(ServiceTest, PreemptionSendsSigtermFirstAndWaitsTheGracePeriod) {
   ASSERT_TRUE(wait_until([&] { return output("alice", victim, job).find("got SIGTERM") != std::string::npos; }, 5));
   EXPECT_EQ(state("alice", victim), "terminating");  // the grace period runs
   ASSERT_TRUE(wait_until([&] { return state("paula", winner) == "running"; }, 5));
-  EXPECT_GE(std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count(), 0.9);
+  EXPECT_GE(std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count(), 0.45);
+  EXPECT_NE(output("alice", victim, job).find("saved"), std::string::npos);
   const Json ended = runtime("alice", victim);
   EXPECT_EQ(ended["state"], "terminated");
   EXPECT_EQ(ended["reason"], "preempted");
@@ -440,26 +444,51 @@ TEST_F(ServiceTest, DeletingARuntimeWithManyFilesAnswersAtOnce) {
   const auto asked = std::chrono::steady_clock::now();
   EXPECT_EQ(call("DELETE", "pete", "/v1/runtimes/" + id).status, 200);
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count(), 0.5);
-  EXPECT_FALSE(std::filesystem::exists(workdir));
+  EXPECT_TRUE(wait_until([&] { return !std::filesystem::exists(workdir); }, 5));
   EXPECT_TRUE(wait_until([&] { return std::filesystem::is_empty(dir_ / "data" / "trash"); }, 30));
 }
 
-TEST_F(ServiceTest, DeleteFreesEverything) {
+// Delete ends a runtime as every end does: SIGTERM, delete_grace_s (1 s here) for jobs to
+// checkpoint, SIGKILL for those still running, then its files and its accelerator are freed.
+TEST_F(ServiceTest, DeleteGivesJobsTheirGraceThenFreesEverything) {
   const std::string id = create("alice", "gpu:t4");
   const std::string workdir = runtime("alice", id)["workdir"];
-  job("alice", id, {"sleep", "30"});
+  const std::string saved = (dir_ / ("checkpoint-" + id)).string();  // where root's test reads it
+  std::filesystem::permissions(dir_, std::filesystem::perms::all, std::filesystem::perm_options::add);
+  const std::string careful = job("alice", id,
+                                  {"sh", "-c",
+                                   "trap 'sleep 0.3; echo saved > " + saved +
+                                       "; exit 0' TERM; echo ready; "
+                                       "while :; do sleep 0.05; done"});
+  const std::string stubborn = job("alice", id, {"sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done"});
+  ASSERT_TRUE(wait_until(
+      [&] { return output("alice", id, careful) == "ready\n" && output("alice", id, stubborn) == "ready\n"; }, 5));
   EXPECT_TRUE(std::filesystem::exists(workdir));
+  const auto asked = std::chrono::steady_clock::now();
   const Reply r = call("DELETE", "alice", "/v1/runtimes/" + id);
-  EXPECT_EQ(r.body["state"], "terminated");
-  EXPECT_EQ(r.body["reason"], "user");
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count(), 0.5);  // answered at once
+  EXPECT_EQ(r.body["state"], "terminating");
   EXPECT_EQ(r.body["deleted"], true);
+  const std::string waiter = create("paula", "gpu:t4");  // the T4 is held through the grace ...
+  EXPECT_EQ(state("paula", waiter), "queued");
+  ASSERT_TRUE(wait_until([&] { return state("paula", waiter) == "running"; }, 10));  // ... and then free
+  EXPECT_GE(std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count(),
+            0.9);  // stubborn waited it out
+  std::string checkpoint;
+  std::ifstream(saved) >> checkpoint;
+  EXPECT_EQ(checkpoint, "saved");  // the careful job had its time
+  std::filesystem::remove(saved);
   // Deleted is gone: the runtime, its jobs and events answer 404, and a second delete too.
-  for (const std::string& path : {"", "/jobs", "/events", "/resources"})
+  for (const char* path : {"", "/jobs", "/events", "/resources"})
     EXPECT_EQ(get("alice", "/v1/runtimes/" + id + path).status, 404) << path;
   EXPECT_EQ(call("DELETE", "alice", "/v1/runtimes/" + id).status, 404);
   EXPECT_EQ(get("alice", "/v1/runtimes").body.size(), 0u);
-  EXPECT_FALSE(std::filesystem::exists(workdir));
-  EXPECT_EQ(state("paula", create("paula", "gpu:t4")), "running");  // the T4 is free again
+  EXPECT_TRUE(wait_until([&] { return !std::filesystem::exists(workdir); }, 5));
+  accel::runtime::Store store((dir_ / "data" / "service.db").string());
+  const auto kept = store.find("runtimes", id);  // the operator's record
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ((*kept)["state"], "terminated");
+  EXPECT_EQ((*kept)["reason"], "user");
 }
 
 TEST_F(ServiceTest, KillDashNineLosesNoRecordAndWorkersAreReadoptedOrMarked) {

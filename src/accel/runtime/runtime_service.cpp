@@ -1,9 +1,11 @@
-// The runtime lifecycle: placement, queue, preemption, limits, restart, reconciliation.
+// RuntimeService's core: start-up and reconciliation with what still runs, authentication,
+// persistence, tenants' identities and environments, and the read-only API. Admission and
+// scheduling are in runtime_scheduler.cpp, the lifecycle and enforcement in
+// runtime_lifecycle.cpp, jobs and resources in runtime_jobs.cpp.
 #include "accel/runtime/runtime_service.h"
 
 #include <grp.h>
 #include <pwd.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <malloc.h>
@@ -11,7 +13,6 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <random>
 
 #include "accel/hw/catalog.h"
 #include "accel/hw/gpu_info.h"
@@ -56,15 +57,6 @@ void note_existing_id(const std::string& id) {
 namespace {
 
 bool is_active(const Runtime& rt) { return rt.state != "terminated"; }
-bool holds_accelerator(const Runtime& rt) {
-  return !rt.accelerator_id.empty() && (rt.state == "starting" || rt.state == "running" || rt.state == "terminating");
-}
-
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const std::string& s : items) out += (out.empty() ? "" : ", ") + s;
-  return out;
-}
 
 }  // namespace
 
@@ -210,8 +202,6 @@ User RuntimeService::authenticate(const std::string& header) {
   return *user;
 }
 
-// ---- persistence ---------------------------------------------------------------------------
-
 Json RuntimeService::to_json(const Runtime& rt) const {
   Json j = {{"id", rt.id},
             {"user", rt.user},
@@ -264,6 +254,7 @@ Json RuntimeService::to_json(const Job& job) const {
 void RuntimeService::save(const Runtime& rt) {
   store_->put("runtimes", rt.id, rt.user, [this, copy = rt] { return to_json(copy); });
 }
+
 void RuntimeService::save(const Job& job) {
   store_->put("jobs", job.id, job.user, [this, copy = job] { return to_json(copy); });
 }
@@ -344,98 +335,6 @@ void RuntimeService::reconcile() {
   }
 }
 
-// ---- placement -----------------------------------------------------------------------------
-
-std::vector<std::string> RuntimeService::candidate_types(const User& user, const std::string& requested) {
-  const TierPolicy& tier = tier_of(user.tier);
-  const auto valid = [] {  // for the error message only
-    std::vector<std::string> names = {"cpu", "gpu", "tpu"};
-    for (const hw::AcceleratorSpec& spec : hw::accelerator_catalog())
-      names.push_back(std::string(spec.kind) + ":" + spec.type);
-    return names;
-  };
-  std::vector<std::string> types;
-  const auto colon = requested.find(':');
-  const std::string kind = requested.substr(0, colon);
-  if (requested == "cpu") {
-    types = {"cpu"};
-  } else if ((kind == "gpu" || kind == "tpu") && colon == std::string::npos) {
-    for (const std::string& t : tier.accelerator_types) {
-      const hw::AcceleratorSpec* spec = hw::find_catalog_type(t);
-      if (spec && spec->kind == kind) types.push_back(t);
-    }
-    if (types.empty())
-      throw ApiError(403,
-                     "tier " + tier.name + " includes no " + kind + " (allowed: " + join(tier.accelerator_types) + ")");
-    return types;
-  } else if ((kind == "gpu" || kind == "tpu") && colon != std::string::npos) {
-    const std::string type = requested.substr(colon + 1);
-    const hw::AcceleratorSpec* spec = hw::find_catalog_type(type);
-    if (!spec || spec->kind != kind) {
-      throw ApiError(400, "unknown runtime type '" + requested + "' in field 'type'; valid: " + join(valid()));
-    }
-    types = {type};
-  } else {
-    throw ApiError(400, "unknown runtime type '" + requested + "' in field 'type'; valid: " + join(valid()));
-  }
-  for (const std::string& t : types) {
-    if (std::find(tier.accelerator_types.begin(), tier.accelerator_types.end(), t) == tier.accelerator_types.end()) {
-      throw ApiError(
-          403, "tier " + tier.name + " does not include " + t + " (allowed: " + join(tier.accelerator_types) + ")");
-    }
-  }
-  return types;
-}
-
-std::vector<bool> RuntimeService::leased_accelerators() const {
-  std::vector<bool> leased(inventory_.size());
-  for (const auto& [id, rt] : active_) {
-    if (!holds_accelerator(*rt)) continue;
-    if (auto it = inventory_index_.find(rt->accelerator_id); it != inventory_index_.end()) leased[it->second] = true;
-  }
-  return leased;
-}
-
-std::vector<Runtime*> RuntimeService::active_runtimes() const {
-  std::vector<Runtime*> out;
-  out.reserve(active_.size());
-  for (const auto& [id, rt] : active_) out.push_back(rt);
-  return out;
-}
-
-const Accelerator* RuntimeService::free_accelerator(const std::vector<std::string>& types) const {
-  const std::vector<bool> leased = leased_accelerators();
-  for (const std::string& type : types) {
-    for (std::size_t i = 0; i < inventory_.size(); ++i) {
-      if (inventory_[i].type == type && !leased[i]) return &inventory_[i];
-    }
-  }
-  return nullptr;
-}
-
-bool RuntimeService::place(Runtime& rt) {
-  std::vector<std::string> types;
-  if (rt.requested_type == "cpu") {
-    start(rt, nullptr);
-    return true;
-  }
-  types = candidate_types(User{rt.user, rt.tier, false}, rt.requested_type);
-  if (const Accelerator* a = free_accelerator(types)) {
-    start(rt, a);
-    return true;
-  }
-  return false;
-}
-
-JobLimits RuntimeService::job_limits(const Runtime& rt) const {
-  JobLimits limits = tier_of(rt.tier).limits;
-  if (auto it = inventory_index_.find(rt.accelerator_id); it != inventory_index_.end()) {
-    const Accelerator& a = inventory_[it->second];
-    if (a.kind == "gpu" && !a.simulated) limits.ram_gb = 0;
-  }
-  return limits;
-}
-
 Identity RuntimeService::identity_of(const std::string& user) {
   if (!isolating_) return {};
   if (const auto known = identities_.find(user); known != identities_.end()) return known->second;
@@ -487,141 +386,6 @@ Environment RuntimeService::lease_environment(const Runtime& rt) const {
   return env;
 }
 
-void RuntimeService::start(Runtime& rt, const Accelerator* accelerator) {
-  // The lease is made now; the working directory and the worker process group come with the
-  // first job (ensure_worker), so admitting a runtime costs no process and no filesystem work,
-  // and a runtime that runs nothing holds neither (measured in docs/performance.md).
-  rt.type = accelerator ? accelerator->type : "cpu";
-  rt.accelerator_id = accelerator ? accelerator->id : "";
-  rt.workdir = data_dir_ + "/runtimes/" + rt.id;
-  rt.worker.clear();
-  rt.state = "running";
-  rt.started_at = now_seconds();
-  rt.last_activity = rt.started_at;
-  rt.warned_idle = rt.warned_lifetime = false;
-  save(rt);
-  event(rt, "started",
-        "leased " + (accelerator ? accelerator->name + " (" + accelerator->id + ")" : std::string("cpu")) +
-            "; the worker starts with the first job");
-}
-
-void RuntimeService::ensure_worker(Runtime& rt) {
-  if (!rt.worker.empty()) return;
-  // The working directory comes with the first job (run_job makes job_dir).
-  rt.worker = executor_->start_worker(
-      {rt.id, identity_of(rt.user), rt.workdir, lease_environment(rt), tier_of(rt.tier).runtime_limits});
-  save(rt);
-  event(rt, "worker_started", "worker " + executor_->describe(rt.worker));
-}
-
-void RuntimeService::begin_termination(Runtime& rt, const std::string& reason, double grace_s) {
-  if (rt.state == "queued") {
-    rt.pending_reason = reason;
-    finish_termination(rt);
-    return;
-  }
-  rt.state = "terminating";
-  rt.pending_reason = reason;
-  rt.terminate_at = now_seconds() + grace_s;
-  if (!rt.worker.empty()) executor_->terminate(rt.worker);  // jobs may checkpoint
-  save(rt);
-  char grace[48];
-  std::snprintf(grace, sizeof grace, ", SIGKILL in %g s", grace_s);
-  event(rt, "terminating", reason + ": SIGTERM sent" + (grace_s > 0 ? grace : ""));
-  if (grace_s <= 0) finish_termination(rt);
-}
-
-void RuntimeService::kill_worker(Runtime& rt) {
-  if (rt.worker.empty()) return;
-  executor_->kill(rt.worker);
-  std::vector<Job*> running;
-  std::vector<Handle> handles;
-  for (auto& [id, job] : jobs_) {
-    if (job.runtime_id != rt.id || job.state != "running") continue;
-    running.push_back(&job);
-    handles.push_back(job.handle);
-  }
-  // A job that ended before the kill has its status on file; one the kill ended has not, and
-  // its status is the signal's.
-  const std::vector<JobStatus> statuses = executor_->poll_jobs(handles);
-  for (std::size_t i = 0; i < running.size(); ++i) {
-    Job& job = *running[i];
-    job.exit_code = statuses[i].exit_code;
-    job.state = job.exit_code ? "exited" : "killed";
-    if (!job.exit_code) job.exit_code = 128 + SIGKILL;
-    job.ended_at = now_seconds();
-    save(job);
-  }
-  rt.worker.clear();
-}
-
-void RuntimeService::finish_termination(Runtime& rt) {
-  const bool had_worker = !rt.worker.empty();
-  kill_worker(rt);
-  rt.state = "terminated";
-  active_.erase(rt.id);
-  if (had_worker && isolating_) {
-    // A job may have left the runtime's process group (setsid, a daemon): with the tenant's
-    // last runtime gone, nothing of theirs may run on, so every process of their uid ends.
-    bool others = false;
-    for (const auto& [other_id, other] : active_) others |= other->user == rt.user && !other->worker.empty();
-    if (!others) {
-      if (const int stray = executor_->end_tenant(identity_of(rt.user)); stray > 0)
-        event(rt, "strays_killed", std::to_string(stray) + " process(es) outside the runtime's group ended");
-    }
-  }
-  rt.reason = rt.pending_reason.empty() ? "user" : rt.pending_reason;
-  rt.ended_at = now_seconds();
-  save(rt);
-  event(rt, "terminated", "reason: " + rt.reason);
-}
-
-bool RuntimeService::try_preempt_for(const Runtime& waiting) {
-  const std::vector<std::string> types =
-      candidate_types(User{waiting.user, waiting.tier, false}, waiting.requested_type);
-  // One preemption at a time per type: a victim already ending will free what is needed.
-  for (const auto& [id, rt] : active_) {
-    if (rt->state == "terminating" && rt->pending_reason == "preempted" &&
-        std::find(types.begin(), types.end(), rt->type) != types.end()) {
-      return true;
-    }
-  }
-  Runtime* victim = nullptr;
-  for (const auto& [id, rt] : active_) {
-    if (rt->state != "running" || !rt->preemptible || rt->priority >= waiting.priority) continue;
-    if (std::find(types.begin(), types.end(), rt->type) == types.end()) continue;
-    if (!victim || rt->priority < victim->priority ||
-        (rt->priority == victim->priority && rt->started_at > victim->started_at)) {
-      victim = rt;
-    }
-  }
-  if (!victim) return false;
-  event(*victim, "preempted",
-        "a priority-" + std::to_string(waiting.priority) + " runtime (" + waiting.id + ") needs its " + victim->type);
-  begin_termination(*victim, "preempted", config_.preemption_grace_s);
-  return true;
-}
-
-void RuntimeService::process_queue() {
-  std::vector<Runtime*> queued;
-  for (const auto& [id, rt] : active_) {
-    if (rt->state == "queued") queued.push_back(rt);
-  }
-  std::sort(queued.begin(), queued.end(), [](const Runtime* a, const Runtime* b) {
-    return a->priority != b->priority ? a->priority > b->priority : a->created_at < b->created_at;
-  });
-  for (Runtime* rt : queued) {
-    if (!place(*rt)) try_preempt_for(*rt);
-  }
-}
-
-void RuntimeService::touch(Runtime& rt) {
-  rt.last_activity = now_seconds();
-  rt.warned_idle = false;
-}
-
-// ---- API -----------------------------------------------------------------------------------
-
 Runtime& RuntimeService::owned(const User& user, const std::string& id) {
   auto it = runtimes_.find(id);
   // Another user's runtime answers exactly like a missing one, and so does a deleted one.
@@ -630,122 +394,6 @@ Runtime& RuntimeService::owned(const User& user, const std::string& id) {
   }
   return it->second;
 }
-
-Json RuntimeService::runtime_types(const User& user) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  const TierPolicy& tier = tier_of(user.tier);
-  Json out = Json::array();
-  out.push_back({{"type", "cpu"}, {"kind", "cpu"}, {"allowed", true}, {"total", nullptr}, {"free", nullptr}});
-  const std::vector<bool> leased = leased_accelerators();
-  for (const hw::AcceleratorSpec& spec : hw::accelerator_catalog()) {
-    int total = 0, free = 0;
-    bool simulated = false;
-    for (std::size_t i = 0; i < inventory_.size(); ++i) {
-      if (inventory_[i].type != spec.type) continue;
-      ++total;
-      simulated = simulated || inventory_[i].simulated;
-      free += leased[i] ? 0 : 1;
-    }
-    if (total == 0) continue;
-    const bool allowed = std::find(tier.accelerator_types.begin(), tier.accelerator_types.end(), spec.type) !=
-                         tier.accelerator_types.end();
-    out.push_back({{"type", std::string(spec.kind) + ":" + spec.type},
-                   {"kind", spec.kind},
-                   {"name", spec.name},
-                   {"memory_gb", spec.memory_gb},
-                   {"best_for", spec.best_for},
-                   {"allowed", allowed},
-                   {"simulated", simulated},
-                   {"total", total},
-                   {"free", free}});
-  }
-  return {{"tier", tier.name}, {"types", out}};
-}
-
-Runtime RuntimeService::create_runtime(const User& user, const Json& body) {
-  if (!body.is_object() || !body.contains("type") || !body["type"].is_string()) {
-    throw ApiError(400, "field 'type' is required and must be a string: cpu, gpu, gpu:t4, tpu, tpu:v2-8, ...");
-  }
-  if (body.contains("wait") && !body["wait"].is_boolean()) throw ApiError(400, "field 'wait' must be true or false");
-  const std::string requested = body["type"];
-  const bool wait = body.value("wait", true);
-  std::lock_guard<std::mutex> lock(mutex_);
-  const TierPolicy& tier = tier_of(user.tier);
-  const std::vector<std::string> types = candidate_types(user, requested);
-  const bool accelerated = types.front() != "cpu";
-  int active = 0, active_accelerated = 0;
-  for (const auto& [id, rt] : active_) {
-    if (rt->user != user.name) continue;
-    ++active;
-    active_accelerated += rt->requested_type != "cpu";
-  }
-  if (active >= tier.max_runtimes) {
-    std::string listed;  // for the message only
-    for (const auto& [id, rt] : active_) {
-      if (rt->user == user.name) listed += (listed.empty() ? "" : ", ") + id;
-    }
-    throw ApiError(429, "tier " + tier.name + " allows " + std::to_string(tier.max_runtimes) +
-                            " runtime(s) at a time; you have " + std::to_string(active) + " (" + listed +
-                            "): delete one first");
-  }
-  if (accelerated && active_accelerated >= tier.max_accelerated) {
-    throw ApiError(429, "tier " + tier.name + " allows " + std::to_string(tier.max_accelerated) +
-                            " GPU/TPU runtime(s) at a time; delete one or ask for cpu");
-  }
-  Runtime rt;
-  rt.id = sequential_id("rt-");
-  rt.user = user.name;
-  rt.tier = tier.name;
-  rt.requested_type = requested;
-  // Until placed, the type shown is the first candidate this service offers ("gpu" on an H200
-  // host waits for h200, not the tier's first GPU model); start() records the one leased.
-  rt.type = types.front();
-  for (const std::string& t : types) {
-    if (std::any_of(inventory_.begin(), inventory_.end(), [&](const Accelerator& a) { return a.type == t; })) {
-      rt.type = t;
-      break;
-    }
-  }
-  rt.state = "queued";
-  rt.priority = tier.priority;
-  rt.preemptible = tier.preemptible;
-  rt.background = tier.background_execution;
-  rt.created_at = now_seconds();
-  if (!accelerated || free_accelerator(types)) {
-    Runtime& stored = runtimes_[rt.id] = rt;
-    active_[rt.id] = &stored;
-    save(stored);
-    event(stored, "created", "requested " + requested);
-    place(stored);
-    return stored;
-  }
-  int total = 0;
-  for (const Accelerator& a : inventory_) total += std::find(types.begin(), types.end(), a.type) != types.end();
-  if (total == 0) {
-    throw ApiError(
-        503, "this service has no " + join(types) + " (it offers: " + [&] {
-          std::vector<std::string> offered;
-          for (const Accelerator& a : inventory_) offered.push_back(a.type + (a.simulated ? " (simulated)" : ""));
-          return offered.empty() ? std::string("cpu only") : join(offered);
-        }() + ")");
-  }
-  if (!wait) {
-    throw ApiError(503, "no " + join(types) + " is free (" + std::to_string(total) +
-                            " in use); try later, or create with \"wait\": true to queue");
-  }
-  const auto queued =
-      std::count_if(active_.begin(), active_.end(), [](const auto& e) { return e.second->state == "queued"; });
-  if (queued >= config_.max_queue)
-    throw ApiError(503, "the queue is full (" + std::to_string(queued) + " waiting); try later");
-  Runtime& stored = runtimes_[rt.id] = rt;
-  active_[rt.id] = &stored;
-  save(stored);
-  event(stored, "queued", "no " + join(types) + " free; waiting at priority " + std::to_string(rt.priority));
-  try_preempt_for(stored);
-  return stored;
-}
-
-Json RuntimeService::create(const User& user, const Json& body) { return to_json(create_runtime(user, body)); }
 
 Json RuntimeService::list(const User& user) {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -770,108 +418,6 @@ std::optional<Json> RuntimeService::stored_runtime(const User& user, const std::
   return doc;
 }
 
-Runtime RuntimeService::remove_runtime(const User& user, const std::string& id) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  Runtime& rt = owned(user, id);
-  if (rt.state != "terminated") begin_termination(rt, "user", 0);
-  // Deleted means gone from the API (404 from now on, also for its jobs and events); the
-  // database keeps the record, marked, for the operator.
-  rt.deleted = true;
-  save(rt);
-  // Delete frees everything, but not under the lock (nor inside the combiner's batch): a
-  // runtime with 200k files made every other user's requests wait seconds. Its folders are
-  // renamed into the trash at once and emptied by a thread of their own.
-  std::vector<std::string> doomed;
-  for (const std::string& path : {rt.workdir, job_dir(rt)}) {
-    if (path.empty() || !fs::exists(path)) continue;
-    const std::string to = data_dir_ + "/trash/" + rt.id + (path == rt.workdir ? "-files" : "-jobs");
-    std::error_code ec;
-    fs::rename(path, to, ec);
-    doomed.push_back(ec ? path : to);  // another file system: deleted where it is, still off the lock
-  }
-  empty_trash(std::move(doomed));
-  process_queue();
-  return rt;
-}
-
-void RuntimeService::empty_trash(std::vector<std::string> paths) {
-  if (paths.empty()) return;
-  std::thread([paths = std::move(paths)] {
-    std::error_code ec;
-    for (const std::string& path : paths) fs::remove_all(path, ec);
-  }).detach();
-}
-
-Json RuntimeService::remove(const User& user, const std::string& id) { return to_json(remove_runtime(user, id)); }
-
-Json RuntimeService::restart(const User& user, const std::string& id) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  Runtime& rt = owned(user, id);
-  if (rt.state != "running")
-    throw ApiError(409, "runtime " + id + " is " + rt.state + "; only a running runtime restarts");
-  kill_worker(rt);  // same lease, same files; fresh processes from the next job on
-  touch(rt);
-  save(rt);
-  event(rt, "restarted", "worker and jobs killed; files kept; a new worker starts with the next job");
-  return to_json(rt);
-}
-
-Json RuntimeService::change_type(const User& user, const std::string& id, const Json& body) {
-  if (!body.is_object() || !body.contains("type") || !body["type"].is_string()) {
-    throw ApiError(400, "field 'type' is required and must be a string: cpu, gpu, gpu:t4, tpu, ...");
-  }
-  std::lock_guard<std::mutex> lock(mutex_);
-  Runtime& rt = owned(user, id);
-  if (rt.state != "running")
-    throw ApiError(409, "runtime " + id + " is " + rt.state + "; only a running runtime changes type");
-  const std::string requested = body["type"];
-  const std::vector<std::string> types = candidate_types(user, requested);
-  const Accelerator* target = nullptr;
-  if (types.front() != "cpu") {
-    // The tier's GPU/TPU limit holds for a change of type as for a create (a pro user once held
-    // both T4s by changing a cpu runtime's type).
-    const TierPolicy& tier = tier_of(rt.tier);
-    int others = 0;
-    for (const auto& [other_id, other] : active_)
-      others += other->user == rt.user && other_id != id && other->requested_type != "cpu";
-    if (others >= tier.max_accelerated) {
-      throw ApiError(429, "tier " + tier.name + " allows " + std::to_string(tier.max_accelerated) +
-                              " GPU/TPU runtime(s) at a time; the runtime keeps its " + rt.type);
-    }
-    // Its own lease serves when it is of a wanted type (a change to the type it has, with the
-    // machine's only one of them, once answered "none is free").
-    if (const auto own = inventory_index_.find(rt.accelerator_id);
-        own != inventory_index_.end() &&
-        std::find(types.begin(), types.end(), inventory_[own->second].type) != types.end())
-      target = &inventory_[own->second];
-    if (!target) target = free_accelerator(types);
-    if (!target) throw ApiError(503, "no " + join(types) + " is free; the runtime keeps its " + rt.type);
-  }
-  kill_worker(rt);
-  const std::string from = rt.type;
-  rt.requested_type = requested;
-  // The lifetime runs from the runtime's creation: a change of type does not restart it (a
-  // runtime switched t4 -> cpu -> t4 every few seconds never reached its maximum lifetime).
-  const double created = rt.started_at;
-  const bool warned = rt.warned_lifetime;
-  start(rt, target);  // a new lease; the working directory and its files stay
-  rt.started_at = created;
-  rt.warned_lifetime = warned;
-  save(rt);
-  event(rt, "type_changed", from + " -> " + rt.type + "; files kept");
-  process_queue();
-  return to_json(rt);
-}
-
-Json RuntimeService::heartbeat(const User& user, const std::string& id) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  Runtime& rt = owned(user, id);
-  if (rt.state != "running") throw ApiError(409, "runtime " + id + " is " + rt.state);
-  touch(rt);
-  save(rt);
-  return to_json(rt);
-}
-
 Json RuntimeService::events(const User& user, const std::string& id) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!runtimes_.count(id)) {
@@ -882,115 +428,6 @@ Json RuntimeService::events(const User& user, const std::string& id) {
   Json out = Json::array();
   for (const Event& e : store_->events(id)) out.push_back({{"time", e.time}, {"kind", e.kind}, {"message", e.message}});
   return out;
-}
-
-// ---- enforcement ---------------------------------------------------------------------------
-
-void RuntimeService::tick() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  const double now = now_seconds();
-  std::vector<Job*> running;
-  std::vector<Handle> handles;
-  for (auto& [id, job] : jobs_) {
-    if (job.state != "running") continue;
-    running.push_back(&job);
-    handles.push_back(job.handle);
-  }
-  const std::vector<JobStatus> statuses = executor_->poll_jobs(handles);  // one batch
-  for (std::size_t i = 0; i < running.size(); ++i) {
-    if (statuses[i].running) continue;
-    Job& job = *running[i];
-    const std::string& id = job.id;
-    Runtime& rt = runtimes_.at(job.runtime_id);
-    job.exit_code = statuses[i].exit_code;
-    job.state = job.exit_code ? "exited" : "killed";
-    job.ended_at = now;
-    save(job);
-    if (rt.state == "running") touch(rt);
-    save(rt);
-    event(rt, "job_finished",
-          "job " + id + (job.exit_code ? " exited with " + std::to_string(*job.exit_code) : " was killed"));
-  }
-  for (auto it = runtimes_.begin(); it != runtimes_.end();) {
-    // Ended runtimes leave memory after a while (the database keeps them), so a long-running
-    // service stays flat.
-    if (it->second.state == "terminated" && now - it->second.ended_at > config_.keep_terminated_s) {
-      for (auto j = jobs_.begin(); j != jobs_.end();)
-        j = j->second.runtime_id == it->first ? jobs_.erase(j) : std::next(j);
-      it = runtimes_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  std::vector<Runtime*> with_worker;
-  std::vector<Handle> workers;
-  for (const auto& [id, rt] : active_) {
-    if (rt->state == "running" && !rt->worker.empty()) {
-      with_worker.push_back(rt);
-      workers.push_back(rt->worker);
-    }
-  }
-  const std::vector<bool> alive = executor_->workers_alive(workers);  // one batch
-  for (std::size_t i = 0; i < with_worker.size(); ++i) {
-    if (alive[i]) continue;
-    with_worker[i]->pending_reason = "worker crashed";
-    finish_termination(*with_worker[i]);
-  }
-  for (Runtime* active : active_runtimes()) {
-    Runtime& rt = *active;
-    const std::string& id = rt.id;
-    if (rt.state == "terminating") {
-      if (now >= rt.terminate_at) finish_termination(rt);
-      continue;
-    }
-    if (rt.state != "running") continue;
-    const TierPolicy& tier = tier_of(rt.tier);
-    const bool job_running = std::any_of(jobs_.begin(), jobs_.end(), [&](const auto& e) {
-      return e.second.runtime_id == id && e.second.state == "running";
-    });
-    // The idle clock runs while no job executes; without background execution it also runs
-    // while jobs execute but no client sends heartbeats.
-    const bool was_warned_idle = rt.warned_idle, was_warned_lifetime = rt.warned_lifetime;
-    const double last_activity = rt.last_activity;
-    if (job_running && rt.background) touch(rt);
-    const double idle = now - rt.last_activity;
-    const double age = now - rt.started_at;
-    // Every end the service decides on gets the same grace as preemption: SIGTERM, time to
-    // checkpoint, then SIGKILL (they once came in the same tick).
-    if (idle >= tier.idle_timeout_s) {
-      begin_termination(rt, "idle timeout", config_.preemption_grace_s);
-      continue;
-    }
-    if (age >= tier.max_lifetime_s) {
-      begin_termination(rt, "max lifetime", config_.preemption_grace_s);
-      continue;
-    }
-    if (!rt.warned_idle && idle >= tier.idle_timeout_s - config_.warning_lead_s) {
-      rt.warned_idle = true;
-      event(rt, "warning",
-            "idle for " + std::to_string(static_cast<int>(idle)) + " s; ends for idleness in " +
-                std::to_string(static_cast<int>(tier.idle_timeout_s - idle)) + " s unless used");
-    }
-    if (!rt.warned_lifetime && age >= tier.max_lifetime_s - config_.warning_lead_s) {
-      rt.warned_lifetime = true;
-      event(rt, "warning",
-            "reaches its maximum lifetime in " + std::to_string(static_cast<int>(tier.max_lifetime_s - age)) +
-                " s; save your work");
-    }
-    if (rt.warned_idle != was_warned_idle || rt.warned_lifetime != was_warned_lifetime ||
-        rt.last_activity - last_activity > 1.0) {
-      save(rt);  // only what changed (and activity at most once a second per runtime)
-    }
-  }
-  process_queue();
-}
-
-void RuntimeService::shutdown() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (Runtime* rt : active_runtimes()) {
-    rt->pending_reason = "service shutdown";
-    finish_termination(*rt);
-  }
 }
 
 }  // namespace accel::runtime

@@ -147,6 +147,8 @@ class RuntimeService {
   // where a tenant's job could swap a name for a symlink and have the root monitor write
   // through it (docs/security.md).
   std::string job_dir(const Runtime& rt) const { return data_dir_ + "/jobs/" + rt.id; }
+  // Moves a deleted runtime's folders to the trash, emptied off the lock.
+  void discard_files(const Runtime& rt);
   // Deletes the paths on a thread of their own (large folders take seconds).
   static void empty_trash(std::vector<std::string> paths);
 

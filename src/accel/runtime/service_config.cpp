@@ -116,6 +116,11 @@ ServiceConfig ServiceConfig::load(const std::string& path) {
     c.tick_s = j.value("tick_s", c.tick_s);
     c.preemption_grace_s = j.value("preemption_grace_s", c.preemption_grace_s);
     c.warning_lead_s = j.value("warning_lead_s", c.warning_lead_s);
+    c.delete_grace_s = j.value("delete_grace_s", c.delete_grace_s);
+    if (c.preemption_grace_s < 0 || c.delete_grace_s < 0 || c.delete_grace_s > 3600) {
+      throw ValueError("service config " + path +
+                       ": preemption_grace_s and delete_grace_s must be >= 0 (delete_grace_s at most 3600)");
+    }
     if (j.contains("worker_user")) {
       throw ValueError("service config " + path +
                        ": worker_user is gone; each user's jobs run as a uid of their own (set tenant_uid_first and "

@@ -53,8 +53,11 @@ struct ServiceConfig {
   std::vector<SimulatedDevices> simulated;
   bool discover_gpus = true;       // offer the GPUs NVML finds
   double tick_s = 1.0;             // how often limits are enforced
-  double preemption_grace_s = 30;  // SIGTERM, then this long, then SIGKILL
-  double warning_lead_s = 300;     // warn this long before an idle or lifetime termination
+  double preemption_grace_s = 30;  // SIGTERM, then this long, then SIGKILL (also for idle and lifetime ends)
+  // The same for a runtime its user deletes: shorter, since the user is waiting for what it
+  // held. A runtime whose processes all end sooner finishes then.
+  double delete_grace_s = 5;
+  double warning_lead_s = 300;  // warn this long before an idle or lifetime termination
   // Tenant isolation when the service runs as root: each user's workers and jobs run as a uid of
   // their own, tenant_uid_first + the user's tenant number (never reused, docs/security.md), of
   // at most tenant_uid_count users. The range must be free on this machine (no passwd entry).

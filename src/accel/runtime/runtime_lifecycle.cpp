@@ -1,0 +1,295 @@
+// The lifecycle of a runtime through the Executor: its worker with the first job, the ends
+// (SIGTERM, grace, SIGKILL: idle, lifetime, preemption, delete, a crashed worker, shutdown),
+// restart, and the tick that enforces the limits.
+#include "accel/runtime/runtime_service.h"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <set>
+#include <thread>
+
+namespace accel::runtime {
+namespace fs = std::filesystem;
+
+void RuntimeService::start(Runtime& rt, const Accelerator* accelerator) {
+  // The lease is made now; the working directory and the worker process group come with the
+  // first job (ensure_worker), so admitting a runtime costs no process and no filesystem work,
+  // and a runtime that runs nothing holds neither (measured in docs/performance.md).
+  rt.type = accelerator ? accelerator->type : "cpu";
+  rt.accelerator_id = accelerator ? accelerator->id : "";
+  rt.workdir = data_dir_ + "/runtimes/" + rt.id;
+  rt.worker.clear();
+  rt.state = "running";
+  rt.started_at = now_seconds();
+  rt.last_activity = rt.started_at;
+  rt.warned_idle = rt.warned_lifetime = false;
+  save(rt);
+  event(rt, "started",
+        "leased " + (accelerator ? accelerator->name + " (" + accelerator->id + ")" : std::string("cpu")) +
+            "; the worker starts with the first job");
+}
+
+void RuntimeService::ensure_worker(Runtime& rt) {
+  if (!rt.worker.empty()) return;
+  // The working directory comes with the first job (run_job makes job_dir).
+  rt.worker = executor_->start_worker(
+      {rt.id, identity_of(rt.user), rt.workdir, lease_environment(rt), tier_of(rt.tier).runtime_limits});
+  save(rt);
+  event(rt, "worker_started", "worker " + executor_->describe(rt.worker));
+}
+
+void RuntimeService::begin_termination(Runtime& rt, const std::string& reason, double grace_s) {
+  if (rt.state == "queued") {
+    rt.pending_reason = reason;
+    finish_termination(rt);
+    return;
+  }
+  rt.pending_reason = reason;
+  if (rt.worker.empty()) {  // nothing runs: nothing to wait for
+    finish_termination(rt);
+    return;
+  }
+  rt.state = "terminating";
+  rt.terminate_at = now_seconds() + grace_s;
+  executor_->terminate(rt.worker);  // jobs may checkpoint
+  save(rt);
+  char grace[48];
+  std::snprintf(grace, sizeof grace, ", SIGKILL in %g s", grace_s);
+  event(rt, "terminating", reason + ": SIGTERM sent" + (grace_s > 0 ? grace : ""));
+  if (grace_s <= 0) finish_termination(rt);
+}
+
+void RuntimeService::kill_worker(Runtime& rt) {
+  if (rt.worker.empty()) return;
+  executor_->kill(rt.worker);
+  std::vector<Job*> running;
+  std::vector<Handle> handles;
+  for (auto& [id, job] : jobs_) {
+    if (job.runtime_id != rt.id || job.state != "running") continue;
+    running.push_back(&job);
+    handles.push_back(job.handle);
+  }
+  // A job that ended before the kill has its status on file; one the kill ended has not, and
+  // its status is the signal's.
+  const std::vector<JobStatus> statuses = executor_->poll_jobs(handles);
+  for (std::size_t i = 0; i < running.size(); ++i) {
+    Job& job = *running[i];
+    job.exit_code = statuses[i].exit_code;
+    job.state = job.exit_code ? "exited" : "killed";
+    if (!job.exit_code) job.exit_code = 128 + SIGKILL;
+    job.ended_at = now_seconds();
+    save(job);
+  }
+  rt.worker.clear();
+}
+
+void RuntimeService::finish_termination(Runtime& rt) {
+  const bool had_worker = !rt.worker.empty();
+  kill_worker(rt);
+  rt.state = "terminated";
+  active_.erase(rt.id);
+  if (had_worker && isolating_) {
+    // A job may have left the runtime's process group (setsid, a daemon): with the tenant's
+    // last runtime gone, nothing of theirs may run on, so every process of their uid ends.
+    bool others = false;
+    for (const auto& [other_id, other] : active_) others |= other->user == rt.user && !other->worker.empty();
+    if (!others) {
+      if (const int stray = executor_->end_tenant(identity_of(rt.user)); stray > 0)
+        event(rt, "strays_killed", std::to_string(stray) + " process(es) outside the runtime's group ended");
+    }
+  }
+  rt.reason = rt.pending_reason.empty() ? "user" : rt.pending_reason;
+  rt.ended_at = now_seconds();
+  save(rt);
+  event(rt, "terminated", "reason: " + rt.reason);
+  if (rt.deleted) discard_files(rt);
+}
+
+void RuntimeService::touch(Runtime& rt) {
+  rt.last_activity = now_seconds();
+  rt.warned_idle = false;
+}
+
+Runtime RuntimeService::remove_runtime(const User& user, const std::string& id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Runtime& rt = owned(user, id);
+  // Deleted means gone from the API (404 from now on, also for its jobs and events); the
+  // database keeps the record, marked, for the operator. Its processes get SIGTERM and
+  // delete_grace_s to checkpoint (their files go once they have ended), like every other end.
+  rt.deleted = true;
+  if (rt.state != "terminated") {
+    begin_termination(rt, "user", config_.delete_grace_s);
+  } else {
+    discard_files(rt);
+  }
+  save(rt);
+  process_queue();
+  return rt;
+}
+
+void RuntimeService::discard_files(const Runtime& rt) {
+  // Not under the lock (nor inside the combiner's batch): a runtime with 200k files made every
+  // other user's requests wait seconds. Its folders are renamed into the trash at once and
+  // emptied by a thread of their own.
+  std::vector<std::string> doomed;
+  for (const std::string& path : {rt.workdir, job_dir(rt)}) {
+    if (path.empty() || !fs::exists(path)) continue;
+    const std::string to = data_dir_ + "/trash/" + rt.id + (path == rt.workdir ? "-files" : "-jobs");
+    std::error_code ec;
+    fs::rename(path, to, ec);
+    doomed.push_back(ec ? path : to);  // another file system: deleted where it is, still off the lock
+  }
+  empty_trash(std::move(doomed));
+}
+
+void RuntimeService::empty_trash(std::vector<std::string> paths) {
+  if (paths.empty()) return;
+  std::thread([paths = std::move(paths)] {
+    std::error_code ec;
+    for (const std::string& path : paths) fs::remove_all(path, ec);
+  }).detach();
+}
+
+Json RuntimeService::remove(const User& user, const std::string& id) { return to_json(remove_runtime(user, id)); }
+
+Json RuntimeService::restart(const User& user, const std::string& id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Runtime& rt = owned(user, id);
+  if (rt.state != "running")
+    throw ApiError(409, "runtime " + id + " is " + rt.state + "; only a running runtime restarts");
+  kill_worker(rt);  // same lease, same files; fresh processes from the next job on
+  touch(rt);
+  save(rt);
+  event(rt, "restarted", "worker and jobs killed; files kept; a new worker starts with the next job");
+  return to_json(rt);
+}
+
+Json RuntimeService::heartbeat(const User& user, const std::string& id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Runtime& rt = owned(user, id);
+  if (rt.state != "running") throw ApiError(409, "runtime " + id + " is " + rt.state);
+  touch(rt);
+  save(rt);
+  return to_json(rt);
+}
+
+void RuntimeService::tick() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const double now = now_seconds();
+  std::vector<Job*> running;
+  std::vector<Handle> handles;
+  for (auto& [id, job] : jobs_) {
+    if (job.state != "running") continue;
+    running.push_back(&job);
+    handles.push_back(job.handle);
+  }
+  const std::vector<JobStatus> statuses = executor_->poll_jobs(handles);  // one batch
+  for (std::size_t i = 0; i < running.size(); ++i) {
+    if (statuses[i].running) continue;
+    Job& job = *running[i];
+    const std::string& id = job.id;
+    Runtime& rt = runtimes_.at(job.runtime_id);
+    job.exit_code = statuses[i].exit_code;
+    job.state = job.exit_code ? "exited" : "killed";
+    job.ended_at = now;
+    save(job);
+    if (rt.state == "running") touch(rt);
+    save(rt);
+    event(rt, "job_finished",
+          "job " + id + (job.exit_code ? " exited with " + std::to_string(*job.exit_code) : " was killed"));
+  }
+  for (auto it = runtimes_.begin(); it != runtimes_.end();) {
+    // Ended runtimes leave memory after a while (the database keeps them), so a long-running
+    // service stays flat.
+    if (it->second.state == "terminated" && now - it->second.ended_at > config_.keep_terminated_s) {
+      for (auto j = jobs_.begin(); j != jobs_.end();)
+        j = j->second.runtime_id == it->first ? jobs_.erase(j) : std::next(j);
+      it = runtimes_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  std::vector<Runtime*> with_worker;
+  std::vector<Handle> workers;
+  for (const auto& [id, rt] : active_) {
+    if ((rt->state == "running" || rt->state == "terminating") && !rt->worker.empty()) {
+      with_worker.push_back(rt);
+      workers.push_back(rt->worker);
+    }
+  }
+  std::set<std::string> busy;  // runtimes with a running job
+  for (const auto& [id, job] : jobs_) {
+    if (job.state == "running") busy.insert(job.runtime_id);
+  }
+  const std::vector<bool> alive = executor_->workers_alive(workers);  // one batch
+  for (std::size_t i = 0; i < with_worker.size(); ++i) {
+    Runtime& rt = *with_worker[i];
+    if (alive[i]) continue;
+    if (rt.state == "running") {
+      rt.pending_reason = "worker crashed";
+      finish_termination(rt);
+    } else if (!busy.count(rt.id)) {
+      finish_termination(rt);  // everything ended within its grace: no need to wait it out
+    }
+  }
+  for (Runtime* active : active_runtimes()) {
+    Runtime& rt = *active;
+    const std::string& id = rt.id;
+    if (rt.state == "terminating") {
+      if (now >= rt.terminate_at) finish_termination(rt);
+      continue;
+    }
+    if (rt.state != "running") continue;
+    const TierPolicy& tier = tier_of(rt.tier);
+    const bool job_running = std::any_of(jobs_.begin(), jobs_.end(), [&](const auto& e) {
+      return e.second.runtime_id == id && e.second.state == "running";
+    });
+    // The idle clock runs while no job executes; without background execution it also runs
+    // while jobs execute but no client sends heartbeats.
+    const bool was_warned_idle = rt.warned_idle, was_warned_lifetime = rt.warned_lifetime;
+    const double last_activity = rt.last_activity;
+    if (job_running && rt.background) touch(rt);
+    const double idle = now - rt.last_activity;
+    const double age = now - rt.started_at;
+    // Every end the service decides on gets the same grace as preemption: SIGTERM, time to
+    // checkpoint, then SIGKILL (they once came in the same tick).
+    if (idle >= tier.idle_timeout_s) {
+      begin_termination(rt, "idle timeout", config_.preemption_grace_s);
+      continue;
+    }
+    if (age >= tier.max_lifetime_s) {
+      begin_termination(rt, "max lifetime", config_.preemption_grace_s);
+      continue;
+    }
+    if (!rt.warned_idle && idle >= tier.idle_timeout_s - config_.warning_lead_s) {
+      rt.warned_idle = true;
+      event(rt, "warning",
+            "idle for " + std::to_string(static_cast<int>(idle)) + " s; ends for idleness in " +
+                std::to_string(static_cast<int>(tier.idle_timeout_s - idle)) + " s unless used");
+    }
+    if (!rt.warned_lifetime && age >= tier.max_lifetime_s - config_.warning_lead_s) {
+      rt.warned_lifetime = true;
+      event(rt, "warning",
+            "reaches its maximum lifetime in " + std::to_string(static_cast<int>(tier.max_lifetime_s - age)) +
+                " s; save your work");
+    }
+    if (rt.warned_idle != was_warned_idle || rt.warned_lifetime != was_warned_lifetime ||
+        rt.last_activity - last_activity > 1.0) {
+      save(rt);  // only what changed (and activity at most once a second per runtime)
+    }
+  }
+  process_queue();
+}
+
+void RuntimeService::shutdown() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (Runtime* rt : active_runtimes()) {
+    rt->pending_reason = "service shutdown";
+    finish_termination(*rt);
+  }
+}
+
+}  // namespace accel::runtime
