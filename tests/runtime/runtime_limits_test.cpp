@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "service_fixture.h"
@@ -26,30 +27,65 @@ bool gone(int pid) {
 
 }  // namespace
 
-TEST_F(ServiceTest, AForkBombStopsAtTheRuntimesProcessLimit) {
+class RuntimeLimits : public ServiceTest {
+ protected:
+  // A fork bomb in one of carl's runtimes ("boxed": 24 processes); returns `confinement`.
+  std::string fork_bomb() {
+    const std::string id = create("carl", "cpu");
+    job("carl", id, {"sh", "-c", "for i in $(seq 100); do sleep 30 & done; wait"});
+    Json resources;
+    EXPECT_TRUE(wait_until(
+        [&] {
+          resources = get("carl", "/v1/runtimes/" + id + "/resources").body;
+          return resources["processes"]["count"].get<int>() >= 20;
+        },
+        10))
+        << resources.dump();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the bomb keeps trying meanwhile
+    resources = get("carl", "/v1/runtimes/" + id + "/resources").body;
+    const std::string confinement = resources["confinement"];
+    // The fallback counts the runtime's process group, which also holds the job's monitor
+    // (root's, so not under the tenant's RLIMIT_NPROC); the cgroup holds the tenant's only.
+    const bool cgroup = confinement.rfind("cgroup v", 0) == 0;
+    EXPECT_LE(resources["processes"]["count"].get<int>(), cgroup ? 24 : 25) << resources.dump();
+    EXPECT_EQ(resources["processes"]["limit"], 24);
+    EXPECT_EQ(call("DELETE", "carl", "/v1/runtimes/" + id).status, 200);
+    return confinement;
+  }
+};
+
+TEST_F(RuntimeLimits, AForkBombStopsAtTheRuntimesProcessLimit) {
   if (geteuid() != 0) GTEST_SKIP() << "runtimes are confined only when the service runs as root";
-  const std::string id = create("carl", "cpu");
-  const std::string bomb = job("carl", id, {"sh", "-c", "for i in $(seq 100); do sleep 30 & done; wait"});
-  Json resources;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        resources = get("carl", "/v1/runtimes/" + id + "/resources").body;
-        return resources["processes"]["count"].get<int>() >= 20;
-      },
-      10))
-      << resources.dump();
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the bomb keeps trying meanwhile
-  resources = get("carl", "/v1/runtimes/" + id + "/resources").body;
-  EXPECT_LE(resources["processes"]["count"].get<int>(), 24) << resources.dump();
-  EXPECT_EQ(resources["processes"]["limit"], 24);
-  const std::string confinement = resources["confinement"];
+  const std::string confinement = fork_bomb();
   // Either the cgroup does it, or the fallback says why there is none.
   EXPECT_TRUE(confinement.rfind("cgroup v", 0) == 0 || confinement.find("rlimits only") != std::string::npos)
       << confinement;
-  EXPECT_EQ(call("DELETE", "carl", "/v1/runtimes/" + id).status, 200);
 }
 
-TEST_F(ServiceTest, ARuntimesCgroupBoundsMemoryAndCpuCountsThemAndEndsEscapedProcesses) {
+// The fallback, forced on any machine: rlimits, and the reason in the log and the API.
+TEST_F(RuntimeLimits, WithoutCgroupsTheProcessLimitIsTheTenantsRlimitAndTheReasonIsSaid) {
+  if (geteuid() != 0) GTEST_SKIP() << "runtimes are confined only when the service runs as root";
+  stop_daemon(SIGTERM);
+  std::string config;
+  {
+    std::ifstream in(dir_ / "config.json");
+    config.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  config.insert(config.find('{') + 1, R"("use_cgroups": false, )");
+  std::ofstream(dir_ / "config.json") << config;
+  start_daemon();
+  const std::string id = create("carl", "cpu");
+  const std::string show =
+      job("carl", id, {"sh", "-c", "grep '^Max processes' /proc/self/limits | awk '{print $3, $4}'"});
+  ASSERT_TRUE(wait_until([&] { return job_state("carl", id, show)["state"] == "exited"; }, 10));
+  EXPECT_EQ(output("carl", id, show), "24 24\n");
+  const std::string confinement = fork_bomb();  // beside this runtime's worker, which counts too
+  EXPECT_NE(confinement.find("rlimits only"), std::string::npos) << confinement;
+  EXPECT_NE(confinement.find("use_cgroups is false"), std::string::npos) << confinement;
+  EXPECT_NE(log().find("runtimes are confined by rlimits only"), std::string::npos) << log();
+}
+
+TEST_F(RuntimeLimits, ARuntimesCgroupBoundsMemoryAndCpuCountsThemAndEndsEscapedProcesses) {
   if (geteuid() != 0) GTEST_SKIP() << "runtimes are confined only when the service runs as root";
   const std::string id = create("carl", "cpu");
   const std::string probe = job("carl", id, {"true"});

@@ -49,6 +49,7 @@ class ServiceTest : public ::testing::Test {
                                                uids + R"(
       "simulated_devices": [{"type": "t4", "count": 1}, {"type": "a100", "count": 1}],
       "tick_s": 0.05, "preemption_grace_s": 1.0, "delete_grace_s": 1.0, "warning_lead_s": 0.8,
+      "max_connections_per_address": 400,
       "tiers": {
         "free": {"idle_timeout_s": 1.5, "max_lifetime_s": 600},
         "pro": {"idle_timeout_s": 600},

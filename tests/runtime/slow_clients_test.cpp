@@ -16,6 +16,7 @@
 #include "service_fixture.h"
 
 using accel::testing::connect_to;
+using accel::testing::exchange;
 using accel::testing::send_all;
 using accel::testing::ServiceTest;
 
@@ -84,4 +85,45 @@ TEST_F(ServiceTest, AHugeBodyIsRefusedFromItsHeaderWithoutReadingIt) {
   EXPECT_NE(answer.find("\"status\":413"), std::string::npos) << answer;
   EXPECT_LT(rss_kib(daemon_) - before, 16 * 1024) << "RSS grew from " << before << " KiB";
   EXPECT_EQ(get("alice", "/v1/runtimes").status, 200);  // and the service goes on
+}
+
+// One client address may hold at most max_connections_per_address open connections (400 in the
+// fixture): beyond them it is told why (503) and closed, while other addresses are served.
+TEST_F(ServiceTest, OneAddressCannotTakeEveryConnection) {
+  std::vector<int> held;
+  for (int i = 0; i < 400; ++i) {
+    const int fd = connect_to(port_);
+    ASSERT_GE(fd, 0) << "connection " << i;
+    held.push_back(fd);
+  }
+  // Accepting is asynchronous: a connection made before the server has counted the first 400 is
+  // one of them; the first one beyond them is refused.
+  std::string refused;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const int fd = connect_to(port_);
+        const timeval wait{1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+        char buffer[2048];
+        const ssize_t n = recv(fd, buffer, sizeof buffer, 0);  // sends nothing: only a refusal speaks first
+        refused = n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : "";
+        if (refused.empty()) {
+          held.push_back(fd);
+        } else {
+          close(fd);
+        }
+        return !refused.empty();
+      },
+      10));
+  EXPECT_EQ(refused.rfind("HTTP/1.1 503", 0), 0u) << refused;
+  EXPECT_NE(refused.find("too many open connections from 127.0.0.1 (at most 400)"), std::string::npos) << refused;
+  const std::string request = "GET /v1/runtime-types HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tokens_["alice"] +
+                              "\r\nConnection: close\r\n\r\n";
+  EXPECT_EQ(exchange(port_, request, 2, "127.0.0.2").rfind("HTTP/1.1 200", 0), 0u) << "another address is served";
+  for (int i = 0; i < 10; ++i) {  // once some close, the address is served again
+    close(held.back());
+    held.pop_back();
+  }
+  EXPECT_TRUE(wait_until([&] { return exchange(port_, request, 2).rfind("HTTP/1.1 200", 0) == 0; }, 5));
+  for (int fd : held) close(fd);
 }

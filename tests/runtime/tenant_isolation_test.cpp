@@ -101,13 +101,18 @@ TEST_F(ServiceTest, ProcessesThatLeftTheirRuntimeEndWithTheTenantsLastRuntime) {
   ASSERT_TRUE(wait_until([&] { return job_state("pete", id, escaper)["state"] == "exited"; }, 5));
   const long long uid = std::stoll(output("pete", id, escaper));
   ASSERT_TRUE(wait_until([&] { return processes_of(uid) >= 2; }, 5));  // the worker and the escaped sleep
+  const std::string confinement = get("pete", "/v1/runtimes/" + id + "/resources").body["confinement"];
   EXPECT_EQ(call("DELETE", "pete", "/v1/runtimes/" + id).status, 200);
   EXPECT_TRUE(wait_until([&] { return processes_of(uid) == 0; }, 5)) << processes_of(uid) << " left";
-  accel::runtime::Store store(
-      (dir_ / "data" / "service.db").string());  // a deleted runtime's events are the operator's
-  bool recorded = false;
-  for (const auto& e : store.events(id)) recorded |= e.kind == "strays_killed";
-  EXPECT_TRUE(recorded);
+  // Without a cgroup the sweep of the tenant's uid ends the escaped sleep, and says so; in a
+  // cgroup (which no process leaves) the runtime's end took it already, and the sweep finds none.
+  if (confinement.rfind("cgroup v", 0) != 0) {
+    accel::runtime::Store store(
+        (dir_ / "data" / "service.db").string());  // a deleted runtime's events are the operator's
+    bool recorded = false;
+    for (const auto& e : store.events(id)) recorded |= e.kind == "strays_killed";
+    EXPECT_TRUE(recorded) << confinement;
+  }
 }
 
 // Run as an ordinary user the service cannot give jobs a uid of their own: a job could rewrite

@@ -14,8 +14,18 @@
 
 namespace accel::testing {
 
-inline int connect_to(int port) {
+// `from`: the client's address, another loopback one such as "127.0.0.2" (nullptr: any).
+inline int connect_to(int port, const char* from = nullptr) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (from) {
+    sockaddr_in source{};
+    source.sin_family = AF_INET;
+    inet_pton(AF_INET, from, &source.sin_addr);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&source), sizeof source) != 0) {
+      close(fd);
+      return -1;
+    }
+  }
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(static_cast<std::uint16_t>(port));
@@ -33,8 +43,8 @@ inline bool send_all(int fd, const std::string& bytes) {
 
 // Sends `request` on a new connection and returns everything the server sends back until it
 // closes or is quiet for `quiet_s`.
-inline std::string exchange(int port, const std::string& request, double quiet_s = 0.5) {
-  const int fd = connect_to(port);
+inline std::string exchange(int port, const std::string& request, double quiet_s = 0.5, const char* from = nullptr) {
+  const int fd = connect_to(port, from);
   if (fd < 0) return "";
   const timeval quiet{static_cast<time_t>(quiet_s),
                       static_cast<suseconds_t>((quiet_s - static_cast<time_t>(quiet_s)) * 1e6)};

@@ -90,7 +90,11 @@ Json answer_json(const RuntimeService& service, const Runtime& rt) { return serv
 
 HttpApi::HttpApi(RuntimeService& service)
     : service_(service),
-      server_(std::make_unique<http::Server>()),
+      server_(std::make_unique<http::Server>([&service] {
+        http::ServerLimits limits;
+        limits.max_connections_per_address = static_cast<std::size_t>(service.config().max_connections_per_address);
+        return limits;
+      }())),
       combiner_(std::make_unique<Combiner>([&service] { service.store().sync(); })) {
   http::Server& s = *server_;
   // Answers the server makes itself (no route, 405, 413, 431, a malformed request, an

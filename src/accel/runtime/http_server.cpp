@@ -9,8 +9,11 @@
 #include <boost/beast/http.hpp>
 #include <cctype>
 #include <chrono>
+#include <mutex>
 #include <optional>
 #include <regex>
+#include <string>
+#include <unordered_map>
 
 namespace accel::runtime::http {
 namespace {
@@ -84,6 +87,8 @@ struct Server::State {
     return "{\"error\": \"" + why + "\", \"status\": " + std::to_string(status) + "}";
   };
   std::atomic<std::size_t> connections{0};
+  std::mutex by_address_mutex;
+  std::unordered_map<std::string, std::size_t> by_address;  // open connections per client address
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
   asio::thread_pool workers;
@@ -96,10 +101,16 @@ namespace {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Server::State& server, tcp::socket&& socket) : server_(server), stream_(std::move(socket)) {
+  Session(Server::State& server, tcp::socket&& socket, std::string address)
+      : server_(server), stream_(std::move(socket)), address_(std::move(address)) {
     ++server_.connections;
   }
-  ~Session() { --server_.connections; }
+  ~Session() {
+    --server_.connections;
+    std::lock_guard<std::mutex> lock(server_.by_address_mutex);
+    if (auto it = server_.by_address.find(address_); it != server_.by_address.end() && --it->second == 0)
+      server_.by_address.erase(it);
+  }
 
   void start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_header(); });
@@ -272,6 +283,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   Server::State& server_;
   beast::tcp_stream stream_;
+  std::string address_;  // the client's, counted in by_address while the session lives
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bhttp::response<bhttp::string_body> answer_;  // alive while it is written
@@ -295,12 +307,38 @@ void Server::State::accept() {
       return;
     }
     if (!ec) {
+      beast::error_code ignored;
+      const std::string address = socket.remote_endpoint(ignored).address().to_string();
+      bool crowded = false;  // this address holds its share already
+      {
+        std::lock_guard<std::mutex> lock(by_address_mutex);
+        std::size_t& open = by_address[address];
+        crowded = open >= limits.max_connections_per_address;
+        if (!crowded) ++open;
+      }
       if (connections.load() >= limits.max_connections) {
-        beast::error_code ignored;
+        if (!crowded) {
+          std::lock_guard<std::mutex> lock(by_address_mutex);
+          if (--by_address[address] == 0) by_address.erase(address);
+        }
         socket.close(ignored);  // over the limit: refused at once rather than queued
+      } else if (crowded) {
+        // Said, not just closed: the client learns why. A fresh socket's send buffer takes
+        // these few bytes at once, so the loop never waits on it.
+        const std::string body = error_body(503, "too many open connections from " + address + " (at most " +
+                                                     std::to_string(limits.max_connections_per_address) +
+                                                     "); close some, or reuse them with keep-alive");
+        const std::string answer =
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            "Connection: close\r\nContent-Length: " +
+            std::to_string(body.size()) + "\r\n\r\n" + body;
+        socket.non_blocking(true, ignored);
+        socket.write_some(asio::buffer(answer), ignored);
+        socket.shutdown(tcp::socket::shutdown_send, ignored);
+        socket.close(ignored);
       } else {
         socket.set_option(tcp::no_delay(true), ec);  // answers go out at once (no Nagle + delayed-ACK wait)
-        std::make_shared<Session>(*this, std::move(socket))->start();
+        std::make_shared<Session>(*this, std::move(socket), address)->start();
       }
     }
     if (acceptor.is_open()) accept();

@@ -57,6 +57,9 @@ struct ServerLimits {
   double body_timeout_s = 30;
   int handler_threads = 64;  // requests in flight at once (they may block on a commit)
   std::size_t max_connections = 20000;
+  // Open connections from one client address: one host cannot take all of max_connections.
+  // Beyond it a new connection gets a 503 and is closed.
+  std::size_t max_connections_per_address = 1000;
 };
 
 class Server {

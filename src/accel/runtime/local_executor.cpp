@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -56,6 +57,11 @@ LocalExecutor::LocalExecutor(bool isolating, std::string monitor, const std::str
       monitor_(monitor.empty() ? self_executable() : std::move(monitor)),
       exit_watcher_(std::move(on_exit)) {
   if (!cgroup_name.empty()) cgroups_ = std::make_unique<RuntimeCgroups>(cgroup_name);
+  // Orphans of a runtime (a job's children whose parent died) become the service's children,
+  // which reap() collects each tick. Left to PID 1 they may stay zombies (a container's or
+  // VM's init that does not reap: seen here), and a zombie still counts against its tenant's
+  // process limit (RLIMIT_NPROC, pids.max) until reaped.
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
   job_path_ = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   const std::string accel_dir = std::filesystem::path(monitor_).parent_path().string();
   if (const std::string why = unreachable(accel_dir); why.empty()) {
@@ -200,7 +206,10 @@ std::string LocalExecutor::confinement() const {
   return std::string(
              "rlimits only: per-process memory, open files and file size, the tenant's process count; no "
              "per-runtime memory or CPU bound (") +
-         (cgroups_ ? cgroups_->description() : "the service is not root: it makes no cgroups") + ")";
+         (cgroups_     ? cgroups_->description()
+          : isolating_ ? "use_cgroups is false in the service config"
+                       : "the service is not root: it makes no cgroups") +
+         ")";
 }
 
 Handle LocalExecutor::handle_of(const Process& process) {

@@ -31,7 +31,8 @@ class LocalExecutor final : public Executor {
   // `isolating`: the service runs as root and gives each tenant a uid of their own (false: jobs
   // run as the service's user). `monitor`: the accel executable that runs job monitors ("" =
   // this process's executable). `cgroup_name`: this service's folder in the machine's cgroup
-  // hierarchies (unique among the services on the machine); "" makes no cgroups. `on_exit`
+  // hierarchies (unique among the services on the machine); "" makes no cgroups (a service that
+  // is not root, or use_cgroups false in the service config). `on_exit`
   // is called (on a thread of the executor's) soon after a job ends.
   LocalExecutor(bool isolating, std::string monitor, const std::string& cgroup_name, std::function<void()> on_exit);
   ~LocalExecutor() override;

@@ -81,15 +81,15 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
   }
   // A job's end wakes the ticker at once (the tick would see it up to tick_s later). The
   // cgroup folder is named by the uid range, which no other live service on the machine holds.
-  executor_ =
-      std::make_unique<LocalExecutor>(isolating_, config_.accel_executable,
-                                      isolating_ ? "accel-" + std::to_string(config_.tenant_uid_first) : "", [this] {
-                                        {
-                                          std::lock_guard<std::mutex> lock(wake_mutex_);
-                                          exits_pending_ = true;
-                                        }
-                                        wake_.notify_all();
-                                      });
+  executor_ = std::make_unique<LocalExecutor>(
+      isolating_, config_.accel_executable,
+      isolating_ && config_.use_cgroups ? "accel-" + std::to_string(config_.tenant_uid_first) : "", [this] {
+        {
+          std::lock_guard<std::mutex> lock(wake_mutex_);
+          exits_pending_ = true;
+        }
+        wake_.notify_all();
+      });
   std::fprintf(stderr, "accel serve: runtimes are confined by %s\n", executor_->confinement().c_str());
   fs::create_directories(data_dir_ + "/runtimes");
   // Tenants may pass through to their runtime's folder, never list the others (each runtime's

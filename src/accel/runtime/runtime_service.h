@@ -103,6 +103,7 @@ class RuntimeService {
   void shutdown();
 
   const std::vector<Accelerator>& inventory() const { return inventory_; }
+  const ServiceConfig& config() const { return config_; }
   Store& store() { return *store_; }
 
  private:

@@ -134,11 +134,15 @@ ServiceConfig ServiceConfig::load(const std::string& path) {
                        " must lie between 1000 and 2^31-1 (system and login users live below 1000)");
     }
     c.allow_unisolated = j.value("allow_unisolated", c.allow_unisolated);
+    c.use_cgroups = j.value("use_cgroups", c.use_cgroups);
     c.database_reserve_mb = j.value("database_reserve_mb", c.database_reserve_mb);
     if (c.database_reserve_mb < 0 || c.database_reserve_mb > 1e6) {
       throw ValueError("service config " + path + ": database_reserve_mb must be from 0 to 1e6");
     }
     c.max_queue = j.value("max_queue", c.max_queue);
+    c.max_connections_per_address = j.value("max_connections_per_address", c.max_connections_per_address);
+    if (c.max_connections_per_address < 1)
+      throw ValueError("service config " + path + ": max_connections_per_address must be at least 1");
     c.keep_terminated_s = j.value("keep_terminated_s", c.keep_terminated_s);
   } catch (const nlohmann::json::exception& e) {
     throw ValueError("service config " + path + ": " + e.what());

@@ -66,10 +66,14 @@ struct ServiceConfig {
   // A service that is not root cannot give jobs another uid: they would run as the service and
   // could rewrite its database. It refuses to start unless this says the operator accepts that.
   bool allow_unisolated = false;
+  // A cgroup per runtime (RuntimeCgroups) where the machine allows; false: rlimits only.
+  bool use_cgroups = true;
   // Disk space held back next to service.db and given up when a commit finds the disk full:
   // a tenant who fills the shared file system cannot stop the service from recording state.
   double database_reserve_mb = 64;
   int max_queue = 100;
+  // Open HTTP connections from one client address (docs/security.md); beyond it: 503.
+  int max_connections_per_address = 1000;
   double keep_terminated_s = 600;
   // The accel binary that runs job monitors (`accel __job-monitor`); empty: this process's own
   // executable, which is right for `accel serve` (tests embedding the service name it).
