@@ -57,7 +57,6 @@ struct Usage {
   std::uint64_t processes = 0;
   std::optional<double> cpu_seconds;  // where the executor counts it (a cgroup)
   std::vector<int> pids;              // this machine's processes of the runtime, where it has them
-  std::string source;                 // where the numbers come from: "cgroup v2", "/proc", ...
 };
 
 class Executor {

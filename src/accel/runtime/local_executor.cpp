@@ -236,7 +236,7 @@ std::vector<bool> LocalExecutor::workers_alive(const std::vector<Handle>& worker
   std::vector<bool> out;
   for (const Handle& worker : workers) {
     const Process p = parse(worker);
-    out.push_back(alive(p.pid, p.start));
+    out.push_back(running(p.pid, p.start));
   }
   return out;
 }
@@ -247,7 +247,7 @@ std::vector<JobStatus> LocalExecutor::poll_jobs(const std::vector<Handle>& jobs)
   for (const Handle& job : jobs) {
     const Process p = parse(job);
     JobStatus status;
-    status.running = alive(p.pid, p.start);
+    status.running = running(p.pid, p.start);
     // Also for a running one: right after a SIGKILL of its runtime the monitor may not have
     // died yet, and a job that ended before it still has its status on file.
     status.exit_code = read_exit_status(p.detail);
@@ -288,12 +288,10 @@ Usage LocalExecutor::usage(const Handle& worker) {
     usage.processes = counters.processes;
     usage.cpu_seconds = counters.cpu_seconds;
     usage.pids = cgroups_->pids(p.detail);
-    usage.source = "cgroup";
   } else {
     usage.pids = group_members(p.pid);
     usage.processes = usage.pids.size();
     usage.memory_bytes = resident_bytes(usage.pids);
-    usage.source = "/proc (the runtime's process group)";
   }
   return usage;
 }
@@ -353,16 +351,15 @@ std::uint64_t resident_bytes(const std::vector<int>& pids) {
 
 std::uint64_t LocalExecutor::start_time(int pid) { return pid > 0 ? start_time_of(stat_fields(pid)) : 0; }
 
-bool LocalExecutor::alive(int pid, std::uint64_t start) {
+bool LocalExecutor::running(int pid, std::uint64_t start) {
   if (pid <= 0) return false;
-  reap();
   if (::kill(pid, 0) != 0 && errno != EPERM) return false;
   // A process re-adopted after a restart is no longer our child: when it exits it stays a
   // zombie until its new parent reaps it (a container's init may never do so). One read of
   // /proc gives both the state and the start time.
   const std::vector<std::string> fields = stat_fields(pid);
-  const bool running = fields.empty() || (fields[0] != "Z" && fields[0] != "X");
-  return running && (start == 0 || start_time_of(fields) == start);
+  const bool exited = !fields.empty() && (fields[0] == "Z" || fields[0] == "X");
+  return !exited && (start == 0 || start_time_of(fields) == start);
 }
 
 void LocalExecutor::signal_group(int group, int signal, std::uint64_t leader_start) {

@@ -59,10 +59,6 @@ class LocalExecutor final : public Executor {
   static Process parse(const Handle& handle);  // pid 0 for "" or a handle of another executor
 
   static std::uint64_t start_time(int pid);  // 0 when there is no such process
-  // Reaps exited children first, so a zombie counts as gone; with a start time, a process
-  // that has it (a PID reused by another process is not alive for us).
-  static bool alive(int pid, std::uint64_t start = 0);
-  static std::optional<int> read_exit_status(const std::string& exit_path);
 
  private:
   // Signals the group led by `group`, unless that PID now names another process (a different
@@ -70,6 +66,10 @@ class LocalExecutor final : public Executor {
   // out no PID that is still a group's id.
   static void signal_group(int group, int signal, std::uint64_t leader_start);
   static void reap();  // collects every exited child of the service
+  static std::optional<int> read_exit_status(const std::string& exit_path);
+  // Whether the process runs (a zombie does not; callers reap first, once per batch); with a
+  // start time, only the process that has it (a PID reused by another process is not ours).
+  static bool running(int pid, std::uint64_t start);
   // Gives `path` (a runtime's working directory) to `who`, mode 0700: no other tenant may list,
   // read or write it.
   void hand_over(const std::string& path, const Identity& who) const;

@@ -187,8 +187,12 @@ void RuntimeService::tick() {
     handles.push_back(job.handle);
   }
   const std::vector<JobStatus> statuses = executor_->poll_jobs(handles);  // one batch
+  std::set<std::string> busy;                                             // runtimes with a job still running
   for (std::size_t i = 0; i < running.size(); ++i) {
-    if (statuses[i].running) continue;
+    if (statuses[i].running) {
+      busy.insert(running[i]->runtime_id);
+      continue;
+    }
     Job& job = *running[i];
     const std::string& id = job.id;
     Runtime& rt = runtimes_.at(job.runtime_id);
@@ -220,10 +224,6 @@ void RuntimeService::tick() {
       workers.push_back(rt->worker);
     }
   }
-  std::set<std::string> busy;  // runtimes with a running job
-  for (const auto& [id, job] : jobs_) {
-    if (job.state == "running") busy.insert(job.runtime_id);
-  }
   const std::vector<bool> alive = executor_->workers_alive(workers);  // one batch
   for (std::size_t i = 0; i < with_worker.size(); ++i) {
     Runtime& rt = *with_worker[i];
@@ -244,9 +244,7 @@ void RuntimeService::tick() {
     }
     if (rt.state != "running") continue;
     const TierPolicy& tier = tier_of(rt.tier);
-    const bool job_running = std::any_of(jobs_.begin(), jobs_.end(), [&](const auto& e) {
-      return e.second.runtime_id == id && e.second.state == "running";
-    });
+    const bool job_running = busy.count(id) > 0;
     // The idle clock runs while no job executes; without background execution it also runs
     // while jobs execute but no client sends heartbeats.
     const bool was_warned_idle = rt.warned_idle, was_warned_lifetime = rt.warned_lifetime;
