@@ -17,6 +17,7 @@ run: deps-run
 	./$(BUILD)/accel train $(ARGS)
 
 test: deps-test build
+	scripts/test-venv.sh $(BUILD)
 	cd $(BUILD) && ctest --output-on-failure --no-tests=error -j2
 
 build:
@@ -37,6 +38,7 @@ asan: deps-test
 	# and stack traces keep their lines.
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" -DACCEL_SANITIZE=ON
 	cmake --build $(ASAN_BUILD)
+	scripts/test-venv.sh $(ASAN_BUILD)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure --no-tests=error -j2
 
 format-check: deps-test

@@ -22,7 +22,7 @@ packages=(
 torch=(python3-torch python3-numpy libopenblas0)
 case "$what" in
   run) ;;
-  test) packages+=(libgtest-dev "${torch[@]}" clang-format) ;;
+  test) packages+=(libgtest-dev "${torch[@]}" python3-venv clang-format) ;;  # venv: scripts/test-venv.sh
   bench) packages+=("${torch[@]}" python3-venv time) ;;
   *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac

@@ -69,6 +69,7 @@ int run_train(train::SeedConfig config, bool json, bool summary) {
                    : report.memory.summary.c_str(),
                stdout);
   }
+  if (!config.save_path.empty()) std::printf("weights: %s (safetensors)\n", config.save_path.c_str());
   if (json) print_json(report, config);
   return 0;
 }
@@ -112,6 +113,9 @@ void add_train_command(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_flag("--memory-summary", *summary, "Print the device's memory summary table at the end");
   cmd->add_flag("--json", *json, "Also print the results as one JSON line");
+  cmd->add_option("--save", config->save_path,
+                  "Write the trained weights to this file as safetensors (PyTorch: safetensors.torch.load_file, "
+                  "then load_state_dict of nn.Sequential(Linear(784, H), ReLU(), Linear(H, 10)))");
   cmd->callback([config, json, summary, &exit_code] { exit_code = run_train(*config, *json, *summary); });
 }
 

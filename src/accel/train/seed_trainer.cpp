@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <optional>
 
 #include "accel/amp/grad_scaler.h"
@@ -15,6 +16,7 @@
 #include "accel/ops/autocast.h"
 #include "accel/ops/ops.h"
 #include "accel/optim/optimizer.h"
+#include "accel/tensor/safetensors.h"
 #include "accel/train/captured_step.h"
 #include "accel/train/thread_tuner.h"
 
@@ -79,6 +81,11 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
     set_num_threads(tuner->threads());
   } else {
     set_num_threads(config.threads);
+  }
+  if (!config.save_path.empty()) {  // found out now, not after the training it would lose
+    const std::filesystem::path folder = std::filesystem::path(config.save_path).parent_path();
+    if (!folder.empty() && !std::filesystem::is_directory(folder))
+      throw ValueError("--save " + config.save_path + ": the folder " + folder.string() + " does not exist");
   }
   TrainReport report;
   report.device = resolve_device(config.device, &report.device_note);
@@ -186,6 +193,10 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
     }
     report.epochs.push_back(stats);
     if (on_epoch) on_epoch(stats);
+  }
+  if (!config.save_path.empty()) {
+    save_safetensors(config.save_path, model.state_dict(),
+                     {{"format", "pt"}, {"accel.model", "784-" + std::to_string(config.hidden) + "-10 MLP"}});
   }
   report.step_mode = captured.replaying()
                          ? "captured: " + std::to_string(captured.kernels()) + " kernel calls replayed per step"

@@ -35,6 +35,9 @@ struct SeedConfig {
   int threads = 0;                        // 0: tuned while training, up to hw::usable_cpus()
   std::string data_dir;                   // empty: Debian's dataset-fashion-mnist folder
   std::optional<double> memory_fraction;  // cap on the device's reserved memory (cuda, sim)
+  // Non-empty: the trained weights are written there as safetensors, with the names of
+  // PyTorch's nn.Sequential(Linear, ReLU, Linear) ("0.weight", ..., "2.bias").
+  std::string save_path;
 };
 
 struct EpochStats {
