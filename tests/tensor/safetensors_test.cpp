@@ -135,22 +135,24 @@ TEST_F(Safetensors, DamagedFilesAreDataErrorsNamingTheFileTheTensorAndTheOffset)
   write_bytes(cut, huge);
   EXPECT_NE(refusal(cut).find("header length at offset 0"), std::string::npos) << refusal(cut);
 
-  EXPECT_NE(refusal(with_header("{not json", "")).find("not valid JSON"), std::string::npos);
-  EXPECT_NE(refusal(with_header(R"({"x": {"dtype": "F8_E4M3", "shape": [1], "data_offsets": [0, 1]}})", "\1"))
-                .find("tensor 'x': dtype F8_E4M3 is not one accel has"),
-            std::string::npos);
-  EXPECT_NE(
-      refusal(with_header(R"({"x": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}})", std::string(8, '\0')))
-          .find("tensor 'x': shape [3] of F32 needs 12 bytes"),
-      std::string::npos);
-  EXPECT_NE(refusal(with_header(R"({"x": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]},)"
-                                R"( "y": {"dtype": "U8", "shape": [2], "data_offsets": [1, 3]}})",
-                                std::string(3, '\0')))
-                .find("overlapping or gapped"),
-            std::string::npos);
-  EXPECT_NE(
-      refusal(with_header(R"({"x": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}})", std::string(5, '\0')))
-          .find("3 bytes after the last tensor"),
-      std::string::npos);
+  // Crafted headers: {header, data, what the error must say}.
+  const struct {
+    std::string header, data, says;
+  } crafted[] = {
+      {"{not json", "", "not valid JSON"},
+      {R"({"x": {"dtype": "F8_E4M3", "shape": [1], "data_offsets": [0, 1]}})", "\1",
+       "tensor 'x': dtype F8_E4M3 is not one accel has"},
+      {R"({"x": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}})", std::string(8, '\0'),
+       "tensor 'x': shape [3] of F32 needs 12 bytes"},
+      {R"({"x": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]},)"
+       R"( "y": {"dtype": "U8", "shape": [2], "data_offsets": [1, 3]}})",
+       std::string(3, '\0'), "overlapping or gapped"},
+      {R"({"x": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}})", std::string(5, '\0'),
+       "3 bytes after the last tensor"},
+  };
+  for (const auto& c : crafted) {
+    const std::string said = refusal(with_header(c.header, c.data));
+    EXPECT_NE(said.find(c.says), std::string::npos) << c.header << " -> " << said;
+  }
   EXPECT_NE(refusal(dir_ / "missing.safetensors").find("cannot open"), std::string::npos);
 }

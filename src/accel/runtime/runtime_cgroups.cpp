@@ -177,11 +177,14 @@ RuntimeCgroups::~RuntimeCgroups() {
 
 std::string RuntimeCgroups::description() const {
   if (hierarchies_.empty()) return "no cgroups (" + why_not_ + ")";
-  std::string controllers;
-  for (const Hierarchy& h : hierarchies_)
-    for (const std::string& c : h.controllers) controllers += (controllers.empty() ? "" : ", ") + c;
-  return std::string(hierarchies_.front().v2 ? "cgroup v2" : "cgroup v1") + " (" + controllers + ") under " +
-         fs::path(hierarchies_.front().base).parent_path().string();
+  // "cgroup v1 (pids at /sys/fs/cgroup/pids/accel-400000, memory at ...)": where each lives.
+  std::string where;
+  for (const Hierarchy& h : hierarchies_) {
+    std::string controllers;
+    for (const std::string& c : h.controllers) controllers += (controllers.empty() ? "" : "+") + c;
+    where += (where.empty() ? "" : ", ") + controllers + " at " + h.base;
+  }
+  return std::string(hierarchies_.front().v2 ? "cgroup v2" : "cgroup v1") + " (" + where + ")";
 }
 
 const RuntimeCgroups::Hierarchy* RuntimeCgroups::with(const std::string& controller) const {
