@@ -86,6 +86,16 @@ bind /dev "$root/dev"
 mounted+=("$root/dev/pts") && mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts"
 mounted+=("$root/dev/shm") && mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
 cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+# The network's other setting, like resolv.conf: where this network's egress re-signs TLS with
+# a CA of its own (pip's config on this machine names the bundle that trusts it), pip in the
+# root needs that bundle to reach PyPI (`make test` installs safetensors in build/test-venv).
+# Copied to a path of its own: installing ca-certificates in the root rewrites /etc/ssl/certs.
+host_bundle=$(sed -n 's/^ *cert *= *//p' /etc/pip.conf 2>/dev/null | head -1)
+if [ -n "$host_bundle" ] && [ -f "$host_bundle" ]; then
+  mkdir -p "$root/etc/ssl"
+  cp -L "$host_bundle" "$root/etc/ssl/accel-network-ca.crt"
+  printf '[global]\ncert = /etc/ssl/accel-network-ca.crt\n' >"$root/etc/pip.conf"
+fi
 
 in_root() {
   chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
