@@ -185,6 +185,6 @@ TEST(DataLoader, ScalesPixelsToUnitRangeLikeToTensor) {
   const auto x = loader.batch(0).inputs.to_vector<float>();
   EXPECT_EQ(x, (std::vector<float>{0.0f, 51.0f / 255.0f, 128.0f / 255.0f, 1.0f}));
   EXPECT_THROW(data::DataLoader(images, zeros({2}, DType::Int64), {}), ShapeError);
-  EXPECT_THROW(data::DataLoader(zeros({1, 4}), zeros({1}, DType::Int64), {}), DTypeError);
+  EXPECT_THROW(data::DataLoader(zeros({1, 4}, DType::Float64), zeros({1}, DType::Int64), {}), DTypeError);
   EXPECT_THROW(data::DataLoader(images, zeros({1}, DType::Int64), {.batch_size = 0}), ValueError);
 }

@@ -165,7 +165,9 @@ TEST(CapturedStep, AScaledStepOfAPackedAdamSkipsOnTheDeviceAndIsCaptured) {
     for (int i = 0; i < 12; ++i)
       std::apply([&](auto x, auto y) { losses.push_back(static_cast<float>(step.run(x, y).item_double())); },
                  batches.next());
-    if (capture) EXPECT_TRUE(step.replaying()) << step.fallback_reason();
+    if (capture) {
+      EXPECT_TRUE(step.replaying()) << step.fallback_reason();
+    }
     return std::make_tuple(losses, values(t.model), scaler.get_scale(), t.adam->step_count(0));
   };
   const auto [eager_losses, eager_values, eager_scale, eager_steps] = run(false);

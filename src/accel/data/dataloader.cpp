@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 #include "accel/core/parallel.h"  // parallel_for: the gather runs on every core
@@ -23,22 +24,44 @@ void pixels_to_unit(const std::uint8_t* __restrict pixels, float* __restrict out
 
 }  // namespace
 
-DataLoader::DataLoader(Tensor images, Tensor labels, DataLoaderOptions options)
-    : images_(images.contiguous()), labels_(labels.contiguous()), options_(options), gen_(options.seed) {
-  if (images_.dtype() != DType::UInt8 || images_.dim() != 2) {
-    throw DTypeError("DataLoader: images must be uint8 [N, features], got " + std::string(dtype_name(images_.dtype())) +
-                     " " + images_.shape().to_string());
+DataLoader::DataLoader(Tensor inputs, Tensor labels, DataLoaderOptions options)
+    : inputs_(inputs.contiguous()), labels_(labels.contiguous()), options_(options), gen_(options.seed) {
+  if (inputs_.dtype() != DType::UInt8 && inputs_.dtype() != DType::Float32) {
+    throw DTypeError("DataLoader: inputs must be uint8 (images, scaled to [0, 1]) or float32, got " +
+                     std::string(dtype_name(inputs_.dtype())) + ": convert them first (x.to(DType::Float32))");
   }
-  if (labels_.dtype() != DType::Int64 || labels_.dim() != 1 || labels_.shape()[0] != images_.shape()[0]) {
-    throw ShapeError("DataLoader: labels must be int64 [" + std::to_string(images_.shape()[0]) + "], got " +
-                     std::string(dtype_name(labels_.dtype())) + " " + labels_.shape().to_string());
+  if (inputs_.dim() < 1 || labels_.dim() < 1) {
+    throw ShapeError("DataLoader: inputs and labels need a first dimension of samples, got inputs " +
+                     inputs_.shape().to_string() + " and labels " + labels_.shape().to_string());
+  }
+  if (labels_.shape()[0] != inputs_.shape()[0]) {
+    throw ShapeError("DataLoader: " + std::to_string(inputs_.shape()[0]) + " inputs but " +
+                     std::to_string(labels_.shape()[0]) + " labels (" + std::string(dtype_name(labels_.dtype())) + " " +
+                     labels_.shape().to_string() + "): both need one row per sample");
   }
   if (options.batch_size <= 0) {
     throw ValueError("DataLoader: batch_size must be positive, got " + std::to_string(options.batch_size));
   }
-  order_.resize(static_cast<std::size_t>(images_.shape()[0]));
+  if (!inputs_.device().is_cpu() || !labels_.device().is_cpu()) {
+    throw DeviceError("DataLoader: the data set must be on the CPU (batches are moved to options.device)");
+  }
+  order_.resize(static_cast<std::size_t>(inputs_.shape()[0]));
   std::iota(order_.begin(), order_.end(), 0);
   if (options_.shuffle) shuffle_order();
+}
+
+void DataLoader::restore(std::vector<std::int64_t> order, const std::string& shuffle_state) {
+  std::vector<bool> seen(order_.size(), false);
+  for (const std::int64_t i : order) {
+    if (order.size() != order_.size() || i < 0 || i >= static_cast<std::int64_t>(seen.size()) ||
+        seen[static_cast<std::size_t>(i)]) {
+      throw ValueError("DataLoader::restore: the saved order is not a permutation of the " +
+                       std::to_string(order_.size()) + " samples (was the checkpoint made with other data?)");
+    }
+    seen[static_cast<std::size_t>(i)] = true;
+  }
+  gen_.set_state(shuffle_state);
+  order_ = std::move(order);
 }
 
 void DataLoader::shuffle_order() {
@@ -70,18 +93,31 @@ std::vector<std::int64_t> DataLoader::batch_indices(std::size_t index) const {
 Batch DataLoader::batch(std::size_t index) const {
   const std::vector<std::int64_t> rows = batch_indices(index);
   const auto count = static_cast<std::int64_t>(rows.size());
-  const std::int64_t features = images_.shape()[1];
-  Batch out{empty(Shape{count, features}, DType::Float32), empty(Shape{count}, DType::Int64)};
-  const std::uint8_t* src = images_.data_ptr<std::uint8_t>();
-  const std::int64_t* all_labels = labels_.data_ptr<std::int64_t>();
+  const auto row_shape = [&](const Tensor& t) {
+    std::vector<std::int64_t> shape = t.shape().sizes();
+    shape[0] = count;
+    return Shape(shape);
+  };
+  Batch out{empty(row_shape(inputs_), DType::Float32), empty(row_shape(labels_), labels_.dtype())};
+  const std::int64_t features = inputs_.numel() / std::max<std::int64_t>(inputs_.shape()[0], 1);
+  const std::int64_t label_bytes = labels_.numel() / std::max<std::int64_t>(labels_.shape()[0], 1) *
+                                   static_cast<std::int64_t>(element_size(labels_.dtype()));
+  const bool images = inputs_.dtype() == DType::UInt8;
+  const auto* labels_in = static_cast<const std::byte*>(labels_.raw_data());
+  auto* labels_out = static_cast<std::byte*>(out.labels.raw_data());
   float* x = out.inputs.data_ptr<float>();
-  std::int64_t* y = out.labels.data_ptr<std::int64_t>();
   parallel_for(count, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(features, 1)),
                [&](std::int64_t begin, std::int64_t end) {
                  for (std::int64_t r = begin; r < end; ++r) {
                    const std::int64_t row = rows[static_cast<std::size_t>(r)];
-                   pixels_to_unit(src + row * features, x + r * features, features);
-                   y[r] = all_labels[row];
+                   if (images) {
+                     pixels_to_unit(inputs_.data_ptr<std::uint8_t>() + row * features, x + r * features, features);
+                   } else {
+                     std::memcpy(x + r * features, inputs_.data_ptr<float>() + row * features,
+                                 static_cast<std::size_t>(features) * sizeof(float));
+                   }
+                   std::memcpy(labels_out + r * label_bytes, labels_in + row * label_bytes,
+                               static_cast<std::size_t>(label_bytes));
                  }
                });
   if (!options_.device.is_cpu()) {

@@ -1,5 +1,7 @@
-// DataLoader: batches of (inputs, labels) from uint8 images, shuffled with a seed, scaled to
-// [0, 1] and flattened, as torchvision's ToTensor + a flatten would give.
+// DataLoader: batches of (inputs, labels) drawn from two tensors with the same first dimension,
+// shuffled with a seed. uint8 inputs are images, scaled to [0, 1] as torchvision's ToTensor
+// does; float32 inputs are taken as they are; labels may be any dtype and shape [N, ...] (class
+// indices as int64 [N], regression targets as float32 [N, k]).
 //
 //   DataLoader loader(train.images, train.labels, {.batch_size = 64, .shuffle = true, .seed = 0});
 //   for (std::size_t i = 0; i < loader.size(); ++i) { Batch b = loader.batch(i); ... }
@@ -7,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "accel/tensor/generator.h"
@@ -23,14 +26,15 @@ struct DataLoaderOptions {
 };
 
 struct Batch {
-  Tensor inputs;  // float32 [B, features] in [0, 1]
-  Tensor labels;  // int64 [B]
+  Tensor inputs;  // float32 [B, ...]: the rows of the inputs (uint8 scaled to [0, 1])
+  Tensor labels;  // [B, ...] in the labels' dtype
 };
 
 class DataLoader {
  public:
-  // images: uint8 [N, features]; labels: int64 [N].
-  DataLoader(Tensor images, Tensor labels, DataLoaderOptions options);
+  // inputs: uint8 or float32 [N, ...]; labels: [N, ...] of any dtype. Throws DTypeError or
+  // ShapeError naming what to change.
+  DataLoader(Tensor inputs, Tensor labels, DataLoaderOptions options);
 
   // Batches per epoch.
   std::size_t size() const;
@@ -41,10 +45,17 @@ class DataLoader {
   void next_epoch();
   std::int64_t num_samples() const { return static_cast<std::int64_t>(order_.size()); }
 
+  // What a checkpoint keeps to carry on mid-epoch with the same batches: the current order and
+  // the shuffling generator (Generator::state()).
+  const std::vector<std::int64_t>& order() const { return order_; }
+  std::string shuffle_state() const { return gen_.state(); }
+  // Restores both; throws ValueError when `order` is not a permutation of this loader's samples.
+  void restore(std::vector<std::int64_t> order, const std::string& shuffle_state);
+
  private:
   void shuffle_order();
 
-  Tensor images_, labels_;
+  Tensor inputs_, labels_;
   DataLoaderOptions options_;
   Generator gen_;
   std::vector<std::int64_t> order_;

@@ -180,6 +180,11 @@ SGD::SGD(std::vector<Tensor> params, SGDOptions options)
   }
 }
 
+void SGD::set_lr(double lr) {
+  check_range(name_, "lr", lr, 0.0, false, 1e30);
+  options_.lr = lr;
+}
+
 void SGD::step() {
   autograd::NoGradGuard no_grad;
   const bool momentum = options_.momentum != 0.0;
@@ -259,6 +264,11 @@ void SGD::load_state_dict(const std::map<std::string, Tensor>& state) {
     has_buffer_[i] = found != parsed.per_param.end();
     if (has_buffer_[i]) copy_(momentum_buffers_[i], found->second.at("momentum_buffer"));
   }
+}
+
+void Adam::set_lr(double lr) {
+  check_range(name_, "lr", lr, 0.0, false, 1e30);
+  options_.lr = lr;
 }
 
 Adam::Adam(std::vector<Tensor> params, AdamOptions options) : Adam(std::move(params), options, false) {}

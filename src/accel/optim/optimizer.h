@@ -42,6 +42,12 @@ class Optimizer {
   virtual std::map<std::string, Tensor> state_dict() const = 0;
   virtual void load_state_dict(const std::map<std::string, Tensor>& state) = 0;
 
+  // The learning rate, as param_groups[0]["lr"]; set_lr is what schedulers call (a captured step
+  // holds the old value: recapture it). Throws ValueError for a negative or non-finite rate.
+  virtual double lr() const = 0;
+  virtual void set_lr(double lr) = 0;
+  const std::string& name() const { return name_; }
+
  protected:
   // The arena holding exactly these parameters with every gradient at its fixed place, or
   // null: then one fused call over the flat buffers covers the whole step.
@@ -73,6 +79,8 @@ class SGD : public Optimizer {
   SGD(std::vector<Tensor> params, SGDOptions options);
   void step() override;
   const SGDOptions& options() const { return options_; }
+  double lr() const override { return options_.lr; }
+  void set_lr(double lr) override;
   std::map<std::string, Tensor> state_dict() const override;
   void load_state_dict(const std::map<std::string, Tensor>& state) override;
 
@@ -98,6 +106,8 @@ class Adam : public Optimizer {
   // A packed model's Adam (the flat path) skips on the device; otherwise false.
   bool step_unless(const Tensor& found_inf) override;
   const AdamOptions& options() const { return options_; }
+  double lr() const override { return options_.lr; }
+  void set_lr(double lr) override;
   std::map<std::string, Tensor> state_dict() const override;
   void load_state_dict(const std::map<std::string, Tensor>& state) override;
   // Steps taken by parameter i (PyTorch keeps this per parameter). For a packed model the count

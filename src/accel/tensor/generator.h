@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <random>
+#include <string>
 
 namespace accel {
 
@@ -32,6 +33,12 @@ class Generator {
   std::uint64_t below(std::uint64_t n);
   // Standard normal (Box-Muller on doubles).
   float normal();
+
+  // The host engine's whole state as text (seed, engine, the spare normal), for checkpoints:
+  // set_state(state()) continues the same sequence. Device counters are not included.
+  std::string state() const;
+  // Throws ValueError when `text` is not a state() of this kind.
+  void set_state(const std::string& text);
 
  private:
   std::mt19937_64 engine_;

@@ -1,0 +1,157 @@
+// Model: Keras's compile / fit / evaluate / predict over an nn::Module, with Keras's names and
+// defaults, on any device. The seed's TensorFlow snippet in accel:
+//
+//   train::Model model(nn::Sequential(nn::Linear(784, 256), nn::ReLU(), nn::Linear(256, 10)));
+//   model.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
+//   train::History history = model.fit(x_train, y_train, {.epochs = 5, .batch_size = 32});
+//
+// Differences from Keras, on purpose: models end in logits and the cross-entropy losses apply
+// the softmax themselves (PyTorch's convention, and the stable one), so there is no softmax
+// layer; x is converted to float32 as Keras casts it, without scaling (divide images by 255, as
+// the seed does).
+//
+// fit validates the whole data set before the first step (shapes, dtypes, NaN/inf, the label
+// range against the model's output), runs the step through train::CapturedStep (recorded once,
+// replayed after), keeps the epoch's loss and accuracy on the device (no host read per step),
+// and with a checkpoint_dir survives preemption: see FitOptions::checkpoint_dir.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "accel/amp/grad_scaler.h"
+#include "accel/core/error.h"
+#include "accel/nn/module.h"
+#include "accel/optim/optimizer.h"
+
+namespace accel::train {
+
+class Callback;
+
+// An epoch's results by name: "loss", "accuracy", "val_loss", "val_accuracy", "lr".
+using Logs = std::map<std::string, double>;
+
+// Keras's History: history["loss"][e] is epoch e's mean training loss (e from 0).
+struct History {
+  std::vector<int> epoch;
+  std::map<std::string, std::vector<double>> history;
+};
+
+// loss(output, target) -> a scalar; nn::CrossEntropyLoss and nn::MSELoss fit.
+using LossFn = std::function<Tensor(const Tensor& output, const Tensor& target)>;
+
+struct CompileOptions {
+  // By name: "adam", "adamw" or "sgd", with Keras's learning rates (adam, adamw: 1e-3; sgd:
+  // 1e-2) unless learning_rate is set. Ignored when compile() is given an optimizer object.
+  std::string optimizer = "adam";
+  std::optional<double> learning_rate{};
+  // "sparse_categorical_crossentropy" (int64 class indices [N]), "categorical_crossentropy"
+  // (one-hot or soft float32 targets [N, C]), "mse" / "mean_squared_error" (float32 targets).
+  std::string loss = "sparse_categorical_crossentropy";
+  std::vector<std::string> metrics{};  // "accuracy"
+  // Mixed precision: "off", "bf16" or "fp16" (fp16 adds loss scaling), as `accel train --amp`.
+  std::string amp = "off";
+  // Record the step once and replay it (train/captured_step.h); false: every step eager.
+  bool capture = true;
+};
+
+struct FitOptions {
+  int epochs = 1;
+  std::int64_t batch_size = 32;
+  // 0: silent; 1: Keras's progress bar on a terminal, its final line per epoch otherwise;
+  // 2: one line per epoch without the bar.
+  int verbose = 1;
+  // The last fraction of x and y (before shuffling, as Keras takes it) held out for validation.
+  double validation_split = 0.0;
+  std::optional<std::pair<Tensor, Tensor>> validation_data{};
+  bool shuffle = true;
+  std::uint64_t seed = 0;  // the shuffling order's seed
+  std::vector<std::shared_ptr<Callback>> callbacks{};
+  // Non-empty: fit keeps DIR/checkpoint.safetensors (everything a resumed run needs: weights,
+  // optimizer, loss scaler, data order, random state, the epoch so far, the history) and
+  // DIR/model.safetensors (the weights alone, for PyTorch), both written atomically at the end
+  // of every epoch; with `resume`, fit carries on from DIR's checkpoint when there is one. While
+  // it runs, SIGTERM (what a scheduler sends before preemption) makes fit finish the current
+  // step, write the checkpoint and throw TrainingInterrupted.
+  std::string checkpoint_dir{};
+  bool resume = true;
+  std::FILE* out = stdout;  // where the progress goes
+};
+
+// fit stopped at SIGTERM after writing a checkpoint; `accel train` exits with kExitCode.
+class TrainingInterrupted : public Error {
+ public:
+  static constexpr int kExitCode = 75;  // EX_TEMPFAIL: try again (with --resume)
+  TrainingInterrupted(const std::string& checkpoint, int epoch, std::int64_t batch)
+      : Error("training interrupted by SIGTERM in epoch " + std::to_string(epoch + 1) + " after batch " +
+              std::to_string(batch) + "; checkpoint written to " + checkpoint + " (resume from it)"),
+        checkpoint_(checkpoint) {}
+  const std::string& checkpoint() const { return checkpoint_; }
+
+ private:
+  std::string checkpoint_;
+};
+
+class Model {
+ public:
+  explicit Model(std::shared_ptr<nn::Module> module, std::optional<Device> device = std::nullopt);
+  // Takes a module by value: Model(nn::Sequential(...)). Without a device: CUDA when usable,
+  // else the CPU (train::resolve_device("auto")).
+  template <typename M>
+  requires std::is_base_of_v<nn::Module, std::decay_t<M>>
+  explicit Model(M&& module, std::optional<Device> device = std::nullopt)
+      : Model(std::make_shared<std::decay_t<M>>(std::forward<M>(module)), device) {}
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  void compile(CompileOptions options);
+  // With an optimizer over module().parameters() and a loss object (options.optimizer is
+  // ignored, options.loss names the loss in logs only).
+  void compile(std::shared_ptr<optim::Optimizer> optimizer, LossFn loss, CompileOptions options = {});
+
+  History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
+  // "loss" and the compiled metrics over (x, y), without autograd.
+  Logs evaluate(const Tensor& x, const Tensor& y, std::int64_t batch_size = 32);
+  // The model's outputs for x, on the CPU, in batches, without autograd.
+  Tensor predict(const Tensor& x, std::int64_t batch_size = 32);
+
+  // The weights as safetensors with the module's names (PyTorch: load_file + load_state_dict).
+  void save(const std::string& path) const;
+  void load(const std::string& path);
+
+  nn::Module& module() { return *module_; }
+  Device device() const { return device_; }
+  optim::Optimizer& optimizer();
+  // Sets the optimizer's learning rate; a captured step is recorded again.
+  void set_learning_rate(double lr);
+  double learning_rate();
+  // The names fit's logs will hold: loss, the metrics, and val_ of each with validation.
+  std::vector<std::string> log_names(bool validation) const;
+  // How the last fit ran its steps: "captured: N kernel calls replayed per step", or "eager: <why>".
+  const std::string& step_mode() const { return step_mode_; }
+  // Set by a callback (EarlyStopping, TerminateOnNaN) to end fit after the current step or epoch.
+  bool stop_training = false;
+
+ private:
+  struct Compiled;
+  struct Run;
+  Compiled& compiled();
+  void check_data(const Tensor& x, const Tensor& y, const std::string& what);
+  Logs evaluate_prepared(const Tensor& x, const Tensor& y, std::int64_t batch_size, const std::string& prefix);
+
+  std::shared_ptr<nn::Module> module_;
+  Device device_;
+  std::unique_ptr<Compiled> compiled_;
+  std::string step_mode_;
+};
+
+}  // namespace accel::train
