@@ -13,7 +13,7 @@ what=${1:-run}
 packages=(
   build-essential make cmake ninja-build pkg-config ca-certificates
   libdnnl-dev ocl-icd-opencl-dev  # Debian's oneDNN is built with its OpenCL GPU runtime: its CMake config needs OpenCL
-  zlib1g-dev libcli11-dev nlohmann-json3-dev libsqlite3-dev libssl-dev libcpp-httplib-dev
+  zlib1g-dev libzip-dev libcli11-dev nlohmann-json3-dev libsqlite3-dev libssl-dev libcpp-httplib-dev
   libboost-dev  # Boost.Beast/Asio, header-only: the service's event-driven HTTP server
   dataset-fashion-mnist
 )

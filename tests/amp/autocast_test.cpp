@@ -85,7 +85,7 @@ TEST(Autocast, SeedWorkflowInBfloat16ReachesFloat32sAccuracyAfterFiveEpochs) {
   };
   const double fp32 = run("off"), bf16 = run("bf16");
   std::cout << "test accuracy after 5 epochs: float32 " << fp32 << ", bf16 autocast " << bf16 << "\n";
-  EXPECT_NEAR(bf16, fp32, 0.005);
+  EXPECT_GE(bf16, fp32 - 0.005);  // no accuracy lost to bfloat16 (it may land a little higher)
   EXPECT_GE(bf16, 0.87);
   train::SeedConfig bad;
   bad.amp = "fp8";

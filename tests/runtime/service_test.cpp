@@ -197,7 +197,7 @@ TEST_F(ServiceTest, PreemptionSendsSigtermFirstAndWaitsTheGracePeriod) {
   // Its checkpoint takes 0.5 s of the 1 s grace; the runtime ends when the job does.
   const std::string job = this->job("alice", victim,
                                     {"sh", "-c",
-                                     "trap 'echo got SIGTERM; sleep 0.5; echo saved; exit 0' TERM; echo ready; "
+                                     "trap 'echo got SIGTERM; sleep 0.5; echo saved; exit 75' TERM; echo ready; "
                                      "while :; do sleep 0.05; done"});
   ASSERT_TRUE(wait_until([&] { return output("alice", victim, job).find("ready") != std::string::npos; }, 5));
   const auto asked = std::chrono::steady_clock::now();
@@ -211,7 +211,10 @@ TEST_F(ServiceTest, PreemptionSendsSigtermFirstAndWaitsTheGracePeriod) {
   const Json ended = runtime("alice", victim);
   EXPECT_EQ(ended["state"], "terminated");
   EXPECT_EQ(ended["reason"], "preempted");
-  EXPECT_EQ(job_state("alice", victim, job)["exit_code"], 0);  // it checkpointed and exited on SIGTERM
+  // It checkpointed and exited as `accel train --checkpoint-dir` does on SIGTERM (75), which the
+  // events name with what to do next.
+  EXPECT_EQ(job_state("alice", victim, job)["exit_code"], 75);
+  EXPECT_TRUE(has_event("alice", victim, "job_finished", "run it again with --resume"));
 }
 
 TEST_F(ServiceTest, IdleTimeoutWithoutBackgroundExecutionDespiteARunningJob) {

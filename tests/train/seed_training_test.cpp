@@ -2,8 +2,13 @@
 // `accel train` command's behaviour on bad input.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <string>
 
 #include "../support/command.h"
@@ -67,4 +72,65 @@ TEST(TrainCommand, BadFlagsAreRejectedByTheParser) {
   const auto result = run_command(std::string(ACCEL_CLI_PATH) + " train --device tpu:9 --epochs 1");
   EXPECT_EQ(result.status, 1) << result.output;
   EXPECT_NE(result.output.find("unknown device"), std::string::npos) << result.output;
+}
+
+namespace {
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+// The scenario from outside: kill -TERM during epoch 3 of a 5-epoch `accel train`, then
+// --resume: the saved weights are byte for byte those of a run never interrupted.
+TEST(TrainCommand, KillTermInEpochThreeThenResumeSavesTheUninterruptedWeights) {
+  const auto dir = std::filesystem::temp_directory_path() / ("accel_train_resume_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string train = std::string(ACCEL_CLI_PATH) + " train --epochs 5 --threads 1 --device cpu";
+  const auto whole = run_command(train + " --save " + (dir / "whole.safetensors").string());
+  ASSERT_EQ(whole.status, 0) << whole.output;
+
+  const std::string log = (dir / "log").string(), ckpt = (dir / "ckpt").string();
+  const auto interrupted =
+      run_command("(" + train + " --checkpoint-dir " + ckpt + " > " + log + " 2>&1 & pid=$!; " +
+                  "for i in $(seq 1200); do grep -q '^epoch 2 ' " + log + " && break; sleep 0.05; done; sleep 0.15; " +
+                  "kill -TERM $pid; wait $pid; echo \"status=$?\"; cat " + log + ")");
+  EXPECT_NE(interrupted.output.find("status=75"), std::string::npos) << interrupted.output;
+  EXPECT_NE(interrupted.output.find("interrupted by SIGTERM in epoch 3"), std::string::npos) << interrupted.output;
+  EXPECT_EQ(interrupted.output.find("\nepoch 3  loss"), std::string::npos) << interrupted.output;
+
+  // Without --resume, an existing checkpoint is an error rather than overwritten.
+  const auto refused = run_command(train + " --checkpoint-dir " + ckpt);
+  EXPECT_EQ(refused.status, 1) << refused.output;
+  EXPECT_NE(refused.output.find("--resume"), std::string::npos) << refused.output;
+
+  const auto resumed =
+      run_command(train + " --checkpoint-dir " + ckpt + " --resume --save " + (dir / "resumed.safetensors").string());
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("\nepoch 5  loss"), std::string::npos) << resumed.output;
+  EXPECT_EQ(resumed.output.find("\nepoch 2  loss"), std::string::npos) << resumed.output;
+  EXPECT_NE(resumed.output.find("Resuming from " + ckpt + "/checkpoint.safetensors: epoch 3"), std::string::npos)
+      << resumed.output;
+  const std::string expected = read_bytes((dir / "whole.safetensors").string());
+  ASSERT_GT(expected.size(), 800'000u);
+  EXPECT_TRUE(read_bytes((dir / "resumed.safetensors").string()) == expected)
+      << "the resumed run's weights differ from the uninterrupted run's";
+  std::filesystem::remove_all(dir);
+}
+
+TEST(TrainCommand, LayersOptimizerAndValidationSplitDescribeAnotherModel) {
+  const auto result = run_command(std::string(ACCEL_CLI_PATH) +
+                                  " train --epochs 1 --threads 1 --device cpu --layers 784,128,64,10 --dropout 0.1 "
+                                  "--optimizer sgd --momentum 0.9 --lr 0.05 --validation-split 0.1");
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_NE(result.output.find("784-128-64-10 MLP, dropout 0.10, SGD(lr=0.05)"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("validation accuracy 0."), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("\ntest accuracy 0."), std::string::npos) << result.output;
+  const auto wrong_input = run_command(std::string(ACCEL_CLI_PATH) + " train --epochs 1 --layers 700,10");
+  EXPECT_EQ(wrong_input.status, 1) << wrong_input.output;
+  EXPECT_NE(wrong_input.output.find("train-images-idx3-ubyte"), std::string::npos) << wrong_input.output;
+  EXPECT_NE(wrong_input.output.find("784 values per image"), std::string::npos) << wrong_input.output;
 }

@@ -4,11 +4,16 @@
 
 #include "accel/backends/cpu/cpu_backend.h"
 #include "accel/memory/device_allocators.h"
+#include "accel/train/model.h"
 #include "accel/train/seed_trainer.h"
 #include "commands.h"
 
 namespace accel::cli {
 namespace {
+
+const char* optimizer_title(const std::string& name) {
+  return name == "adamw" ? "AdamW" : name == "sgd" ? "SGD" : "Adam";
+}
 
 std::string mib_text(std::int64_t bytes) {
   char text[32];
@@ -35,26 +40,47 @@ int run_train(train::SeedConfig config, bool json, bool summary) {
   std::string note;
   const Device device = train::resolve_device(config.device, &note);
   config.device = device.to_string();
-  const std::string accumulate =
-      config.accumulate > 1 ? " x " + std::to_string(config.accumulate) + " accumulated per step" : "";
-  const std::string amp = config.amp == "off" ? "" : ", autocast " + config.amp;
-  std::printf("accel train: 784-%lld-10 MLP, Adam(lr=%g), cross-entropy, batch %lld%s%s, %d epoch(s) on %s\n",
-              static_cast<long long>(config.hidden), config.lr, static_cast<long long>(config.batch_size),
-              accumulate.c_str(), amp.c_str(), config.epochs, device.describe().c_str());
-  if (!note.empty()) std::printf("device: %s\n", note.c_str());
-  if (device.is_sim()) {
-    const auto [free, total] = memory::caching_allocator(device).mem_get_info();
-    std::printf("device: %s is simulated: CPU compute, %s of simulated device memory (%s free)\n",
-                device.to_string().c_str(), mib_text(static_cast<std::int64_t>(total)).c_str(),
-                mib_text(static_cast<std::int64_t>(free)).c_str());
-  }
-  std::fflush(stdout);
-  const auto report = train::train_seed_model(config, [&](const train::EpochStats& s) {
-    std::printf("epoch %d  loss %.4f  train %.3f s  %.0f samples/s  test accuracy %.4f  threads %d%s\n", s.epoch,
-                s.train_loss, s.train_seconds, s.samples_per_second, s.test_accuracy, s.threads,
-                s.tuned ? " (tuned)" : "");
+  const auto banner = [&](const train::TrainReport& ready) {
+    const std::string accumulate =
+        config.accumulate > 1 ? " x " + std::to_string(config.accumulate) + " accumulated per step" : "";
+    const std::string amp = config.amp == "off" ? "" : ", autocast " + config.amp;
+    const std::string dropout = config.dropout > 0 ? ", dropout " + std::to_string(config.dropout).substr(0, 4) : "";
+    std::printf("accel train: %s%s, %s(lr=%g), cross-entropy, batch %lld%s%s, %d epoch(s) on %s\n", ready.model.c_str(),
+                dropout.c_str(), optimizer_title(config.optimizer), config.lr,
+                static_cast<long long>(config.batch_size), accumulate.c_str(), amp.c_str(), config.epochs,
+                device.describe().c_str());
+    if (!note.empty()) std::printf("device: %s\n", note.c_str());
+    if (device.is_sim()) {
+      const auto [free, total] = memory::caching_allocator(device).mem_get_info();
+      std::printf("device: %s is simulated: CPU compute, %s of simulated device memory (%s free)\n",
+                  device.to_string().c_str(), mib_text(static_cast<std::int64_t>(total)).c_str(),
+                  mib_text(static_cast<std::int64_t>(free)).c_str());
+    }
     std::fflush(stdout);
-  });
+  };
+  std::string held_out = "test";
+  train::TrainReport report;
+  try {
+    report = train::train_seed_model(
+        config,
+        [&](const train::EpochStats& s) {
+          std::printf("epoch %d  loss %.4f  train %.3f s  %.0f samples/s  %s accuracy %.4f  threads %d%s\n", s.epoch,
+                      s.train_loss, s.train_seconds, s.samples_per_second, held_out.c_str(), s.test_accuracy, s.threads,
+                      s.tuned ? " (tuned)" : "");
+          std::fflush(stdout);
+        },
+        [&](const train::TrainReport& ready) {
+          held_out = ready.held_out;
+          banner(ready);
+          if (!ready.resumed_from.empty()) std::printf("Resuming from %s\n", ready.resumed_from.c_str());
+        });
+  } catch (const train::TrainingInterrupted& e) {
+    std::printf("interrupted: %s\nresume: accel train --checkpoint-dir %s --resume (with the same flags)\n", e.what(),
+                config.checkpoint_dir.c_str());
+    std::fflush(stdout);
+    return train::TrainingInterrupted::kExitCode;
+  }
+  if (report.final_test_accuracy) std::printf("test accuracy %.4f\n", *report.final_test_accuracy);
   std::printf("step: %s\n", report.step_mode.c_str());
   if (report.memory.peak_reserved) {
     std::printf("memory on %s: peak allocated %s, peak reserved %s\n", device.describe().c_str(),
@@ -80,7 +106,8 @@ void add_train_command(CLI::App& app, int& exit_code) {
   auto config = std::make_shared<train::SeedConfig>();
   auto json = std::make_shared<bool>(false);
   auto summary = std::make_shared<bool>(false);
-  CLI::App* cmd = app.add_subcommand("train", "Train the seed's 784-256-10 MLP on Fashion-MNIST");
+  CLI::App* cmd =
+      app.add_subcommand("train", "Train the seed's 784-256-10 MLP (or --layers) on Fashion-MNIST with Keras's fit");
   cmd->add_option("--epochs", config->epochs, "Passes over the 60,000 training images")->capture_default_str();
   cmd->add_option("--batch-size", config->batch_size, "Samples per step")
       ->capture_default_str()
@@ -97,17 +124,40 @@ void add_train_command(CLI::App& app, int& exit_code) {
       ->check(CLI::IsMember({"off", "bf16", "fp16"}));
   cmd->add_flag("--eager{false}", config->capture,
                 "Run every step through the ops layer (default: record the second step and replay it)");
-  cmd->add_option("--lr", config->lr, "Adam learning rate")->capture_default_str();
+  cmd->add_option("--lr", config->lr, "Learning rate")->capture_default_str();
   cmd->add_option("--hidden", config->hidden, "Hidden units")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--layers", config->layers,
+                  "Every layer's width, input first: 784,512,128,10 (replaces --hidden; ReLU between layers)")
+      ->delimiter(',');
+  cmd->add_option("--dropout", config->dropout, "Dropout after each hidden ReLU (0: none)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.99));
+  cmd->add_option("--optimizer", config->optimizer, "adam, adamw or sgd")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"adam", "adamw", "sgd"}));
+  cmd->add_option("--momentum", config->momentum, "SGD momentum")->capture_default_str();
+  cmd->add_option("--weight-decay", config->weight_decay, "Weight decay (default: adamw 0.01, others 0)");
+  cmd->add_option("--validation-split", config->validation_split,
+                  "Hold out this last fraction of the training images, report its accuracy each epoch and the test "
+                  "set's at the end")
+      ->check(CLI::Range(0.0, 0.99));
+  cmd->add_option("--checkpoint-dir", config->checkpoint_dir,
+                  "Write a checkpoint here every epoch and at SIGTERM (then exit 75); see --resume");
+  cmd->add_flag("--resume", config->resume, "Carry on from --checkpoint-dir's checkpoint");
+  cmd->add_option("--verbose", config->verbose, "Keras's progress: 0 (accel's epoch lines), 1 (the bar), 2 (a line)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 2));
   cmd->add_option("--device", config->device, "auto, cpu, cuda, cuda:N, or sim[:N] (a simulated device)")
       ->capture_default_str();
   cmd->add_option("--seed", config->seed, "Seed for initial weights and shuffling")->capture_default_str();
   cmd->add_option("--threads", config->threads,
                   "CPU threads (0 = tuned while training, up to the CPUs this process may use)")
       ->capture_default_str();
-  cmd->add_option(
-      "--data", config->data_dir,
-      std::string("Folder with the Fashion-MNIST IDX files (default ") + data::kFashionMnistDefaultDir + ")");
+  cmd->add_option("--data", config->data_dir,
+                  std::string("Training data: a folder of IDX files (default ") + data::kFashionMnistDefaultDir +
+                      "), an .npz with x_train, y_train, x_test, y_test (Keras's layout), or a .csv (label column "
+                      "'label' or the first, pixels or floats) with --test-data");
+  cmd->add_option("--test-data", config->test_data, "The test set's .csv, with a .csv --data");
   cmd->add_option("--memory-fraction", config->memory_fraction,
                   "Cap the device's reserved memory at this fraction of its capacity (cuda, sim)")
       ->check(CLI::Range(0.0, 1.0));

@@ -24,6 +24,20 @@ void pixels_to_unit(const std::uint8_t* __restrict pixels, float* __restrict out
 
 }  // namespace
 
+Tensor scale_pixels(const Tensor& images) {
+  if (images.dtype() != DType::UInt8) {
+    throw DTypeError("scale_pixels: images must be uint8, got " + std::string(dtype_name(images.dtype())));
+  }
+  const Tensor source = images.to(kCPU).contiguous();
+  Tensor out = empty(source.shape(), DType::Float32);
+  const std::uint8_t* pixels = source.data_ptr<std::uint8_t>();
+  float* values = out.data_ptr<float>();
+  parallel_for(source.numel(), kParallelThreshold, [&](std::int64_t begin, std::int64_t end) {
+    pixels_to_unit(pixels + begin, values + begin, end - begin);
+  });
+  return out;
+}
+
 DataLoader::DataLoader(Tensor inputs, Tensor labels, DataLoaderOptions options)
     : inputs_(inputs.contiguous()), labels_(labels.contiguous()), options_(options), gen_(options.seed) {
   if (inputs_.dtype() != DType::UInt8 && inputs_.dtype() != DType::Float32) {

@@ -17,6 +17,10 @@
 
 namespace accel::data {
 
+// uint8 images as float32 in [0, 1], each pixel / 255 exactly as torchvision's ToTensor divides
+// (the DataLoader's own conversion, for a whole data set at once: what Model::fit takes).
+Tensor scale_pixels(const Tensor& images);
+
 struct DataLoaderOptions {
   std::int64_t batch_size = 64;
   bool shuffle = true;

@@ -38,7 +38,7 @@ LabelledImages load_fashion_mnist(const std::string& dir_arg, bool train) {
   }
   const std::int64_t n = images.dims[0];
   const std::int64_t pixels = images.dims[1] * images.dims[2];
-  LabelledImages out{empty(Shape{n, pixels}, DType::UInt8), empty(Shape{n}, DType::Int64)};
+  LabelledImages out{empty(Shape{n, pixels}, DType::UInt8), empty(Shape{n}, DType::Int64), image_path, label_path};
   std::copy(images.values.begin(), images.values.end(), out.images.data_ptr<std::uint8_t>());
   auto* y = out.labels.data_ptr<std::int64_t>();
   for (std::int64_t i = 0; i < n; ++i) {

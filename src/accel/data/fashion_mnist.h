@@ -11,8 +11,9 @@ namespace accel::data {
 inline constexpr const char* kFashionMnistDefaultDir = "/usr/share/datasets/fashion-mnist";
 
 struct LabelledImages {
-  Tensor images;  // uint8 [N, 784], row-major pixels
-  Tensor labels;  // int64 [N], 0-9
+  Tensor images;                             // uint8 [N, 784], row-major pixels
+  Tensor labels;                             // int64 [N], 0-9
+  std::string images_file{}, labels_file{};  // where they were read, for errors about them
 };
 
 // Loads the "train" or "t10k" split from `dir` (empty: the Debian package's folder). Throws

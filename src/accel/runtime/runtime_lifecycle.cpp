@@ -11,6 +11,8 @@
 #include <set>
 #include <thread>
 
+#include "accel/core/exit_codes.h"
+
 namespace accel::runtime {
 namespace fs = std::filesystem;
 
@@ -202,8 +204,10 @@ void RuntimeService::tick() {
     save(job);
     if (rt.state == "running") touch(rt);
     save(rt);
+    const bool checkpointed = job.exit_code == kExitCheckpointed;
     event(rt, "job_finished",
-          "job " + id + (job.exit_code ? " exited with " + std::to_string(*job.exit_code) : " was killed"));
+          "job " + id + (job.exit_code ? " exited with " + std::to_string(*job.exit_code) : " was killed") +
+              (checkpointed ? " (stopped at SIGTERM after writing a checkpoint: run it again with --resume)" : ""));
   }
   for (auto it = runtimes_.begin(); it != runtimes_.end();) {
     // Ended runtimes leave memory after a while (the database keeps them), so a long-running

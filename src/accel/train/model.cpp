@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include "accel/autograd/grad_mode.h"
 #include "accel/core/parallel.h"
 #include "accel/data/dataloader.h"
+#include "accel/hw/host_info.h"  // usable_cpus: the thread tuner's ceiling
 #include "accel/ops/autocast.h"
 #include "accel/ops/ops.h"
 #include "accel/tensor/safetensors.h"
@@ -19,6 +21,7 @@
 #include "accel/train/progress_bar.h"
 #include "accel/train/seed_trainer.h"  // resolve_device
 #include "accel/train/sigterm_watch.h"
+#include "accel/train/thread_tuner.h"
 #include "accel/train/training_checkpoint.h"
 
 namespace accel::train {
@@ -33,6 +36,7 @@ struct Model::Compiled {
   bool accuracy = false;
   std::optional<DType> amp;
   bool capture = true;
+  int accumulate = 1;
   std::unique_ptr<amp::GradScaler> scaler;
   CapturedStep* active_step = nullptr;  // fit's, while it runs (set_learning_rate recaptures it)
 
@@ -181,6 +185,11 @@ void Model::compile(std::shared_ptr<optim::Optimizer> optimizer, LossFn loss, Co
     throw ValueError("compile: amp must be off, bf16 or fp16, got '" + options.amp + "'");
   }
   c->capture = options.capture;
+  if (options.gradient_accumulation_steps < 1) {
+    throw ValueError("compile: gradient_accumulation_steps must be >= 1, got " +
+                     std::to_string(options.gradient_accumulation_steps));
+  }
+  c->accumulate = options.gradient_accumulation_steps;
   // float16's range needs loss scaling; bfloat16 has float32's range and does not.
   c->scaler = std::make_unique<amp::GradScaler>(device_, amp::GradScalerOptions{.enabled = c->amp == DType::Float16});
   compiled_ = std::move(c);
@@ -334,6 +343,8 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
     throw ValueError("fit: batch_size must be positive, got " + std::to_string(options.batch_size));
   }
   if (options.verbose < 0 || options.verbose > 2) throw ValueError("fit: verbose must be 0, 1 or 2");
+  const std::int64_t validation_batch = options.validation_batch_size.value_or(options.batch_size);
+  if (validation_batch <= 0) throw ValueError("fit: validation_batch_size must be positive");
   if (!(options.validation_split >= 0.0 && options.validation_split < 1.0)) {
     throw ValueError("fit: validation_split must be in [0, 1), got " + std::to_string(options.validation_split));
   }
@@ -388,6 +399,11 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
   Tensor correct = zeros({}, DType::Int64, device_);
   optim::Optimizer& optimizer = *c.optimizer;
   amp::GradScaler& scaler = *c.scaler;
+  const auto add_to_totals = [&](const Tensor& output, const Tensor& loss, const Tensor& targets) {
+    autograd::NoGradGuard no_grad;
+    add_(loss_sum, mul(loss.detach(), static_cast<double>(targets.shape()[0])));
+    if (c.accuracy) add_(correct, c.correct(output.detach(), targets));
+  };
   const auto one_step = [&](const Tensor& inputs, const Tensor& targets) {
     optimizer.zero_grad();
     Tensor output, loss;
@@ -399,12 +415,35 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
     scaler.scale(loss).backward();
     scaler.step(optimizer);
     scaler.update();
-    autograd::NoGradGuard no_grad;
-    add_(loss_sum, mul(loss.detach(), static_cast<double>(inputs.shape()[0])));
-    if (c.accuracy) add_(correct, c.correct(output.detach(), targets));
+    add_to_totals(output, loss, targets);
     return loss;
   };
-  CapturedStep step(one_step, c.capture);
+  // Gradient accumulation: batch i belongs to the group of `accumulate` batches starting at
+  // i / accumulate * accumulate (an epoch's last group may be shorter); the optimizer steps
+  // after the group's last batch, over the mean of its losses.
+  const auto steps_in_epoch = static_cast<std::int64_t>(loader.size());
+  const auto group_of = [&](std::int64_t i) {
+    const std::int64_t start = i / c.accumulate * c.accumulate;
+    return std::make_pair(start, std::min<std::int64_t>(c.accumulate, steps_in_epoch - start));
+  };
+  const auto micro_step = [&](std::int64_t i, const Tensor& inputs, const Tensor& targets) {
+    const auto [start, size] = group_of(i);
+    if (i == start) optimizer.zero_grad();
+    Tensor output, loss;
+    {
+      const amp::Autocast scope = c.autocast(device_);
+      output = (*module_)(inputs);
+      loss = c.loss(output, targets);
+    }
+    scaler.scale(size == 1 ? loss : mul(loss, 1.0 / static_cast<double>(size))).backward();
+    if (i + 1 == start + size) {
+      scaler.step(optimizer);
+      scaler.update();
+    }
+    add_to_totals(output, loss, targets);
+    return loss;
+  };
+  CapturedStep step(one_step, c.capture && c.accumulate == 1);
   c.active_step = &step;
   struct ClearActive {
     Compiled& c;
@@ -471,7 +510,13 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
     return values;
   };
 
+  std::optional<ThreadTuner> tuner;
+  if (options.tune_threads) {
+    tuner.emplace(ThreadTunerOptions{.max_threads = hw::usable_cpus()});
+    set_num_threads(tuner->threads());
+  }
   stop_training = false;
+  epoch_seconds_.clear();
   for (const auto& callback : options.callbacks) callback->on_train_begin(*this, names);
   module_->train(true);
   for (int epoch = first_epoch; epoch < options.epochs && !stop_training; ++epoch) {
@@ -482,11 +527,16 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
       samples = 0;
     }
     for (const auto& callback : options.callbacks) callback->on_epoch_begin(*this, epoch);
-    const auto steps = static_cast<std::int64_t>(loader.size());
+    const std::int64_t steps = steps_in_epoch;
     progress.epoch_begin(epoch, options.epochs, steps);
+    const auto epoch_start = std::chrono::steady_clock::now();
     for (std::int64_t i = epoch == first_epoch ? first_batch : 0; i < steps; ++i) {
+      if (tuner && tuner->threads() != get_num_threads()) set_num_threads(tuner->threads());
+      const auto step_start = std::chrono::steady_clock::now();
       const data::Batch batch = loader.batch(static_cast<std::size_t>(i));
-      const Tensor loss = step.run(batch.inputs, batch.labels);
+      const Tensor loss =
+          c.accumulate == 1 ? step.run(batch.inputs, batch.labels) : micro_step(i, batch.inputs, batch.labels);
+      if (tuner) tuner->record(std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count());
       samples += batch.inputs.shape()[0];
       if (batch_losses) {
         const double value = loss.item<double>();
@@ -495,17 +545,20 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
         }
       }
       if (progress.wants_update()) progress.update(i + 1, running());
-      if (sigterm && sigterm->requested()) {
+      // With accumulation, only between groups: the gradients summed so far are not saved.
+      const bool group_done = i + 1 == group_of(i).first + group_of(i).second;
+      if (sigterm && sigterm->requested() && group_done) {
         save_checkpoint(epoch, i + 1);
         if (options.verbose > 0) std::fprintf(options.out, "\n");
         throw TrainingInterrupted(training_checkpoint_path(options.checkpoint_dir), epoch, i + 1);
       }
-      if (stop_training) break;
+      if (stop_training && group_done) break;
     }
+    epoch_seconds_.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count());
     loader.next_epoch();
     ProgressValues values = running();
     if (validation) {
-      for (const auto& [name, value] : evaluate_prepared(val_x, val_y, options.batch_size, "val_")) {
+      for (const auto& [name, value] : evaluate_prepared(val_x, val_y, validation_batch, "val_")) {
         values.emplace_back(name, value);
       }
     }
@@ -517,8 +570,9 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
     for (const auto& callback : options.callbacks) callback->on_epoch_end(*this, epoch, logs);
     if (!options.checkpoint_dir.empty()) save_checkpoint(epoch + 1, 0);
   }
-  step_mode_ = step.replaying() ? "captured: " + std::to_string(step.kernels()) + " kernel calls replayed per step"
-                                : "eager: " + step.fallback_reason();
+  step_mode_ = step.replaying()    ? "captured: " + std::to_string(step.kernels()) + " kernel calls replayed per step"
+               : c.accumulate != 1 ? "eager: gradient accumulation: a step spans several batches"
+                                   : "eager: " + step.fallback_reason();
   for (const auto& callback : options.callbacks) callback->on_train_end(*this);
   return history;
 }

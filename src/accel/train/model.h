@@ -29,6 +29,7 @@
 
 #include "accel/amp/grad_scaler.h"
 #include "accel/core/error.h"
+#include "accel/core/exit_codes.h"
 #include "accel/nn/module.h"
 #include "accel/optim/optimizer.h"
 
@@ -61,6 +62,9 @@ struct CompileOptions {
   std::string amp = "off";
   // Record the step once and replay it (train/captured_step.h); false: every step eager.
   bool capture = true;
+  // Keras 3's name: the gradients of this many batches (each loss divided by the count) make
+  // one optimizer step, in the activation memory of one batch. Such steps run eagerly.
+  int gradient_accumulation_steps = 1;
 };
 
 struct FitOptions {
@@ -72,6 +76,7 @@ struct FitOptions {
   // The last fraction of x and y (before shuffling, as Keras takes it) held out for validation.
   double validation_split = 0.0;
   std::optional<std::pair<Tensor, Tensor>> validation_data{};
+  std::optional<std::int64_t> validation_batch_size{};  // default: batch_size
   bool shuffle = true;
   std::uint64_t seed = 0;  // the shuffling order's seed
   std::vector<std::shared_ptr<Callback>> callbacks{};
@@ -84,12 +89,15 @@ struct FitOptions {
   std::string checkpoint_dir{};
   bool resume = true;
   std::FILE* out = stdout;  // where the progress goes
+  // Pick the CPU thread count while training by timing steps (train/thread_tuner.h), up to the
+  // CPUs this process may use; false: leave set_num_threads as it is.
+  bool tune_threads = false;
 };
 
 // fit stopped at SIGTERM after writing a checkpoint; `accel train` exits with kExitCode.
 class TrainingInterrupted : public Error {
  public:
-  static constexpr int kExitCode = 75;  // EX_TEMPFAIL: try again (with --resume)
+  static constexpr int kExitCode = kExitCheckpointed;  // 75, EX_TEMPFAIL: try again (with --resume)
   TrainingInterrupted(const std::string& checkpoint, int epoch, std::int64_t batch)
       : Error("training interrupted by SIGTERM in epoch " + std::to_string(epoch + 1) + " after batch " +
               std::to_string(batch) + "; checkpoint written to " + checkpoint + " (resume from it)"),
@@ -136,6 +144,8 @@ class Model {
   double learning_rate();
   // The names fit's logs will hold: loss, the metrics, and val_ of each with validation.
   std::vector<std::string> log_names(bool validation) const;
+  // Seconds each epoch of the last fit spent in its steps (no validation, no checkpoint).
+  const std::vector<double>& epoch_seconds() const { return epoch_seconds_; }
   // How the last fit ran its steps: "captured: N kernel calls replayed per step", or "eager: <why>".
   const std::string& step_mode() const { return step_mode_; }
   // Set by a callback (EarlyStopping, TerminateOnNaN) to end fit after the current step or epoch.
@@ -152,6 +162,7 @@ class Model {
   Device device_;
   std::unique_ptr<Compiled> compiled_;
   std::string step_mode_;
+  std::vector<double> epoch_seconds_;
 };
 
 }  // namespace accel::train

@@ -1,49 +1,82 @@
 #include "accel/train/seed_trainer.h"
 
-#include <algorithm>
-#include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <optional>
 
-#include "accel/amp/grad_scaler.h"
 #include "accel/autograd/grad_mode.h"
 #include "accel/backends/backend.h"
 #include "accel/data/dataloader.h"
+#include "accel/data/train_test_data.h"
 #include "accel/hw/host_info.h"              // usable_cpus
 #include "accel/memory/device_allocators.h"  // caching_allocator: peaks and the fraction cap
 #include "accel/nn/layers.h"
 #include "accel/ops/autocast.h"
 #include "accel/ops/ops.h"
-#include "accel/optim/optimizer.h"
-#include "accel/tensor/safetensors.h"
-#include "accel/train/captured_step.h"
-#include "accel/train/thread_tuner.h"
+#include "accel/train/callbacks.h"
+#include "accel/train/model.h"
+#include "accel/train/training_checkpoint.h"
 
 namespace accel::train {
+namespace {
 
-Device resolve_device(const std::string& spec, std::string* note) {
-  // Inside a runtime of `accel serve`, "auto" means the runtime's lease (ACCEL_DEVICE).
-  if (const char* leased = std::getenv("ACCEL_DEVICE"); spec == "auto" && leased && *leased) {
-    const Device device(leased);
-    backend_for(device);
-    if (note) *note = std::string("auto: using ") + device.describe() + " from ACCEL_DEVICE (the runtime's lease)";
-    return device;
+// Each epoch's logs as EpochStats, passed on as they come.
+class EpochReporter : public Callback {
+ public:
+  EpochReporter(TrainReport& report, std::int64_t samples, bool tuned,
+                const std::function<void(const EpochStats&)>& on_epoch)
+      : report_(report), samples_(samples), tuned_(tuned), on_epoch_(on_epoch) {}
+
+  void on_epoch_end(Model& model, int epoch, const Logs& logs) override {
+    EpochStats stats;
+    stats.epoch = epoch + 1;
+    stats.train_loss = logs.at("loss");
+    stats.train_seconds = model.epoch_seconds().back();
+    stats.samples_per_second = stats.train_seconds > 0 ? static_cast<double>(samples_) / stats.train_seconds : 0.0;
+    stats.test_accuracy = logs.at("val_accuracy");
+    stats.test_loss = logs.at("val_loss");
+    stats.threads = get_num_threads();
+    stats.tuned = tuned_;
+    report_.epochs.push_back(stats);
+    if (on_epoch_) on_epoch_(stats);
   }
-  if (spec != "auto") {
-    const Device device(spec);
-    backend_for(device);  // throws DeviceError with the reason when it cannot be used
-    return device;
+
+ private:
+  TrainReport& report_;
+  std::int64_t samples_;
+  bool tuned_;
+  const std::function<void(const EpochStats&)>& on_epoch_;
+};
+
+std::string describe_layers(const std::vector<std::int64_t>& layers) {
+  std::string text;
+  for (const std::int64_t width : layers) {
+    if (!text.empty()) text += '-';
+    text += std::to_string(width);
   }
-  try {
-    backend_for(Device(DeviceType::CUDA, 0));
-    if (note) *note = "auto: using cuda:0";
-    return Device(DeviceType::CUDA, 0);
-  } catch (const DeviceError& e) {
-    if (note) *note = std::string("auto: using cpu (") + e.what() + ")";
-    return kCPU;
-  }
+  return text + " MLP";
 }
+
+std::shared_ptr<optim::Optimizer> make_optimizer(const SeedConfig& config, const std::vector<Tensor>& params) {
+  if (config.optimizer == "sgd") {
+    return std::make_shared<optim::SGD>(
+        params, optim::SGDOptions{
+                    .lr = config.lr, .momentum = config.momentum, .weight_decay = config.weight_decay.value_or(0.0)});
+  }
+  if (config.momentum != 0.0) throw ValueError("train: --momentum applies to --optimizer sgd");
+  if (config.optimizer == "adam") {
+    return std::make_shared<optim::Adam>(
+        params, optim::AdamOptions{.lr = config.lr, .weight_decay = config.weight_decay.value_or(0.0)});
+  }
+  if (config.optimizer == "adamw") {
+    optim::AdamWOptions options;
+    options.lr = config.lr;
+    if (config.weight_decay) options.weight_decay = *config.weight_decay;
+    return std::make_shared<optim::AdamW>(params, options);
+  }
+  throw ValueError("train: --optimizer must be adam, adamw or sgd, got '" + config.optimizer + "'");
+}
+
+}  // namespace
 
 double evaluate_accuracy(nn::Module& model, const data::LabelledImages& data, Device device, std::int64_t batch_size) {
   autograd::NoGradGuard no_grad;
@@ -59,33 +92,49 @@ double evaluate_accuracy(nn::Module& model, const data::LabelledImages& data, De
   return loader.num_samples() ? static_cast<double>(correct) / static_cast<double>(loader.num_samples()) : 0.0;
 }
 
-TrainReport train_seed_model(const SeedConfig& config, const std::function<void(const EpochStats&)>& on_epoch) {
+std::vector<std::int64_t> seed_layers(const SeedConfig& config, std::int64_t features, std::int64_t classes,
+                                      const std::string& data_file) {
+  std::vector<std::int64_t> layers = config.layers;
+  if (layers.empty()) layers = {features, config.hidden, classes};
+  if (layers.size() < 2) throw ValueError("train: --layers needs at least an input and an output width");
+  for (const std::int64_t width : layers) {
+    if (width <= 0) throw ValueError("train: --layers widths must be positive, got " + std::to_string(width));
+  }
+  if (layers.front() != features) {
+    throw ValueError("train: --layers starts at " + std::to_string(layers.front()) + " inputs, but " + data_file +
+                     " has " + std::to_string(features) + " values per image");
+  }
+  if (layers.back() < classes) {
+    throw ValueError("train: --layers ends at " + std::to_string(layers.back()) + " outputs, but " + data_file +
+                     " has labels up to " + std::to_string(classes - 1) + " (" + std::to_string(classes) + " classes)");
+  }
+  return layers;
+}
+
+TrainReport train_seed_model(const SeedConfig& config, const std::function<void(const EpochStats&)>& on_epoch,
+                             const std::function<void(const TrainReport&)>& on_ready) {
   if (config.epochs < 0) throw ValueError("train: --epochs must be >= 0, got " + std::to_string(config.epochs));
   if (config.hidden <= 0) throw ValueError("train: --hidden must be positive, got " + std::to_string(config.hidden));
   if (config.accumulate < 1) {
     throw ValueError("train: --accumulate must be >= 1, got " + std::to_string(config.accumulate));
   }
-  std::optional<DType> amp_dtype;
-  if (config.amp == "bf16") {
-    amp_dtype = DType::BFloat16;
-  } else if (config.amp == "fp16") {
-    amp_dtype = DType::Float16;
-  } else if (config.amp != "off") {
+  if (config.amp != "off" && config.amp != "bf16" && config.amp != "fp16") {
     throw ValueError("train: --amp must be off, bf16 or fp16, got '" + config.amp + "'");
   }
-  if (config.threads < 0) throw ValueError("train: --threads must be >= 0, got " + std::to_string(config.threads));
-  // --threads 0: measured while training (a busy neighbour can make fewer threads faster).
-  std::optional<ThreadTuner> tuner;
-  if (config.threads == 0) {
-    tuner.emplace(ThreadTunerOptions{.max_threads = hw::usable_cpus()});
-    set_num_threads(tuner->threads());
-  } else {
-    set_num_threads(config.threads);
+  if (!(config.dropout >= 0.0 && config.dropout < 1.0)) {
+    throw ValueError("train: --dropout must be in [0, 1), got " + std::to_string(config.dropout));
   }
+  if (config.threads < 0) throw ValueError("train: --threads must be >= 0, got " + std::to_string(config.threads));
+  if (config.threads > 0) set_num_threads(config.threads);
   if (!config.save_path.empty()) {  // found out now, not after the training it would lose
     const std::filesystem::path folder = std::filesystem::path(config.save_path).parent_path();
     if (!folder.empty() && !std::filesystem::is_directory(folder))
       throw ValueError("--save " + config.save_path + ": the folder " + folder.string() + " does not exist");
+  }
+  if (!config.checkpoint_dir.empty() && !config.resume &&
+      std::filesystem::exists(training_checkpoint_path(config.checkpoint_dir))) {
+    throw ValueError("--checkpoint-dir " + config.checkpoint_dir +
+                     " holds the checkpoint of an earlier run: pass --resume to carry on from it, or remove it");
   }
   TrainReport report;
   report.device = resolve_device(config.device, &report.device_note);
@@ -103,104 +152,65 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
     allocator.reset_peak_memory_stats();
   }
 
-  const data::LabelledImages train_set = data::load_fashion_mnist(config.data_dir, true);
-  const data::LabelledImages test_set = data::load_fashion_mnist(config.data_dir, false);
-  const std::int64_t features = train_set.images.shape()[1];
+  const data::TrainTestData data = data::load_train_test(config.data_dir, config.test_data);
+  const data::LabelledImages& train_set = data.train;
+  const data::LabelledImages& test_set = data.test;
+  const std::vector<std::int64_t> layers =
+      seed_layers(config, train_set.images.shape()[1], data.classes, train_set.images_file);
+  report.model = describe_layers(layers);
 
   Generator init(config.seed);
-  nn::Sequential model(nn::Linear(features, config.hidden, true, init), nn::ReLU(),
-                       nn::Linear(config.hidden, 10, true, init));
-  model.to(device);
-  model.pack_parameters();  // one fused Adam kernel over flat buffers, fixed gradient addresses
-  optim::Adam optimizer(model.parameters(), {.lr = config.lr});
-  nn::CrossEntropyLoss criterion;
-  // float16's range needs loss scaling; bfloat16 has float32's range and does not.
-  amp::GradScaler scaler(device, {.enabled = amp_dtype == DType::Float16});
-  const auto autocast = [&] {
-    return amp::Autocast(device.type, amp_dtype.value_or(DType::BFloat16), amp_dtype.has_value());
-  };
-  data::DataLoader loader(
-      train_set.images, train_set.labels,
-      {.batch_size = config.batch_size, .shuffle = true, .seed = config.seed + 1, .device = device});
-
-  // One whole step as a function of its batch, so it can be captured and replayed. Gradient
-  // accumulation spreads a step over several batches and runs eagerly.
-  const auto one_step = [&](const Tensor& inputs, const Tensor& labels) {
-    optimizer.zero_grad();
-    Tensor loss;
-    {
-      const amp::Autocast scope = autocast();
-      loss = criterion(model(inputs), labels);
+  auto model_layers = std::make_shared<nn::Sequential>();
+  for (std::size_t i = 0; i + 1 < layers.size(); ++i) {
+    model_layers->push_back(std::make_shared<nn::Linear>(layers[i], layers[i + 1], true, init));
+    if (i + 2 < layers.size()) {
+      model_layers->push_back(std::make_shared<nn::ReLU>());
+      if (config.dropout > 0) model_layers->push_back(std::make_shared<nn::Dropout>(config.dropout));
     }
-    scaler.scale(loss).backward();
-    scaler.step(optimizer);
-    scaler.update();
-    return loss;
-  };
-  CapturedStep captured(one_step, config.capture && config.accumulate == 1);
-  const std::string eager_reason = !config.capture          ? "--eager"
-                                   : config.accumulate != 1 ? "--accumulate: a step spans several batches"
-                                                            : "";
-
-  for (int epoch = 1; epoch <= config.epochs; ++epoch) {
-    const auto start = std::chrono::steady_clock::now();
-    // The epoch's loss adds up on the device: no host read per step (a captured step could not
-    // replay one, and on a GPU each would be a synchronisation).
-    Tensor loss_total = zeros({}, DType::Float64, device);
-    const auto micro = static_cast<std::size_t>(config.accumulate);
-    for (std::size_t i = 0; i < loader.size(); ++i) {
-      if (tuner && tuner->threads() != get_num_threads()) set_num_threads(tuner->threads());
-      const auto step_start = std::chrono::steady_clock::now();
-      const data::Batch batch = loader.batch(i);
-      if (micro == 1) {
-        const Tensor loss = captured.run(batch.inputs, batch.labels);
-        autograd::NoGradGuard no_grad;
-        add_(loss_total, loss.detach());
-        if (tuner) tuner->record(std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count());
-        continue;
-      }
-      const std::size_t group_start = i / micro * micro;
-      const std::size_t group_size = std::min(micro, loader.size() - group_start);
-      if (i == group_start) optimizer.zero_grad();
-      Tensor loss;
-      {
-        const amp::Autocast scope = autocast();
-        loss = criterion(model(batch.inputs), batch.labels);
-      }
-      scaler.scale(group_size == 1 ? loss : mul(loss, 1.0 / static_cast<double>(group_size))).backward();
-      if (i + 1 == group_start + group_size) {
-        scaler.step(optimizer);
-        scaler.update();
-      }
-      {
-        autograd::NoGradGuard no_grad;
-        add_(loss_total, loss.detach());
-      }
-      if (tuner) tuner->record(std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count());
-    }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    loader.next_epoch();
-    EpochStats stats;
-    stats.epoch = epoch;
-    stats.train_loss = loader.size() ? loss_total.item<double>() / static_cast<double>(loader.size()) : 0.0;
-    stats.train_seconds = seconds;
-    stats.samples_per_second = seconds > 0 ? static_cast<double>(loader.num_samples()) / seconds : 0.0;
-    stats.threads = get_num_threads();
-    stats.tuned = tuner.has_value();
-    {
-      const amp::Autocast scope = autocast();  // evaluated in the precision it trained in
-      stats.test_accuracy = evaluate_accuracy(model, test_set, device);
-    }
-    report.epochs.push_back(stats);
-    if (on_epoch) on_epoch(stats);
   }
-  if (!config.save_path.empty()) {
-    save_safetensors(config.save_path, model.state_dict(),
-                     {{"format", "pt"}, {"accel.model", "784-" + std::to_string(config.hidden) + "-10 MLP"}});
+  Model model(model_layers, device);
+  model.compile(make_optimizer(config, model.module().parameters()), cross_entropy,
+                {.loss = "sparse_categorical_crossentropy",
+                 .metrics = {"accuracy"},
+                 .amp = config.amp,
+                 .capture = config.capture,
+                 .gradient_accumulation_steps = config.accumulate});
+
+  // Pixels / 255 exactly as ToTensor divides, once for the whole set; floats as they are.
+  const auto inputs = [](const Tensor& images) {
+    return images.dtype() == DType::UInt8 ? data::scale_pixels(images) : images;
+  };
+  const Tensor x_train = inputs(train_set.images);
+  const Tensor x_test = inputs(test_set.images);
+  const bool split = config.validation_split > 0;
+  report.held_out = split ? "validation" : "test";
+  const auto train_samples = static_cast<std::int64_t>(static_cast<double>(train_set.images.shape()[0]) *
+                                                       (split ? 1.0 - config.validation_split : 1.0));
+  FitOptions fit{.epochs = config.epochs,
+                 .batch_size = config.batch_size,
+                 .verbose = config.verbose,
+                 .validation_split = config.validation_split,
+                 .validation_batch_size = 1000,
+                 .seed = config.seed + 1,
+                 .callbacks = {std::make_shared<EpochReporter>(report, train_samples, config.threads == 0, on_epoch)},
+                 .checkpoint_dir = config.checkpoint_dir,
+                 .resume = config.resume,
+                 .tune_threads = config.threads == 0};
+  if (!split) fit.validation_data = std::make_pair(x_test, test_set.labels);
+  if (config.resume && !config.checkpoint_dir.empty()) {
+    if (const auto saved = load_training_checkpoint(config.checkpoint_dir)) {
+      report.resumed_from = training_checkpoint_path(config.checkpoint_dir) + ": epoch " +
+                            std::to_string(saved->epoch + 1) + ", batch " + std::to_string(saved->next_batch);
+    }
   }
-  report.step_mode = captured.replaying()
-                         ? "captured: " + std::to_string(captured.kernels()) + " kernel calls replayed per step"
-                         : "eager: " + (eager_reason.empty() ? captured.fallback_reason() : eager_reason);
+  if (on_ready) on_ready(report);
+  model.fit(x_train, train_set.labels, fit);
+  if (split) report.final_test_accuracy = model.evaluate(x_test, test_set.labels, 1000).at("accuracy");
+
+  if (!config.save_path.empty()) model.save(config.save_path);
+  report.step_mode = !config.capture          ? "eager: --eager"
+                     : config.accumulate != 1 ? "eager: --accumulate: a step spans several batches"
+                                              : model.step_mode();
   if (device.is_cpu()) {
     report.memory.peak_allocated = memory::host_allocator().stats().peak_allocated_bytes;
   } else {
