@@ -16,6 +16,7 @@ packages=(
   zlib1g-dev libzip-dev libcli11-dev nlohmann-json3-dev libsqlite3-dev libssl-dev libcpp-httplib-dev
   libboost-dev  # Boost.Beast/Asio, header-only: the service's event-driven HTTP server
   dataset-fashion-mnist
+  gnuplot-nox fonts-dejavu-core  # accel train --plot draws with gnuplot; the font names its axes
 )
 # python3-torch only recommends a BLAS: without libopenblas0 it runs on the reference BLAS
 # (~20x slower GEMMs), which is not the PyTorch users run.

@@ -3,8 +3,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <set>
 
+#include "../support/command.h"
+
+#include "accel/data/batch_prefetcher.h"
 #include "accel/data/dataloader.h"
 #include "accel/data/fashion_mnist.h"
 #include "accel/data/idx.h"
@@ -187,4 +191,51 @@ TEST(DataLoader, ScalesPixelsToUnitRangeLikeToTensor) {
   EXPECT_THROW(data::DataLoader(images, zeros({2}, DType::Int64), {}), ShapeError);
   EXPECT_THROW(data::DataLoader(zeros({1, 4}, DType::Float64), zeros({1}, DType::Int64), {}), DTypeError);
   EXPECT_THROW(data::DataLoader(images, zeros({1}, DType::Int64), {.batch_size = 0}), ValueError);
+}
+
+TEST(BatchPrefetcher, DeliversTheLoadersBatchesInOrderFromAnyStart) {
+  Generator gen(4);
+  const Tensor x = randn({50, 3}, gen);
+  std::vector<std::int64_t> labels(50);
+  std::iota(labels.begin(), labels.end(), 0);
+  const data::TensorDataset dataset{x, from_vector(labels, {50})};
+  data::DataLoader loader(dataset, {.batch_size = 4, .shuffle = true, .seed = 9});
+  EXPECT_EQ(loader.num_samples(), 50);
+  {
+    data::BatchPrefetcher batches(loader, 3, 2);
+    for (std::size_t i = 3; i < loader.size(); ++i) {
+      const data::Batch expected = loader.batch(i), got = batches.next();
+      EXPECT_EQ(got.inputs.to_vector<float>(), expected.inputs.to_vector<float>()) << "batch " << i;
+      EXPECT_EQ(got.labels.to_vector<std::int64_t>(), expected.labels.to_vector<std::int64_t>()) << "batch " << i;
+    }
+    EXPECT_THROW(batches.next(), ValueError);
+  }
+  // Stopped after one batch with more queued: the thread ends with it, nothing hangs.
+  { data::BatchPrefetcher(loader, 0, 3).next(); }
+  EXPECT_THROW(data::BatchPrefetcher(loader, 0, 0), ValueError);
+}
+
+// The cases through `accel train`: test images of another size, an empty training set.
+// Each fails before the first step and names the files.
+TEST(TrainData, BadIdxSetsFailBeforeTrainingNamingTheFiles) {
+  const std::string train = std::string(ACCEL_CLI_PATH) + " train --epochs 1 --threads 1 --device cpu --data ";
+  TempDir other_size;
+  write_split(other_size, "train", {1, 0, 2, 1});
+  write_gz(other_size.file("t10k-images-idx3-ubyte.gz"), idx_bytes({2, 2, 3}, std::vector<unsigned char>(12, 7)));
+  write_gz(other_size.file("t10k-labels-idx1-ubyte.gz"), idx_bytes({2}, {0, 1}));
+  auto result = accel::testing::run_command(train + other_size.str());
+  EXPECT_EQ(result.status, 1) << result.output;
+  EXPECT_NE(result.output.find(other_size.file("t10k-images-idx3-ubyte.gz") + " has 6 values per sample but " +
+                               other_size.file("train-images-idx3-ubyte.gz") + " has 4"),
+            std::string::npos)
+      << result.output;
+  EXPECT_EQ(result.output.find("epoch 1"), std::string::npos) << result.output;
+
+  TempDir empty_train;
+  write_split(empty_train, "train", {});
+  write_split(empty_train, "t10k", {0, 1});
+  result = accel::testing::run_command(train + empty_train.str());
+  EXPECT_EQ(result.status, 1) << result.output;
+  EXPECT_NE(result.output.find(empty_train.file("train-images-idx3-ubyte.gz") + " holds no samples"), std::string::npos)
+      << result.output;
 }

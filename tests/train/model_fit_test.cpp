@@ -69,7 +69,7 @@ struct Problem {
 std::vector<float> flat_weights(train::Model& model) {
   std::vector<float> all;
   for (const auto& [name, t] : model.module().state_dict()) {
-    const auto v = t.to_vector<float>();
+    const auto v = t.to(kCPU).to_vector<float>();
     all.insert(all.end(), v.begin(), v.end());
   }
   return all;
@@ -136,6 +136,22 @@ TEST(ModelFit, CapturedAndEagerStepsTrainTheSameWeights) {
   const auto eager = run(false), captured = run(true);
   EXPECT_EQ(eager.first, captured.first);
   EXPECT_EQ(eager.second, captured.second);
+}
+
+TEST(ModelFit, PrefetchingAndASimulatedDeviceTrainTheSameWeights) {
+  const Problem data(300);
+  const auto run = [&](Device device, int prefetch) {
+    Generator init(3);
+    train::Model model(nn::Sequential(nn::Linear(12, 16, true, init), nn::ReLU(), nn::Linear(16, 4, true, init)),
+                       device);
+    model.compile({.metrics = {"accuracy"}});
+    const auto history =
+        model.fit(data.x, data.y, {.epochs = 3, .batch_size = 32, .verbose = 0, .prefetch_batches = prefetch});
+    return std::make_pair(flat_weights(model), history.history.at("accuracy"));
+  };
+  const auto plain = run(kCPU, 0);
+  EXPECT_EQ(run(kCPU, 3), plain);            // a background thread gathers the same batches
+  EXPECT_EQ(run(Device("sim"), -1), plain);  // the simulated device (CPU kernels), prefetching by default
 }
 
 TEST(ModelFit, BadDataFailsBeforeTheFirstStepNamingTheProblem) {

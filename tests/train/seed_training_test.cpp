@@ -134,3 +134,31 @@ TEST(TrainCommand, LayersOptimizerAndValidationSplitDescribeAnotherModel) {
   EXPECT_NE(wrong_input.output.find("train-images-idx3-ubyte"), std::string::npos) << wrong_input.output;
   EXPECT_NE(wrong_input.output.find("784 values per image"), std::string::npos) << wrong_input.output;
 }
+
+TEST(TrainCommand, PlotDrawsTheCurvesWithGnuplotOrFailsBeforeTraining) {
+  const auto dir = std::filesystem::temp_directory_path() / ("accel_train_plot_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string train = std::string(ACCEL_CLI_PATH) + " train --threads 1 --device cpu";
+  const std::string png = (dir / "curves.png").string();
+  const auto drawn = run_command(train + " --epochs 2 --plot " + png);
+  ASSERT_EQ(drawn.status, 0) << drawn.output;
+  EXPECT_NE(drawn.output.find("plot: " + png), std::string::npos) << drawn.output;
+  const std::string image = read_bytes(png);
+  EXPECT_EQ(image.substr(0, 8), "\x89PNG\r\n\x1a\n");
+  EXPECT_GT(image.size(), 10'000u);  // two panels of axes, labels and curves
+  const std::string svg = (dir / "curves.svg").string();
+  ASSERT_EQ(run_command(train + " --epochs 1 --validation-split 0.1 --plot " + svg).status, 0);
+  const std::string drawing = read_bytes(svg);
+  EXPECT_NE(drawing.find("<svg"), std::string::npos);
+  EXPECT_NE(drawing.find("validation"), std::string::npos);  // the held-out curve's key
+  EXPECT_NE(drawing.find("accuracy"), std::string::npos);
+  // Found out before training, not after it.
+  const auto gif = run_command(train + " --epochs 1 --plot " + (dir / "curves.gif").string());
+  EXPECT_EQ(gif.status, 1) << gif.output;
+  EXPECT_NE(gif.output.find(".png or .svg"), std::string::npos) << gif.output;
+  EXPECT_EQ(gif.output.find("epoch 1"), std::string::npos) << gif.output;
+  const auto no_gnuplot = run_command("PATH=/nonexistent " + train + " --epochs 1 --plot " + png);
+  EXPECT_EQ(no_gnuplot.status, 1) << no_gnuplot.output;
+  EXPECT_NE(no_gnuplot.output.find("apt-get install gnuplot-nox"), std::string::npos) << no_gnuplot.output;
+  std::filesystem::remove_all(dir);
+}

@@ -7,6 +7,7 @@
 #include "accel/train/model.h"
 #include "accel/train/seed_trainer.h"
 #include "commands.h"
+#include "curve_plot.h"
 
 namespace accel::cli {
 namespace {
@@ -36,7 +37,8 @@ void print_json(const train::TrainReport& report, const train::SeedConfig& confi
   std::printf("]}\n");
 }
 
-int run_train(train::SeedConfig config, bool json, bool summary) {
+int run_train(train::SeedConfig config, bool json, bool summary, const std::string& plot) {
+  if (!plot.empty()) check_plot_target(plot);  // before the training it would follow
   std::string note;
   const Device device = train::resolve_device(config.device, &note);
   config.device = device.to_string();
@@ -81,6 +83,10 @@ int run_train(train::SeedConfig config, bool json, bool summary) {
     return train::TrainingInterrupted::kExitCode;
   }
   if (report.final_test_accuracy) std::printf("test accuracy %.4f\n", *report.final_test_accuracy);
+  if (!plot.empty()) {
+    plot_curves(plot, report.history, "accel train: " + report.model, held_out);
+    std::printf("plot: %s\n", plot.c_str());
+  }
   std::printf("step: %s\n", report.step_mode.c_str());
   if (report.memory.peak_reserved) {
     std::printf("memory on %s: peak allocated %s, peak reserved %s\n", device.describe().c_str(),
@@ -106,6 +112,7 @@ void add_train_command(CLI::App& app, int& exit_code) {
   auto config = std::make_shared<train::SeedConfig>();
   auto json = std::make_shared<bool>(false);
   auto summary = std::make_shared<bool>(false);
+  auto plot = std::make_shared<std::string>();
   CLI::App* cmd =
       app.add_subcommand("train", "Train the seed's 784-256-10 MLP (or --layers) on Fashion-MNIST with Keras's fit");
   cmd->add_option("--epochs", config->epochs, "Passes over the 60,000 training images")->capture_default_str();
@@ -166,7 +173,9 @@ void add_train_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--save", config->save_path,
                   "Write the trained weights to this file as safetensors (PyTorch: safetensors.torch.load_file, "
                   "then load_state_dict of nn.Sequential(Linear(784, H), ReLU(), Linear(H, 10)))");
-  cmd->callback([config, json, summary, &exit_code] { exit_code = run_train(*config, *json, *summary); });
+  cmd->add_option("--plot", *plot,
+                  "Draw each epoch's loss and accuracy, training and held-out, into this .png or .svg (gnuplot)");
+  cmd->callback([config, json, summary, plot, &exit_code] { exit_code = run_train(*config, *json, *summary, *plot); });
 }
 
 }  // namespace accel::cli

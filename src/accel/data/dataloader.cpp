@@ -104,7 +104,7 @@ std::vector<std::int64_t> DataLoader::batch_indices(std::size_t index) const {
   return {order_.begin() + static_cast<std::ptrdiff_t>(begin), order_.begin() + static_cast<std::ptrdiff_t>(end)};
 }
 
-Batch DataLoader::batch(std::size_t index) const {
+Batch DataLoader::batch(std::size_t index, bool parallel) const {
   const std::vector<std::int64_t> rows = batch_indices(index);
   const auto count = static_cast<std::int64_t>(rows.size());
   const auto row_shape = [&](const Tensor& t) {
@@ -120,20 +120,23 @@ Batch DataLoader::batch(std::size_t index) const {
   const auto* labels_in = static_cast<const std::byte*>(labels_.raw_data());
   auto* labels_out = static_cast<std::byte*>(out.labels.raw_data());
   float* x = out.inputs.data_ptr<float>();
-  parallel_for(count, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(features, 1)),
-               [&](std::int64_t begin, std::int64_t end) {
-                 for (std::int64_t r = begin; r < end; ++r) {
-                   const std::int64_t row = rows[static_cast<std::size_t>(r)];
-                   if (images) {
-                     pixels_to_unit(inputs_.data_ptr<std::uint8_t>() + row * features, x + r * features, features);
-                   } else {
-                     std::memcpy(x + r * features, inputs_.data_ptr<float>() + row * features,
-                                 static_cast<std::size_t>(features) * sizeof(float));
-                   }
-                   std::memcpy(labels_out + r * label_bytes, labels_in + row * label_bytes,
-                               static_cast<std::size_t>(label_bytes));
-                 }
-               });
+  const auto gather = [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t r = begin; r < end; ++r) {
+      const std::int64_t row = rows[static_cast<std::size_t>(r)];
+      if (images) {
+        pixels_to_unit(inputs_.data_ptr<std::uint8_t>() + row * features, x + r * features, features);
+      } else {
+        std::memcpy(x + r * features, inputs_.data_ptr<float>() + row * features,
+                    static_cast<std::size_t>(features) * sizeof(float));
+      }
+      std::memcpy(labels_out + r * label_bytes, labels_in + row * label_bytes, static_cast<std::size_t>(label_bytes));
+    }
+  };
+  if (parallel) {
+    parallel_for(count, std::max<std::int64_t>(1, kParallelThreshold / std::max<std::int64_t>(features, 1)), gather);
+  } else {
+    gather(0, count);
+  }
   if (!options_.device.is_cpu()) {
     out.inputs = out.inputs.to(options_.device);
     out.labels = out.labels.to(options_.device);

@@ -29,6 +29,12 @@ struct DataLoaderOptions {
   Device device = kCPU;  // where batches are delivered
 };
 
+// PyTorch's TensorDataset: sample i is row i of each tensor (inputs [N, ...], labels [N, ...]).
+struct TensorDataset {
+  Tensor inputs;
+  Tensor labels;
+};
+
 struct Batch {
   Tensor inputs;  // float32 [B, ...]: the rows of the inputs (uint8 scaled to [0, 1])
   Tensor labels;  // [B, ...] in the labels' dtype
@@ -39,10 +45,13 @@ class DataLoader {
   // inputs: uint8 or float32 [N, ...]; labels: [N, ...] of any dtype. Throws DTypeError or
   // ShapeError naming what to change.
   DataLoader(Tensor inputs, Tensor labels, DataLoaderOptions options);
+  DataLoader(const TensorDataset& dataset, DataLoaderOptions options)
+      : DataLoader(dataset.inputs, dataset.labels, options) {}
 
   // Batches per epoch.
   std::size_t size() const;
-  Batch batch(std::size_t index) const;
+  // parallel = false gathers on the calling thread alone (a background prefetching thread).
+  Batch batch(std::size_t index, bool parallel = true) const;
   // The sample indices of batch `index` in the current order.
   std::vector<std::int64_t> batch_indices(std::size_t index) const;
   // Reshuffles (when shuffling) for the next epoch.

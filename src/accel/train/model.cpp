@@ -11,6 +11,7 @@
 
 #include "accel/autograd/grad_mode.h"
 #include "accel/core/parallel.h"
+#include "accel/data/batch_prefetcher.h"
 #include "accel/data/dataloader.h"
 #include "accel/hw/host_info.h"  // usable_cpus: the thread tuner's ceiling
 #include "accel/ops/autocast.h"
@@ -510,6 +511,10 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
     return values;
   };
 
+  if (options.prefetch_batches < -1) throw ValueError("fit: prefetch_batches must be >= 0 (or -1: automatic)");
+  const std::size_t prefetch = options.prefetch_batches >= 0 ? static_cast<std::size_t>(options.prefetch_batches)
+                               : device_.is_cpu()            ? 0
+                                                             : 2;
   std::optional<ThreadTuner> tuner;
   if (options.tune_threads) {
     tuner.emplace(ThreadTunerOptions{.max_threads = hw::usable_cpus()});
@@ -530,10 +535,13 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
     const std::int64_t steps = steps_in_epoch;
     progress.epoch_begin(epoch, options.epochs, steps);
     const auto epoch_start = std::chrono::steady_clock::now();
-    for (std::int64_t i = epoch == first_epoch ? first_batch : 0; i < steps; ++i) {
+    const std::int64_t start_at = epoch == first_epoch ? first_batch : 0;
+    std::optional<data::BatchPrefetcher> prefetched;
+    if (prefetch > 0 && start_at < steps) prefetched.emplace(loader, static_cast<std::size_t>(start_at), prefetch);
+    for (std::int64_t i = start_at; i < steps; ++i) {
       if (tuner && tuner->threads() != get_num_threads()) set_num_threads(tuner->threads());
       const auto step_start = std::chrono::steady_clock::now();
-      const data::Batch batch = loader.batch(static_cast<std::size_t>(i));
+      const data::Batch batch = prefetched ? prefetched->next() : loader.batch(static_cast<std::size_t>(i));
       const Tensor loss =
           c.accumulate == 1 ? step.run(batch.inputs, batch.labels) : micro_step(i, batch.inputs, batch.labels);
       if (tuner) tuner->record(std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count());
@@ -555,6 +563,7 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
       if (stop_training && group_done) break;
     }
     epoch_seconds_.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count());
+    prefetched.reset();  // it reads the order next_epoch draws anew
     loader.next_epoch();
     ProgressValues values = running();
     if (validation) {

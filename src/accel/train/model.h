@@ -92,6 +92,10 @@ struct FitOptions {
   // Pick the CPU thread count while training by timing steps (train/thread_tuner.h), up to the
   // CPUs this process may use; false: leave set_num_threads as it is.
   bool tune_threads = false;
+  // Batches a background thread assembles (and moves to the device) ahead of the step
+  // (data/batch_prefetcher.h). -1: 2 on a GPU or sim device, none on the CPU, where the step's
+  // threads use every core and the gather takes ~2% of a step.
+  int prefetch_batches = -1;
 };
 
 // fit stopped at SIGTERM after writing a checkpoint; `accel train` exits with kExitCode.

@@ -204,7 +204,7 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
     }
   }
   if (on_ready) on_ready(report);
-  model.fit(x_train, train_set.labels, fit);
+  report.history = model.fit(x_train, train_set.labels, fit);
   if (split) report.final_test_accuracy = model.evaluate(x_test, test_set.labels, 1000).at("accuracy");
 
   if (!config.save_path.empty()) model.save(config.save_path);

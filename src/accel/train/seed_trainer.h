@@ -13,6 +13,7 @@
 #include "accel/core/device.h"
 #include "accel/data/fashion_mnist.h"
 #include "accel/nn/module.h"
+#include "accel/train/model.h"
 #include "accel/train/resolve_device.h"
 
 namespace accel::train {
@@ -90,6 +91,7 @@ struct TrainReport {
   std::string held_out = "test";              // what each epoch's accuracy is of: "test" or "validation"
   std::optional<double> final_test_accuracy;  // with a validation split: the test set's, at the end
   std::string resumed_from;                   // "<checkpoint>: epoch E, batch B" when --resume found one
+  History history;                            // fit's: every epoch, those before a resume included
 };
 
 // Fraction of correct argmax predictions over `data`, in batches, without autograd.

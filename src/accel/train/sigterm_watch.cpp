@@ -1,6 +1,5 @@
 #include "accel/train/sigterm_watch.h"
 
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -14,20 +13,34 @@ volatile std::sig_atomic_t g_sigterm = 0;
 
 extern "C" void note_sigterm(int) { g_sigterm = 1; }
 
+// Room for the signal frame with the widest register state (AMX tiles: ~11 KB) and the handler.
+constexpr std::size_t kStackBytes = 64 * 1024;
+
 }  // namespace
 
-SigtermWatch::SigtermWatch() {
+SigtermWatch::SigtermWatch() : stack_(new char[kStackBytes]) {
   g_sigterm = 0;
+  stack_t stack{};
+  stack.ss_sp = stack_.get();
+  stack.ss_size = kStackBytes;
+  if (::sigaltstack(&stack, &previous_stack_) != 0) {
+    throw Error(std::string("cannot give the SIGTERM handler a stack of its own: ") + std::strerror(errno));
+  }
   struct sigaction action {};
   action.sa_handler = note_sigterm;
   sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;
+  action.sa_flags = SA_RESTART | SA_ONSTACK;
   if (::sigaction(SIGTERM, &action, &previous_) != 0) {
-    throw Error(std::string("cannot watch for SIGTERM: ") + std::strerror(errno));
+    const int error = errno;
+    ::sigaltstack(&previous_stack_, nullptr);
+    throw Error(std::string("cannot watch for SIGTERM: ") + std::strerror(error));
   }
 }
 
-SigtermWatch::~SigtermWatch() { ::sigaction(SIGTERM, &previous_, nullptr); }
+SigtermWatch::~SigtermWatch() {
+  ::sigaction(SIGTERM, &previous_, nullptr);
+  ::sigaltstack(&previous_stack_, nullptr);
+}
 
 bool SigtermWatch::requested() const { return g_sigterm != 0; }
 
