@@ -112,6 +112,10 @@ TEST_F(DataSources, CsvWithAHeaderOrWithoutOne) {
   expect_data_error([] { data::read_labelled_csv(write("no_label.csv", "a,b\n1,2\n")); }, "no_label.csv",
                     "no column 'label'");
   EXPECT_THROW(data::load_train_test(path("train.csv")), ValueError);  // the test set is missing
+  // An id column taken for labels would build a model of millions of classes: refused.
+  write("ids.csv", "label,x\n0,1\n2000000,2\n");
+  expect_data_error([] { data::load_train_test(path("ids.csv"), path("ids.csv")); }, "ids.csv",
+                    "label 2000000 at index 1");
 }
 
 TEST_F(DataSources, AccelTrainTakesNpzAndCsv) {

@@ -123,9 +123,15 @@ TEST(Callbacks, LearningRateSchedulerSetsEachEpochsRateEvenInACapturedStep) {
 TEST(Callbacks, TerminateOnNaNStopsAtTheFirstNonFiniteLoss) {
   Fixture f("sgd", 1e20);  // diverges within a few steps
   auto guard = std::make_shared<train::TerminateOnNaN>();
-  const auto history = f.model->fit(f.x, f.y, {.epochs = 50, .batch_size = 10, .verbose = 0, .callbacks = {guard}});
+  const std::string dir = temp_path("nan_ckpt");
+  const auto history = f.model->fit(
+      f.x, f.y, {.epochs = 50, .batch_size = 10, .verbose = 0, .callbacks = {guard}, .checkpoint_dir = dir});
   EXPECT_GE(guard->stopped_at_batch(), 0);
   EXPECT_EQ(history.epoch.size(), 1u);
+  // The diverged weights are not written as a checkpoint to resume from.
+  EXPECT_FALSE(std::filesystem::exists(dir + "/checkpoint.safetensors"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/model.safetensors"));
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Schedulers, StepAndCosineFollowPyTorchsFormulas) {

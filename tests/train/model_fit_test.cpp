@@ -83,6 +83,8 @@ std::string fresh_dir(const std::string& name) {
 
 }  // namespace
 
+// The 5-epoch run to 0.87 is examples/keras_fit.cpp's ctest; here one epoch of the same code
+// checks the line's form, History and predict.
 TEST(ModelFit, TheSeedsKerasSnippetTrainsFashionMnistAndPrintsKerasProgressLine) {
   const auto train_set = data::load_fashion_mnist("", true);
   const auto test_set = data::load_fashion_mnist("", false);
@@ -90,22 +92,22 @@ TEST(ModelFit, TheSeedsKerasSnippetTrainsFashionMnistAndPrintsKerasProgressLine)
   model.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
   CapturedOutput out;
   const train::History history = model.fit(train_set.images.to(DType::Float32) / 255.0, train_set.labels,
-                                           {.epochs = 5, .batch_size = 32, .out = out.file()});
+                                           {.epochs = 1, .batch_size = 32, .out = out.file()});
   const std::string text = out.text();
   std::cout << text;
-  // Not a terminal: each epoch's final line, as Keras prints it.
+  // Not a terminal: the epoch's final line, as Keras prints it.
   const std::regex line(
-      R"(Epoch 5/5\n1875/1875 \[={30}\] - \d+s \d+(us|ms)/step - loss: 0\.\d{4} - accuracy: 0\.\d{4}\n)");
+      R"(^Epoch 1/1\n1875/1875 \[={30}\] - \d+s \d+(us|ms)/step - loss: 0\.\d{4} - accuracy: 0\.\d{4}\n$)");
   EXPECT_TRUE(std::regex_search(text, line)) << text;
-  ASSERT_EQ(history.epoch, (std::vector<int>{0, 1, 2, 3, 4}));
-  const auto& loss = history.history.at("loss");
-  for (std::size_t i = 1; i < loss.size(); ++i) EXPECT_LT(loss[i], loss[i - 1]) << "epoch " << i;
-  EXPECT_GT(history.history.at("accuracy").back(), 0.85);
+  ASSERT_EQ(history.epoch, (std::vector<int>{0}));
+  EXPECT_GT(history.history.at("accuracy").back(), 0.8);
   const train::Logs test = model.evaluate(test_set.images.to(DType::Float32) / 255.0, test_set.labels);
-  EXPECT_GE(test.at("accuracy"), 0.87);
-  // predict gives the logits evaluate scored.
-  const Tensor logits = model.predict(test_set.images.slice(0, 0, 100).to(DType::Float32) / 255.0);
-  EXPECT_EQ(logits.shape(), (Shape{100, 10}));
+  EXPECT_GT(test.at("accuracy"), 0.8);
+  // predict gives the logits evaluate scored: their argmax has evaluate's accuracy.
+  const Tensor logits = model.predict(test_set.images.to(DType::Float32) / 255.0, 1000);
+  ASSERT_EQ(logits.shape(), (Shape{10000, 10}));
+  const double correct = sum(eq(argmax(logits, 1), test_set.labels)).item<double>();
+  EXPECT_DOUBLE_EQ(correct / 10000.0, test.at("accuracy"));
 }
 
 TEST(ModelFit, HistoryHoldsEveryLogAndValidationSplitHoldsOutTheLastSamples) {
@@ -207,6 +209,9 @@ TEST(ModelFit, OtherLossesTrainToo) {
   const auto fitted = regression->fit(data.x, targets, {.epochs = 10, .batch_size = 30, .verbose = 0});
   EXPECT_LT(fitted.history.at("loss").back(), 0.5 * fitted.history.at("loss").front());
   EXPECT_THROW(regression->fit(data.x, data.y, {.verbose = 0}), DTypeError);
+  Tensor nan_target = targets.clone();
+  nan_target.data_ptr<float>()[7] = std::nanf("");
+  EXPECT_THROW(regression->fit(data.x, nan_target, {.verbose = 0}), DataError);  // targets are checked too
 }
 
 TEST(ModelFit, SigtermMidEpochThenResumeEndsWithTheSameWeightsBitForBit) {
@@ -260,6 +265,63 @@ TEST(ModelFit, SigtermMidEpochThenResumeEndsWithTheSameWeightsBitForBit) {
   const auto again = resumed->fit(data.x, data.y, options);
   EXPECT_EQ(flat_weights(*resumed), expected);
   EXPECT_EQ(again.history, expected_history.history);
+  std::filesystem::remove_all(dir);
+}
+
+// Dropout draws its masks from the global generator's counters and a schedule of the current
+// rate compounds: both must come back from the checkpoint for the resumed run to match.
+TEST(ModelFit, DropoutAndAScheduleResumeBitForBitToo) {
+  const Problem data(640);
+  const auto make = [] {
+    Generator init(3);
+    return std::make_unique<train::Model>(
+        nn::Sequential(nn::Linear(12, 16, true, init), nn::ReLU(), nn::Dropout(0.3), nn::Linear(16, 4, true, init)),
+        kCPU);
+  };
+  const auto halving = [] {
+    return std::make_shared<train::LearningRateScheduler>(
+        [](int epoch, double lr) { return epoch > 0 ? lr * 0.5 : lr; });
+  };
+  train::FitOptions options{.epochs = 4, .batch_size = 32, .verbose = 0};
+  manual_seed(5);
+  auto reference = make();
+  reference->compile({.learning_rate = 1e-2, .metrics = {"accuracy"}});
+  options.callbacks = {halving()};
+  const auto expected_history = reference->fit(data.x, data.y, options);
+  const auto expected = flat_weights(*reference);
+
+  struct SigtermAt : train::Callback {
+    int epoch = -1;
+    void on_epoch_begin(train::Model&, int e) override { epoch = e; }
+    bool wants_batch_loss() const override { return true; }
+    void on_batch_end(train::Model&, std::int64_t batch, double) override {
+      if (epoch == 2 && batch == 6) std::raise(SIGTERM);
+    }
+  };
+  const std::string dir = fresh_dir("dropout");
+  options.checkpoint_dir = dir;
+  manual_seed(5);
+  auto first = make();
+  first->compile({.learning_rate = 1e-2, .metrics = {"accuracy"}});
+  options.callbacks = {halving(), std::make_shared<SigtermAt>()};
+  EXPECT_THROW(first->fit(data.x, data.y, options), train::TrainingInterrupted);
+  manual_seed(77);  // a fresh process's generator: the checkpoint's state replaces it
+  auto resumed = make();
+  resumed->compile({.learning_rate = 1e-2, .metrics = {"accuracy"}});
+  options.callbacks = {halving()};
+  const auto history = resumed->fit(data.x, data.y, options);
+  EXPECT_EQ(history.history.at("lr"), (std::vector<double>{1e-2, 5e-3, 2.5e-3, 1.25e-3}));
+  EXPECT_EQ(history.history, expected_history.history);
+  EXPECT_EQ(flat_weights(*resumed), expected);
+  // Another batch size would count the saved position in other batches: refused.
+  options.batch_size = 64;
+  options.epochs = 6;
+  try {
+    resumed->fit(data.x, data.y, options);
+    ADD_FAILURE() << "a checkpoint made at batch size 32 was resumed at 64";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("batch size 32"), std::string::npos) << e.what();
+  }
   std::filesystem::remove_all(dir);
 }
 

@@ -90,19 +90,32 @@ void plot_curves(const std::string& path, const train::History& history, const s
          << (val_accuracy ? ", $curves using 1:5 with linespoints lw 2 title " + quoted(held_out) : "") << "\n"
          << "unset multiplot\nset output\n";
 
-  char script_path[] = "/tmp/accel-plot-XXXXXX";
-  const int script_fd = ::mkstemp(script_path);
+  // A private folder (mode 0700) for gnuplot's script and log, so no other user can plant a
+  // file or a link where they are written.
+  const char* tmp = std::getenv("TMPDIR");
+  std::string folder = std::string(tmp && *tmp ? tmp : "/tmp") + "/accel-plot-XXXXXX";
+  if (!::mkdtemp(folder.data()))
+    throw Error("--plot: cannot make a temporary folder: " + std::string(std::strerror(errno)));
+  struct RemoveFolder {
+    std::string path;
+    ~RemoveFolder() {
+      std::error_code ignored;
+      fs::remove_all(path, ignored);
+    }
+  } remove_folder{folder};
+  const std::string script_file = folder + "/curves.gp", log_path = folder + "/gnuplot.log";
+  std::string script_path = script_file;
+  const int script_fd = ::open(script_file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (script_fd < 0) throw Error(std::string("--plot: cannot write gnuplot's script: ") + std::strerror(errno));
   const std::string text = script.str();
   const bool written = ::write(script_fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   ::close(script_fd);
-  const std::string log_path = std::string(script_path) + ".log";
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
   posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
   const std::string gnuplot = find_gnuplot();
-  char* argv[] = {const_cast<char*>("gnuplot"), script_path, nullptr};
+  char* argv[] = {const_cast<char*>("gnuplot"), script_path.data(), nullptr};
   pid_t pid = 0;
   const int spawned = written ? ::posix_spawn(&pid, gnuplot.c_str(), &actions, nullptr, argv, environ) : EIO;
   posix_spawn_file_actions_destroy(&actions);
@@ -113,8 +126,6 @@ void plot_curves(const std::string& path, const train::History& history, const s
   }
   std::ifstream log(log_path);
   const std::string output{std::istreambuf_iterator<char>(log), std::istreambuf_iterator<char>()};
-  ::unlink(script_path);
-  ::unlink(log_path.c_str());
   if (spawned != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || !fs::exists(temporary)) {
     fs::remove(temporary);
     throw Error("--plot " + path + ": gnuplot failed" +

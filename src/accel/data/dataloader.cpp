@@ -66,9 +66,13 @@ DataLoader::DataLoader(Tensor inputs, Tensor labels, DataLoaderOptions options)
 
 void DataLoader::restore(std::vector<std::int64_t> order, const std::string& shuffle_state) {
   std::vector<bool> seen(order_.size(), false);
+  if (order.size() != order_.size()) {
+    throw ValueError("DataLoader::restore: the saved order has " + std::to_string(order.size()) +
+                     " samples, this loader " + std::to_string(order_.size()) +
+                     " (was the checkpoint made with other data?)");
+  }
   for (const std::int64_t i : order) {
-    if (order.size() != order_.size() || i < 0 || i >= static_cast<std::int64_t>(seen.size()) ||
-        seen[static_cast<std::size_t>(i)]) {
+    if (i < 0 || i >= static_cast<std::int64_t>(seen.size()) || seen[static_cast<std::size_t>(i)]) {
       throw ValueError("DataLoader::restore: the saved order is not a permutation of the " +
                        std::to_string(order_.size()) + " samples (was the checkpoint made with other data?)");
     }

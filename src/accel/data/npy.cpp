@@ -7,6 +7,7 @@
 #include <fstream>
 #include <memory>
 #include <regex>
+#include <sstream>
 
 #include "accel/core/checked_math.h"
 #include "accel/core/error.h"
@@ -68,10 +69,14 @@ Tensor parse_npy(const std::string& bytes, const std::string& what) {
     throw bad("the array is in Fortran order: save np.ascontiguousarray(arr) instead");
   }
   std::vector<std::int64_t> sizes;
-  static const std::regex number_re(R"(\d+)");
   const std::string dims = shape[1].str();
-  for (std::sregex_iterator it(dims.begin(), dims.end(), number_re), end; it != end; ++it) {
-    sizes.push_back(std::stoll(it->str()));
+  static const std::regex dim_re(R"(^\s*(\d{1,18})\s*$)");
+  std::stringstream items(dims);
+  for (std::string item; std::getline(items, item, ',');) {
+    if (item.find_first_not_of(" \t") == std::string::npos) continue;  // "(3,)": the trailing comma
+    std::smatch size;
+    if (!std::regex_match(item, size, dim_re)) throw bad("shape (" + dims + ") holds '" + item + "', not a size");
+    sizes.push_back(std::stoll(size[1].str()));
   }
   Shape tensor_shape;
   try {
@@ -120,15 +125,22 @@ std::map<std::string, Tensor> read_npz(const std::string& path) {
     std::string name = stat.name;
     const std::string what = path + " member " + name;
     if (name.size() < 4 || name.compare(name.size() - 4, 4, ".npy") != 0) continue;
-    if (stat.size > (std::uint64_t{1} << 40))
-      throw DataError(what + ": " + std::to_string(stat.size) + " bytes is too large");
+    if (!(stat.valid & ZIP_STAT_SIZE)) throw DataError(what + ": the archive does not say its size (damaged?)");
     const std::unique_ptr<zip_file_t, decltype(&zip_fclose)> file(
         zip_fopen_index(archive.get(), static_cast<zip_uint64_t>(i), 0), &zip_fclose);
     if (!file) throw DataError(what + ": cannot open it: " + zip_strerror(archive.get()));
-    std::string bytes(stat.size, '\0');
-    const zip_int64_t got = zip_fread(file.get(), bytes.data(), stat.size);
-    if (got < 0 || static_cast<std::uint64_t>(got) != stat.size) {
-      throw DataError(what + ": cannot read it (" + zip_file_strerror(file.get()) + "; damaged archive?)");
+    // Read as the data arrives, not by the size the header claims: a crafted archive can claim
+    // terabytes in a few bytes, and memory is taken only for bytes that really decompress.
+    std::string bytes;
+    char chunk[1 << 16];
+    for (zip_int64_t got; (got = zip_fread(file.get(), chunk, sizeof chunk)) != 0;) {
+      if (got < 0) throw DataError(what + ": cannot read it (" + zip_file_strerror(file.get()) + "; damaged archive?)");
+      bytes.append(chunk, static_cast<std::size_t>(got));
+      if (bytes.size() > stat.size) throw DataError(what + ": holds more bytes than the archive says (damaged?)");
+    }
+    if (bytes.size() != stat.size) {
+      throw DataError(what + ": " + std::to_string(bytes.size()) + " bytes where the archive says " +
+                      std::to_string(stat.size) + " (damaged?)");
     }
     name.resize(name.size() - 4);
     arrays[name] = parse_npy(bytes, what);

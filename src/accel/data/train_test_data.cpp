@@ -10,6 +10,9 @@
 namespace accel::data {
 namespace {
 
+// More classes than this is a labelling mistake (an id column, a regression target), not a task.
+constexpr std::int64_t kMaxClasses = std::int64_t{1} << 20;
+
 bool ends_with(const std::string& text, const std::string& suffix) {
   return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
@@ -27,10 +30,12 @@ LabelledImages from_arrays(const std::map<std::string, Tensor>& arrays, const st
   const Tensor x = find(x_name), y = find(y_name);
   const std::string x_file = path + " member " + x_name, y_file = path + " member " + y_name;
   if (x.dim() < 2) throw DataError(x_file + " has shape " + x.shape().to_string() + ": expected [samples, ...]");
+  if (x.shape()[0] == 0) throw DataError(x_file + " holds no samples (shape " + x.shape().to_string() + ")");
   if (x.dtype() != DType::UInt8 && x.dtype() != DType::Float32 && x.dtype() != DType::Float64) {
     throw DataError(x_file + " is " + std::string(dtype_name(x.dtype())) + ": expected uint8 pixels or floats");
   }
-  if (y.dim() != 1 || y.dtype() == DType::Float32 || y.dtype() == DType::Float64 || y.dtype() == DType::Bool) {
+  const DType label_type = y.dtype();
+  if (y.dim() != 1 || (label_type != DType::Int64 && label_type != DType::Int32 && label_type != DType::UInt8)) {
     throw DataError(y_file + " is " + std::string(dtype_name(y.dtype())) + " " + y.shape().to_string() +
                     ": expected integer class indices [samples]");
   }
@@ -99,7 +104,13 @@ TrainTestData load_train_test(const std::string& data, const std::string& test_d
   }
   for (const LabelledImages* set : {&out.train, &out.test}) {
     const auto labels = set->labels.to_vector<std::int64_t>();
-    out.classes = std::max(out.classes, 1 + *std::max_element(labels.begin(), labels.end()));
+    const auto high = std::max_element(labels.begin(), labels.end());
+    if (*high >= kMaxClasses) {
+      throw DataError(set->labels_file + ": label " + std::to_string(*high) + " at index " +
+                      std::to_string(high - labels.begin()) + " is not a class index accel takes (below " +
+                      std::to_string(kMaxClasses) + ")");
+    }
+    out.classes = std::max(out.classes, 1 + *high);
   }
   return out;
 }

@@ -253,6 +253,22 @@ Tensor& philox_counter(Generator& gen, Device device) {
 
 }  // namespace
 
+std::map<std::string, std::int64_t> dropout_counters(Generator& gen) {
+  std::map<std::string, std::int64_t> out;
+  if (!gen.device_state()) return out;
+  for (const auto& [device, counter] : gen.device_state()->counters) {
+    out[device] = counter.to(kCPU).item<std::int64_t>();
+  }
+  return out;
+}
+
+void set_dropout_counters(Generator& gen, const std::map<std::string, std::int64_t>& counters) {
+  for (const auto& [device, value] : counters) {
+    Tensor& counter = philox_counter(gen, Device(device));
+    copy_(counter, from_vector(std::vector<std::int64_t>{value}, {1}));
+  }
+}
+
 Tensor dropout(const Tensor& a, double p, bool training, Generator& gen) {
   if (p < 0.0 || p > 1.0) throw ValueError("dropout: p must be in [0, 1], got " + std::to_string(p));
   if (!training || p == 0.0) return a;

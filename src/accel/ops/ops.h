@@ -9,6 +9,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "accel/tensor/tensor.h"
@@ -71,6 +73,11 @@ Tensor mse_loss(const Tensor& input, const Tensor& target);
 // ---- regularisation ----
 // Zeroes each element with probability p and scales the rest by 1/(1-p) when training.
 Tensor dropout(const Tensor& a, double p, bool training, Generator& gen = default_generator());
+// The generator's dropout counters (masks drawn so far) by device ("cpu", "cuda:0"), for a
+// checkpoint; set_dropout_counters puts them back (after Generator::set_state, which clears
+// them), so a resumed run draws the masks an uninterrupted one would.
+std::map<std::string, std::int64_t> dropout_counters(Generator& gen);
+void set_dropout_counters(Generator& gen, const std::map<std::string, std::int64_t>& counters);
 
 Tensor ones_like(const Tensor& a);
 Tensor zeros_like(const Tensor& a);

@@ -50,6 +50,21 @@ void EarlyStopping::on_train_begin(Model& model, const std::vector<std::string>&
   best_weights_.clear();
 }
 
+void EarlyStopping::on_resume(Model& model, const History& history) {
+  (void)model;
+  const auto it = history.history.find(options_.monitor);
+  if (it == history.history.end()) return;
+  for (std::size_t e = 0; e < it->second.size(); ++e) {
+    if (monitor_.improved(it->second[e], best_) || best_epoch_ < 0) {
+      best_ = it->second[e];
+      best_epoch_ = history.epoch.at(e);
+      wait_ = 0;
+    } else {
+      ++wait_;
+    }
+  }
+}
+
 void EarlyStopping::on_epoch_end(Model& model, int epoch, const Logs& logs) {
   const double value = logs.at(options_.monitor);
   if (monitor_.improved(value, best_) || best_epoch_ < 0) {
@@ -80,6 +95,15 @@ void ModelCheckpoint::on_train_begin(Model& model, const std::vector<std::string
   (void)model;
   if (options_.save_best_only) monitor_.check(log_names, "ModelCheckpoint");
   best_ = monitor_.worst();
+}
+
+void ModelCheckpoint::on_resume(Model& model, const History& history) {
+  (void)model;
+  const auto it = history.history.find(options_.monitor);
+  if (!options_.save_best_only || it == history.history.end()) return;
+  for (const double value : it->second) {
+    if (monitor_.improved(value, best_)) best_ = value;
+  }
 }
 
 std::string ModelCheckpoint::path_for(int epoch) const {

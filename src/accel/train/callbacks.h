@@ -29,6 +29,12 @@ class Callback {
     (void)model;
     (void)log_names;
   }
+  // After on_train_begin when fit resumed from a checkpoint: the epochs already done, so a
+  // callback can take up where it was (a checkpoint does not keep callbacks' own state).
+  virtual void on_resume(Model& model, const History& history) {
+    (void)model;
+    (void)history;
+  }
   virtual void on_epoch_begin(Model& model, int epoch) {
     (void)model;
     (void)epoch;
@@ -69,11 +75,14 @@ struct EarlyStoppingOptions {
   bool restore_best_weights = false;
 };
 
-// Stops fit when the monitored value has not improved for `patience` epochs.
+// Stops fit when the monitored value has not improved for `patience` epochs. After a resume it
+// takes its best value and patience count from the history; the best weights of epochs before
+// the resume are not kept, so restore_best_weights restores only a best found after it.
 class EarlyStopping : public Callback {
  public:
   explicit EarlyStopping(EarlyStoppingOptions options = {});
   void on_train_begin(Model& model, const std::vector<std::string>& log_names) override;
+  void on_resume(Model& model, const History& history) override;
   void on_epoch_end(Model& model, int epoch, const Logs& logs) override;
   void on_train_end(Model& model) override;
   int stopped_epoch() const { return stopped_epoch_; }  // -1 when it never stopped fit
@@ -101,6 +110,7 @@ class ModelCheckpoint : public Callback {
  public:
   explicit ModelCheckpoint(ModelCheckpointOptions options);
   void on_train_begin(Model& model, const std::vector<std::string>& log_names) override;
+  void on_resume(Model& model, const History& history) override;  // the best so far, from it
   void on_epoch_end(Model& model, int epoch, const Logs& logs) override;
   // The path for a 1-based epoch.
   std::string path_for(int epoch) const;

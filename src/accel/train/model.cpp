@@ -64,6 +64,43 @@ bool is_floating(DType dtype) {
 
 std::string shape_text(const Tensor& t) { return std::string(dtype_name(t.dtype())) + " " + t.shape().to_string(); }
 
+// Eval mode for a scope; the mode before it comes back however the scope ends.
+class EvalMode {
+ public:
+  explicit EvalMode(nn::Module& module) : module_(module), training_(module.is_training()) { module.eval(); }
+  ~EvalMode() { module_.train(training_); }
+  EvalMode(const EvalMode&) = delete;
+  EvalMode& operator=(const EvalMode&) = delete;
+
+ private:
+  nn::Module& module_;
+  bool training_;
+};
+
+// Throws DataError naming the sample when a float tensor holds NaN or inf.
+void check_finite(const Tensor& t, const std::string& what) {
+  if (t.dtype() != DType::Float32) return;
+  const auto* bits = static_cast<const std::uint32_t*>(t.raw_data());
+  // Exponent bits all ones is inf or NaN: an integer test the compiler vectorises, so the scan
+  // runs at memory speed; the slow search for the place runs only when something is there.
+  std::atomic<bool> any_bad = false;
+  parallel_for(t.numel(), kParallelThreshold, [&](std::int64_t begin, std::int64_t end) {
+    std::uint32_t bad = 0;
+    for (std::int64_t i = begin; i < end; ++i)
+      bad |= static_cast<std::uint32_t>((bits[i] & 0x7f800000u) == 0x7f800000u);
+    if (bad) any_bad = true;
+  });
+  if (!any_bad) return;
+  const float* values = t.data_ptr<float>();
+  const std::int64_t per_row = t.dim() > 0 && t.shape()[0] > 0 ? t.numel() / t.shape()[0] : 1;
+  for (std::int64_t i = 0; i < t.numel(); ++i) {
+    if (!std::isfinite(values[i])) {
+      throw DataError(what + " holds " + std::to_string(values[i]) + " in sample " + std::to_string(i / per_row) +
+                      " (element " + std::to_string(i % per_row) + "): clean the data before training");
+    }
+  }
+}
+
 // x as fit takes it: float32, contiguous, on the CPU, every value finite.
 Tensor prepare_inputs(const Tensor& x, const std::string& what) {
   if (!x.defined()) throw ValueError(what + " is undefined");
@@ -72,25 +109,7 @@ Tensor prepare_inputs(const Tensor& x, const std::string& what) {
   }
   if (x.dtype() == DType::Bool) throw DTypeError(what + " is bool: convert it to float32");
   Tensor out = x.detach().to(kCPU).to(DType::Float32).contiguous();
-  // Exponent bits all ones is inf or NaN: an integer test the compiler vectorises, so the scan
-  // runs at memory speed; the slow search for the place runs only when something is there.
-  const auto* bits = static_cast<const std::uint32_t*>(out.raw_data());
-  std::atomic<bool> any_bad = false;
-  parallel_for(out.numel(), kParallelThreshold, [&](std::int64_t begin, std::int64_t end) {
-    std::uint32_t bad = 0;
-    for (std::int64_t i = begin; i < end; ++i)
-      bad |= static_cast<std::uint32_t>((bits[i] & 0x7f800000u) == 0x7f800000u);
-    if (bad) any_bad = true;
-  });
-  if (!any_bad) return out;
-  const float* values = out.data_ptr<float>();
-  const std::int64_t per_row = out.numel() / out.shape()[0];
-  for (std::int64_t i = 0; i < out.numel(); ++i) {
-    if (!std::isfinite(values[i])) {
-      throw DataError(what + " holds " + std::to_string(values[i]) + " in sample " + std::to_string(i / per_row) +
-                      " (element " + std::to_string(i % per_row) + "): clean the data before training");
-    }
-  }
+  check_finite(out, what);
   return out;
 }
 
@@ -211,6 +230,10 @@ std::vector<std::string> Model::log_names(bool validation) const {
 // data fails before the first step. y is converted in place to what the loss takes.
 void Model::check_data(const Tensor& x, const Tensor& y, const std::string& what) {
   const Compiled& c = compiled();
+  if (!y.defined() || y.dim() < 1) {
+    throw ShapeError(what + ": y has no samples (" + (y.defined() ? shape_text(y) : std::string("undefined")) +
+                     "): its first dimension counts samples");
+  }
   if (x.shape()[0] != y.shape()[0]) {
     throw ShapeError(what + ": x has " + std::to_string(x.shape()[0]) + " samples (" + shape_text(x) + ") but y has " +
                      std::to_string(y.shape()[0]) + " (" + shape_text(y) + "): give one target per sample");
@@ -218,15 +241,16 @@ void Model::check_data(const Tensor& x, const Tensor& y, const std::string& what
   Tensor output;
   try {
     autograd::NoGradGuard no_grad;
-    const bool training = module_->is_training();
-    module_->eval();
+    const EvalMode eval(*module_);
     const amp::Autocast scope = c.autocast(device_);
     output = (*module_)(x.slice(0, 0, 1).to(device_)).to(kCPU).to(DType::Float32);
-    module_->train(training);
   } catch (const Error& e) {
-    module_->train(true);
     throw ShapeError(what + ": the model cannot take samples of shape " + x.shape().to_string() +
                      " (without the first dimension): " + e.what());
+  }
+  if (output.dim() < 1 || output.shape()[0] != 1) {
+    throw ShapeError(what + ": the model gives " + output.shape().to_string() +
+                     " for one sample; its output needs a first dimension of samples");
   }
   const std::int64_t width = output.dim() == 2 ? output.shape()[1] : -1;
   if (c.targets == Compiled::Targets::ClassIndices) {
@@ -249,6 +273,7 @@ void Model::check_data(const Tensor& x, const Tensor& y, const std::string& what
   } else {
     if (!is_floating(y.dtype()))
       throw DTypeError(what + ": " + c.loss_name + " takes float targets; y is " + shape_text(y));
+    check_finite(y.to(DType::Float32).contiguous(), what + ": y");
     std::vector<std::int64_t> want = output.shape().sizes();
     std::vector<std::int64_t> have = y.shape().sizes();
     want.erase(want.begin());
@@ -263,8 +288,7 @@ void Model::check_data(const Tensor& x, const Tensor& y, const std::string& what
 Logs Model::evaluate_prepared(const Tensor& x, const Tensor& y, std::int64_t batch_size, const std::string& prefix) {
   Compiled& c = compiled();
   autograd::NoGradGuard no_grad;
-  const bool training = module_->is_training();
-  module_->eval();
+  const EvalMode eval(*module_);
   data::DataLoader loader(x, y, {.batch_size = batch_size, .shuffle = false, .device = device_});
   Tensor loss_sum = zeros({}, DType::Float64, device_);
   Tensor correct = zeros({}, DType::Int64, device_);
@@ -275,7 +299,6 @@ Logs Model::evaluate_prepared(const Tensor& x, const Tensor& y, std::int64_t bat
     add_(loss_sum, mul(c.loss(output, batch.labels), static_cast<double>(batch.inputs.shape()[0])));
     if (c.accuracy) add_(correct, c.correct(output, batch.labels));
   }
-  module_->train(training);
   const auto n = static_cast<double>(loader.num_samples());
   Logs logs{{prefix + "loss", loss_sum.item<double>() / n}};
   if (c.accuracy) logs[prefix + "accuracy"] = correct.item<double>() / n;
@@ -296,8 +319,7 @@ Tensor Model::predict(const Tensor& x, std::int64_t batch_size) {
   if (batch_size <= 0) throw ValueError("predict: batch_size must be positive");
   const Tensor xs = prepare_inputs(x, "predict: x");
   autograd::NoGradGuard no_grad;
-  const bool training = module_->is_training();
-  module_->eval();
+  const EvalMode eval(*module_);
   data::DataLoader loader(xs, zeros({xs.shape()[0]}, DType::Int64),
                           {.batch_size = batch_size, .shuffle = false, .device = device_});
   Tensor out;
@@ -310,6 +332,11 @@ Tensor Model::predict(const Tensor& x, std::int64_t batch_size) {
       output = (*module_)(loader.batch(i).inputs);
     }
     output = output.to(kCPU).to(DType::Float32).contiguous();
+    const std::int64_t rows = loader.batch_indices(i).size();
+    if (output.dim() < 1 || output.shape()[0] != rows) {
+      throw ShapeError("predict: the model gave " + output.shape().to_string() + " for a batch of " +
+                       std::to_string(rows) + " samples; its output needs one row per sample");
+    }
     if (!out.defined()) {
       std::vector<std::int64_t> shape = output.shape().sizes();
       shape[0] = xs.shape()[0];
@@ -320,7 +347,6 @@ Tensor Model::predict(const Tensor& x, std::int64_t batch_size) {
                 static_cast<std::size_t>(output.numel()) * sizeof(float));
     row += output.shape()[0];
   }
-  module_->train(training);
   return out;
 }
 
@@ -458,11 +484,21 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
     if (auto saved = load_training_checkpoint(options.checkpoint_dir)) {
       const std::string path = training_checkpoint_path(options.checkpoint_dir);
       try {
+        // What next_batch counts in must be what this run counts in, or samples would be skipped
+        // or seen twice without any other sign.
+        if (saved->batch_size != options.batch_size || saved->accumulate != c.accumulate ||
+            saved->train_samples != xs.shape()[0]) {
+          throw ValueError("it was made with batch size " + std::to_string(saved->batch_size) + ", accumulation " +
+                           std::to_string(saved->accumulate) + " and " + std::to_string(saved->train_samples) +
+                           " training samples; this run has " + std::to_string(options.batch_size) + ", " +
+                           std::to_string(c.accumulate) + " and " + std::to_string(xs.shape()[0]));
+        }
         module_->load_state_dict(saved->model);
         optimizer.load_state_dict(saved->optimizer);
         if (scaler.is_enabled() || !saved->scaler.empty()) scaler.load_state_dict(saved->scaler);
         loader.restore(std::move(saved->order), saved->shuffle_state);
         default_generator().set_state(saved->global_rng_state);
+        set_dropout_counters(default_generator(), saved->dropout_counters);
       } catch (const Error& e) {
         throw DataError(path + " does not fit this run: " + e.what() +
                         " (same model, optimizer and data as the run that wrote it? else remove it)");
@@ -492,6 +528,10 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
                                   .order = loader.order(),
                                   .shuffle_state = loader.shuffle_state(),
                                   .global_rng_state = default_generator().state(),
+                                  .dropout_counters = dropout_counters(default_generator()),
+                                  .batch_size = options.batch_size,
+                                  .accumulate = c.accumulate,
+                                  .train_samples = xs.shape()[0],
                                   .loss_sum = loss_sum,
                                   .correct = correct,
                                   .history = history};
@@ -522,8 +562,17 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
   }
   stop_training = false;
   epoch_seconds_.clear();
+  epoch_samples_.clear();
   for (const auto& callback : options.callbacks) callback->on_train_begin(*this, names);
+  if (!history.epoch.empty()) {
+    for (const auto& callback : options.callbacks) callback->on_resume(*this, history);
+  }
   module_->train(true);
+  const auto interrupted = [&](int epoch, std::int64_t next_batch) {
+    save_checkpoint(epoch, next_batch);
+    if (options.verbose > 0) std::fprintf(options.out, "\n");
+    return TrainingInterrupted(training_checkpoint_path(options.checkpoint_dir), epoch, next_batch);
+  };
   for (int epoch = first_epoch; epoch < options.epochs && !stop_training; ++epoch) {
     if (epoch != first_epoch || first_batch == 0) {
       autograd::NoGradGuard no_grad;
@@ -531,14 +580,24 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
       zero_(correct);
       samples = 0;
     }
+    const bool partial = epoch == first_epoch && first_batch > 0;
+    bool cut_short = false;
+    const double saved_lr = optimizer.lr();
     for (const auto& callback : options.callbacks) callback->on_epoch_begin(*this, epoch);
+    // A resumed epoch began in the run that wrote the checkpoint: its rate is the saved one (a
+    // schedule of the current rate would otherwise apply twice).
+    if (partial && optimizer.lr() != saved_lr) set_learning_rate(saved_lr);
     const std::int64_t steps = steps_in_epoch;
     progress.epoch_begin(epoch, options.epochs, steps);
     const auto epoch_start = std::chrono::steady_clock::now();
     const std::int64_t start_at = epoch == first_epoch ? first_batch : 0;
     std::optional<data::BatchPrefetcher> prefetched;
     if (prefetch > 0 && start_at < steps) prefetched.emplace(loader, static_cast<std::size_t>(start_at), prefetch);
+    std::int64_t epoch_samples = 0;
     for (std::int64_t i = start_at; i < steps; ++i) {
+      // SIGTERM is honoured before a step (or, with accumulation, before a group: the gradients
+      // summed so far are not in a checkpoint), so at most one step or group runs after it.
+      if (sigterm && sigterm->requested() && i == group_of(i).first) throw interrupted(epoch, i);
       if (tuner && tuner->threads() != get_num_threads()) set_num_threads(tuner->threads());
       const auto step_start = std::chrono::steady_clock::now();
       const data::Batch batch = prefetched ? prefetched->next() : loader.batch(static_cast<std::size_t>(i));
@@ -546,6 +605,7 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
           c.accumulate == 1 ? step.run(batch.inputs, batch.labels) : micro_step(i, batch.inputs, batch.labels);
       if (tuner) tuner->record(std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count());
       samples += batch.inputs.shape()[0];
+      epoch_samples += batch.inputs.shape()[0];
       if (batch_losses) {
         const double value = loss.item<double>();
         for (const auto& callback : options.callbacks) {
@@ -553,17 +613,17 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
         }
       }
       if (progress.wants_update()) progress.update(i + 1, running());
-      // With accumulation, only between groups: the gradients summed so far are not saved.
       const bool group_done = i + 1 == group_of(i).first + group_of(i).second;
-      if (sigterm && sigterm->requested() && group_done) {
-        save_checkpoint(epoch, i + 1);
-        if (options.verbose > 0) std::fprintf(options.out, "\n");
-        throw TrainingInterrupted(training_checkpoint_path(options.checkpoint_dir), epoch, i + 1);
+      if (stop_training && group_done) {
+        cut_short = i + 1 < steps;
+        break;
       }
-      if (stop_training && group_done) break;
     }
     epoch_seconds_.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count());
+    epoch_samples_.push_back(epoch_samples);
     prefetched.reset();  // it reads the order next_epoch draws anew
+    // Every batch is done: a SIGTERM now resumes with the epoch's end, before validation runs.
+    if (sigterm && sigterm->requested() && !cut_short) throw interrupted(epoch, steps);
     loader.next_epoch();
     ProgressValues values = running();
     if (validation) {
@@ -577,7 +637,11 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
     history.epoch.push_back(epoch);
     for (const auto& [name, value] : logs) history.history[name].push_back(value);
     for (const auto& callback : options.callbacks) callback->on_epoch_end(*this, epoch, logs);
-    if (!options.checkpoint_dir.empty()) save_checkpoint(epoch + 1, 0);
+    // Not after an epoch cut short (TerminateOnNaN) or a non-finite loss: the checkpoint and
+    // model.safetensors keep the last good weights rather than the diverged ones.
+    if (!options.checkpoint_dir.empty() && !cut_short && std::isfinite(logs.at("loss"))) {
+      save_checkpoint(epoch + 1, 0);
+    }
   }
   step_mode_ = step.replaying()    ? "captured: " + std::to_string(step.kernels()) + " kernel calls replayed per step"
                : c.accumulate != 1 ? "eager: gradient accumulation: a step spans several batches"

@@ -80,12 +80,14 @@ struct FitOptions {
   bool shuffle = true;
   std::uint64_t seed = 0;  // the shuffling order's seed
   std::vector<std::shared_ptr<Callback>> callbacks{};
-  // Non-empty: fit keeps DIR/checkpoint.safetensors (everything a resumed run needs: weights,
-  // optimizer, loss scaler, data order, random state, the epoch so far, the history) and
+  // Non-empty: fit keeps DIR/checkpoint.safetensors (weights, optimizer, loss scaler, data
+  // order, random state with dropout's counters, the epoch so far, the history; not callbacks'
+  // own state, which EarlyStopping and ModelCheckpoint rebuild from the history) and
   // DIR/model.safetensors (the weights alone, for PyTorch), both written atomically at the end
   // of every epoch; with `resume`, fit carries on from DIR's checkpoint when there is one. While
   // it runs, SIGTERM (what a scheduler sends before preemption) makes fit finish the current
-  // step, write the checkpoint and throw TrainingInterrupted.
+  // step, write the checkpoint and throw TrainingInterrupted. A checkpoint made with another
+  // batch size, accumulation or number of training samples is refused (DataError).
   std::string checkpoint_dir{};
   bool resume = true;
   std::FILE* out = stdout;  // where the progress goes
@@ -150,6 +152,8 @@ class Model {
   std::vector<std::string> log_names(bool validation) const;
   // Seconds each epoch of the last fit spent in its steps (no validation, no checkpoint).
   const std::vector<double>& epoch_seconds() const { return epoch_seconds_; }
+  // Samples each epoch of the last fit trained in this process (fewer in an epoch it resumed).
+  const std::vector<std::int64_t>& epoch_samples() const { return epoch_samples_; }
   // How the last fit ran its steps: "captured: N kernel calls replayed per step", or "eager: <why>".
   const std::string& step_mode() const { return step_mode_; }
   // Set by a callback (EarlyStopping, TerminateOnNaN) to end fit after the current step or epoch.
@@ -167,6 +171,7 @@ class Model {
   std::unique_ptr<Compiled> compiled_;
   std::string step_mode_;
   std::vector<double> epoch_seconds_;
+  std::vector<std::int64_t> epoch_samples_;
 };
 
 }  // namespace accel::train

@@ -22,16 +22,17 @@ namespace {
 // Each epoch's logs as EpochStats, passed on as they come.
 class EpochReporter : public Callback {
  public:
-  EpochReporter(TrainReport& report, std::int64_t samples, bool tuned,
-                const std::function<void(const EpochStats&)>& on_epoch)
-      : report_(report), samples_(samples), tuned_(tuned), on_epoch_(on_epoch) {}
+  EpochReporter(TrainReport& report, bool tuned, const std::function<void(const EpochStats&)>& on_epoch)
+      : report_(report), tuned_(tuned), on_epoch_(on_epoch) {}
 
   void on_epoch_end(Model& model, int epoch, const Logs& logs) override {
     EpochStats stats;
     stats.epoch = epoch + 1;
     stats.train_loss = logs.at("loss");
     stats.train_seconds = model.epoch_seconds().back();
-    stats.samples_per_second = stats.train_seconds > 0 ? static_cast<double>(samples_) / stats.train_seconds : 0.0;
+    // The samples this process trained: fewer than the epoch's in an epoch it resumed.
+    stats.samples_per_second =
+        stats.train_seconds > 0 ? static_cast<double>(model.epoch_samples().back()) / stats.train_seconds : 0.0;
     stats.test_accuracy = logs.at("val_accuracy");
     stats.test_loss = logs.at("val_loss");
     stats.threads = get_num_threads();
@@ -42,7 +43,6 @@ class EpochReporter : public Callback {
 
  private:
   TrainReport& report_;
-  std::int64_t samples_;
   bool tuned_;
   const std::function<void(const EpochStats&)>& on_epoch_;
 };
@@ -184,15 +184,13 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
   const Tensor x_test = inputs(test_set.images);
   const bool split = config.validation_split > 0;
   report.held_out = split ? "validation" : "test";
-  const auto train_samples = static_cast<std::int64_t>(static_cast<double>(train_set.images.shape()[0]) *
-                                                       (split ? 1.0 - config.validation_split : 1.0));
   FitOptions fit{.epochs = config.epochs,
                  .batch_size = config.batch_size,
                  .verbose = config.verbose,
                  .validation_split = config.validation_split,
                  .validation_batch_size = 1000,
                  .seed = config.seed + 1,
-                 .callbacks = {std::make_shared<EpochReporter>(report, train_samples, config.threads == 0, on_epoch)},
+                 .callbacks = {std::make_shared<EpochReporter>(report, config.threads == 0, on_epoch)},
                  .checkpoint_dir = config.checkpoint_dir,
                  .resume = config.resume,
                  .tune_threads = config.threads == 0};

@@ -1,6 +1,7 @@
 #include "accel/train/training_checkpoint.h"
 
 #include <filesystem>
+#include <sstream>
 
 #include "accel/tensor/safetensors.h"
 
@@ -40,8 +41,16 @@ void save_training_checkpoint(const std::string& dir, const TrainingCheckpoint& 
   for (const auto& [name, values] : c.history.history) {
     tensors["history." + name] = from_vector(values, {static_cast<std::int64_t>(values.size())});
   }
+  std::string counters;
+  for (const auto& [device, value] : c.dropout_counters) {
+    counters += (counters.empty() ? "" : ",") + device + "=" + std::to_string(value);
+  }
   save_safetensors(training_checkpoint_path(dir), tensors,
                    {{"accel.checkpoint", kKind},
+                    {"dropout_counters", counters},
+                    {"batch_size", std::to_string(c.batch_size)},
+                    {"accumulate", std::to_string(c.accumulate)},
+                    {"train_samples", std::to_string(c.train_samples)},
                     {"epoch", std::to_string(c.epoch)},
                     {"next_batch", std::to_string(c.next_batch)},
                     {"samples_seen", std::to_string(c.samples_seen)},
@@ -87,6 +96,19 @@ std::optional<TrainingCheckpoint> load_training_checkpoint(const std::string& di
   c.next_batch = number("next_batch");
   c.samples_seen = number("samples_seen");
   c.shuffle_state = meta("shuffle_state");
+  c.batch_size = number("batch_size");
+  c.accumulate = number("accumulate");
+  c.train_samples = number("train_samples");
+  std::stringstream counters(meta("dropout_counters"));
+  for (std::string item; std::getline(counters, item, ',');) {
+    const auto equals = item.find('=');
+    try {
+      if (equals == std::string::npos) throw std::invalid_argument(item);
+      c.dropout_counters[item.substr(0, equals)] = std::stoll(item.substr(equals + 1));
+    } catch (const std::logic_error&) {
+      throw DataError(path + ": the metadata 'dropout_counters' is damaged at '" + item + "'");
+    }
+  }
   c.global_rng_state = meta("global_rng_state");
   c.order = tensor("loader.order", DType::Int64).to_vector<std::int64_t>();
   c.loss_sum = tensor("progress.loss_sum", DType::Float64);

@@ -3,7 +3,9 @@
 // "model.<name>", "optimizer.<name>" and "scaler.<name>" state dicts, the data order of the
 // epoch in progress ("loader.order"), the epoch's running loss and correct count, the history
 // ("history.<log>", float64 [epochs]); and in the metadata the epoch, the batches of it done,
-// and the shuffling and global generators' states. Callbacks' own state is not kept.
+// the shuffling and global generators' states with the latter's dropout counters, and the batch
+// size, accumulation and sample count the order was made for. Callbacks' own state is not kept
+// (EarlyStopping and ModelCheckpoint rebuild theirs from the history: Callback::on_resume).
 #pragma once
 
 #include <cstdint>
@@ -24,7 +26,9 @@ struct TrainingCheckpoint {
   std::int64_t samples_seen = 0;
   std::vector<std::int64_t> order;  // the epoch's data order
   std::string shuffle_state, global_rng_state;
-  Tensor loss_sum, correct;  // the epoch so far: float64 and int64 scalars
+  std::map<std::string, std::int64_t> dropout_counters;            // the global generator's, by device
+  std::int64_t batch_size = 0, accumulate = 1, train_samples = 0;  // what next_batch counts in
+  Tensor loss_sum, correct;                                        // the epoch so far: float64 and int64 scalars
   History history;
 };
 
