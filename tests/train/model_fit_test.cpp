@@ -75,6 +75,22 @@ std::vector<float> flat_weights(train::Model& model) {
   return all;
 }
 
+// Sends this process a real SIGTERM after batch `batch` (from 0) of epoch `epoch` (from 0), as a
+// scheduler would; fit's handler takes it.
+class SigtermAt : public train::Callback {
+ public:
+  SigtermAt(int epoch, std::int64_t batch) : at_epoch_(epoch), at_batch_(batch) {}
+  void on_epoch_begin(train::Model&, int epoch) override { epoch_ = epoch; }
+  bool wants_batch_loss() const override { return true; }
+  void on_batch_end(train::Model&, std::int64_t batch, double) override {
+    if (epoch_ == at_epoch_ && batch == at_batch_) std::raise(SIGTERM);
+  }
+
+ private:
+  int at_epoch_, epoch_ = -1;
+  std::int64_t at_batch_;
+};
+
 std::string fresh_dir(const std::string& name) {
   const auto dir = std::filesystem::temp_directory_path() / ("accel_model_" + name + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
@@ -225,20 +241,12 @@ TEST(ModelFit, SigtermMidEpochThenResumeEndsWithTheSameWeightsBitForBit) {
 
   // SIGTERM arrives in epoch 3 (index 2), after its 4th batch: fit finishes that step, writes
   // the checkpoint and throws.
-  struct SigtermAt : train::Callback {
-    int epoch = -1;
-    void on_epoch_begin(train::Model&, int e) override { epoch = e; }
-    bool wants_batch_loss() const override { return true; }
-    void on_batch_end(train::Model&, std::int64_t batch, double) override {
-      if (epoch == 2 && batch == 3) std::raise(SIGTERM);
-    }
-  };
   const std::string dir = fresh_dir("resume");
   train::FitOptions options = base;
   options.checkpoint_dir = dir;
   auto first = small_model();
   first->compile({.metrics = {"accuracy"}});
-  options.callbacks = {std::make_shared<SigtermAt>()};
+  options.callbacks = {std::make_shared<SigtermAt>(2, 3)};
   try {
     first->fit(data.x, data.y, options);
     FAIL() << "fit ignored SIGTERM";
@@ -290,20 +298,12 @@ TEST(ModelFit, DropoutAndAScheduleResumeBitForBitToo) {
   const auto expected_history = reference->fit(data.x, data.y, options);
   const auto expected = flat_weights(*reference);
 
-  struct SigtermAt : train::Callback {
-    int epoch = -1;
-    void on_epoch_begin(train::Model&, int e) override { epoch = e; }
-    bool wants_batch_loss() const override { return true; }
-    void on_batch_end(train::Model&, std::int64_t batch, double) override {
-      if (epoch == 2 && batch == 6) std::raise(SIGTERM);
-    }
-  };
   const std::string dir = fresh_dir("dropout");
   options.checkpoint_dir = dir;
   manual_seed(5);
   auto first = make();
   first->compile({.learning_rate = 1e-2, .metrics = {"accuracy"}});
-  options.callbacks = {halving(), std::make_shared<SigtermAt>()};
+  options.callbacks = {halving(), std::make_shared<SigtermAt>(2, 6)};
   EXPECT_THROW(first->fit(data.x, data.y, options), train::TrainingInterrupted);
   manual_seed(77);  // a fresh process's generator: the checkpoint's state replaces it
   auto resumed = make();
