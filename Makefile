@@ -21,6 +21,7 @@ test: deps-test build
 	cd $(BUILD) && ctest --output-on-failure --no-tests=error -j2
 
 build:
+	scripts/pjrt-plugin.sh $(BUILD)
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 	cmake --build $(BUILD)
 
@@ -36,6 +37,7 @@ deps-bench:
 asan: deps-test
 	# -O1 -g1 (line tables): half the compile time of -O2 -g under ASan (smi_command.cpp 94 s -> 43 s),
 	# and stack traces keep their lines.
+	scripts/pjrt-plugin.sh $(ASAN_BUILD)
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" -DACCEL_SANITIZE=ON
 	cmake --build $(ASAN_BUILD)
 	scripts/test-venv.sh $(ASAN_BUILD)

@@ -6,6 +6,8 @@ step:  a jitted training step (forward, cross-entropy, backward, PyTorch's Adam)
        per batch from Python, the batch gathered and scaled on the host as accel's loader does;
 scan:  a whole epoch as one jitted lax.scan over the batches (data on the device, gathered
        inside the scan; the short last batch is dropped: 937 steps at batch 64 instead of 938);
+--pjrt-plugin PATH runs step or scan on that PJRT plugin (PyPI xla-cpu-pjrt: the compiler
+`accel train --device xla` uses) instead of jaxlib's own XLA CPU.
 keras: Keras 3's compile/fit with the JAX backend (Dense 256 relu, Dense 10, Adam, sparse
        categorical cross-entropy from logits).
 Compilation happens before the timed epochs. Prints one JSON line like torch_seed.py.
@@ -144,11 +146,19 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    parser.add_argument("--pjrt-plugin", default="",
+                        help="run on this PJRT plugin (e.g. PyPI xla-cpu-pjrt's .so) instead of jaxlib's built-in "
+                             "XLA CPU: the same compiler accel --device xla uses")
     args = parser.parse_args()
+    if args.pjrt_plugin:
+        from jax._src import xla_bridge
+        xla_bridge.register_plugin("pjrt_plugin", library_path=args.pjrt_plugin)
+        jax.config.update("jax_platforms", "pjrt_plugin")
     images = read_idx(os.path.join(args.data, "train-images-idx3-ubyte.gz")).reshape(-1, 784)
     labels = read_idx(os.path.join(args.data, "train-labels-idx1-ubyte.gz")).astype(np.int32)
     epochs = run_keras(args, images, labels) if args.mode == "keras" else run_jax(args, images, labels)
-    print(json.dumps({"jax": jax.__version__, "blas": f"XLA CPU ({jax.devices()[0].platform}), JAX {jax.__version__}",
+    backend = f"PJRT plugin {args.pjrt_plugin}" if args.pjrt_plugin else f"XLA CPU ({jax.devices()[0].platform})"
+    print(json.dumps({"jax": jax.__version__, "blas": f"{backend}, JAX {jax.__version__}",
                       "epochs": epochs}))
 
 

@@ -69,9 +69,13 @@ TEST(TrainCommand, CudaWithoutAGpuIsAnErrorNotACrash) {
 
 TEST(TrainCommand, BadFlagsAreRejectedByTheParser) {
   EXPECT_NE(run_command(std::string(ACCEL_CLI_PATH) + " train --batch-size 0").status, 0);
-  const auto result = run_command(std::string(ACCEL_CLI_PATH) + " train --device tpu:9 --epochs 1");
+  auto result = run_command(std::string(ACCEL_CLI_PATH) + " train --device quantum:9 --epochs 1");
   EXPECT_EQ(result.status, 1) << result.output;
-  EXPECT_NE(result.output.find("unknown device"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("unknown device 'quantum:9'"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("'xla' or 'tpu'"), std::string::npos) << result.output;
+  result = run_command(std::string(ACCEL_CLI_PATH) + " train --device tpu:9 --epochs 1");
+  EXPECT_EQ(result.status, 1) << result.output;
+  EXPECT_NE(result.output.find("'tpu:9': accel trains on tpu:0"), std::string::npos) << result.output;
 }
 
 namespace {

@@ -3,6 +3,9 @@
 #include <cstdio>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
+#include "accel/backends/xla/pjrt_report.h"
 #include "accel/hw/snapshot.h"
 #include "commands.h"
 #include "format.h"
@@ -23,7 +26,45 @@ std::string library_text(const hw::LibraryVersion& v, const std::string& absent_
   return out + (v.path.empty() ? "" : ", " + v.path);
 }
 
-std::string report(const hw::HardwareSnapshot& s) {
+// XLA devices through PJRT: the plugin `accel train --device xla` would load, and what it offers.
+std::string pjrt_lines(const xla::PjrtReport& p) {
+  if (!p.found) return line("XLA (PJRT)", "none: " + p.error);
+  if (!p.loaded && p.error.empty()) {
+    return line("XLA (PJRT)", "plugin " + p.plugin_path + " (" + p.found_by +
+                                  "); accel info --xla loads it for its platform, devices and versions");
+  }
+  if (!p.usable) return line("XLA (PJRT)", "plugin " + p.plugin_path + " does not work: " + p.error);
+  std::string out = line("XLA (PJRT)", p.platform + " plugin, " + std::to_string(p.devices.size()) +
+                                           " device(s) (--device " + (p.platform == "tpu" ? "tpu" : "xla") + ")");
+  out += line("PJRT plugin", p.plugin_path + " (" + p.found_by + ")");
+  out += line("PJRT versions", "C API " + p.api_version + " (accel built with " + p.built_api_version + ")" +
+                                   (p.xla_version.empty() ? "" : ", XLA " + p.xla_version) +
+                                   (p.stablehlo_version.empty() ? "" : ", StableHLO " + p.stablehlo_version));
+  for (const auto& d : p.devices)
+    out += line("XLA device " + std::to_string(d.id), d.kind + " (" + d.description + ")");
+  return out;
+}
+
+nlohmann::json pjrt_json(const xla::PjrtReport& p) {
+  nlohmann::json devices = nlohmann::json::array();
+  for (const auto& d : p.devices) devices.push_back({{"id", d.id}, {"kind", d.kind}, {"description", d.description}});
+  const auto or_null = [](const std::string& v) { return v.empty() ? nlohmann::json() : nlohmann::json(v); };
+  return {{"found", p.found},
+          {"loaded", p.loaded},
+          {"usable", p.usable},
+          {"error", or_null(p.error)},
+          {"plugin", or_null(p.plugin_path)},
+          {"found_by", or_null(p.found_by)},
+          {"api_version", or_null(p.api_version)},
+          {"built_api_version", or_null(p.built_api_version)},
+          {"xla_version", or_null(p.xla_version)},
+          {"stablehlo_version", or_null(p.stablehlo_version)},
+          {"platform", or_null(p.platform)},
+          {"platform_version", or_null(p.platform_version)},
+          {"devices", devices}};
+}
+
+std::string report(const hw::HardwareSnapshot& s, const xla::PjrtReport& pjrt) {
   std::string out = "accel info\n";
   const bool gpu = !s.cuda.devices.empty();
   out += line("GPU available",
@@ -62,6 +103,7 @@ std::string report(const hw::HardwareSnapshot& s) {
     out += line("TPU", "no TPU (no ACCEL_TPU_ADDR/COLAB_TPU_ADDR/TPU_NAME, no /dev/accel* or /dev/vfio devices" +
                            std::string(s.tpu.libtpu_path.empty() ? ")" : "; libtpu at " + s.tpu.libtpu_path + ")"));
   }
+  out += pjrt_lines(pjrt);
   std::string simd;
   for (const std::string& f : s.cpu.simd) simd += (simd.empty() ? "" : " ") + f;
   out += line("CPU", s.cpu.model + ", " + std::to_string(s.cpu.physical_cores) + " cores (" +
@@ -80,11 +122,23 @@ std::string report(const hw::HardwareSnapshot& s) {
 
 void add_info_command(CLI::App& app, int& exit_code) {
   auto json = std::make_shared<bool>(false);
+  auto xla = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand("info", "GPU, CUDA, cuDNN, TPU, CPU, RAM and disk of this machine in one report");
   cmd->add_flag("--json", *json, "The report as JSON (schema accel.info/1, docs/hardware.md)");
-  cmd->callback([json, &exit_code] {
+  cmd->add_flag("--xla", *xla,
+                "Load the XLA PJRT plugin (ACCEL_PJRT_PLUGIN, libtpu or PyPI's xla-cpu-pjrt) and report its platform, "
+                "devices and versions (50-400 ms; without it the report only names the plugin)");
+  cmd->callback([json, xla, &exit_code] {
     const hw::HardwareSnapshot s = hw::snapshot();
-    const std::string out = *json ? hw::info_json(s) + "\n" : report(s);
+    const xla::PjrtReport pjrt = xla::query_pjrt("", *xla);
+    std::string out;
+    if (*json) {
+      nlohmann::json info = nlohmann::json::parse(hw::info_json(s));
+      info["pjrt"] = pjrt_json(pjrt);
+      out = info.dump(2) + "\n";
+    } else {
+      out = report(s, pjrt);
+    }
     std::fputs(out.c_str(), stdout);
     exit_code = 0;
   });

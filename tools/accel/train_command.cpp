@@ -6,6 +6,7 @@
 #include "accel/memory/device_allocators.h"
 #include "accel/train/model.h"
 #include "accel/train/seed_trainer.h"
+#include "accel/train/xla_strategy.h"
 #include "commands.h"
 #include "curve_plot.h"
 
@@ -26,9 +27,9 @@ void print_json(const train::TrainReport& report, const train::SeedConfig& confi
   std::printf(
       "{\"device\": \"%s\", \"simulated\": %s, \"gemm\": \"%s\", \"batch_size\": %lld, \"accumulate\": %d, "
       "\"amp\": \"%s\", \"step\": \"%s\", \"peak_allocated\": %lld, \"epochs\": [",
-      report.device.to_string().c_str(), report.device.is_sim() ? "true" : "false",
-      cpu::gemm_library_description().c_str(), static_cast<long long>(config.batch_size), config.accumulate,
-      config.amp.c_str(), report.step_mode.c_str(), static_cast<long long>(report.memory.peak_allocated));
+      report.device_text.c_str(), report.device.is_sim() ? "true" : "false", cpu::gemm_library_description().c_str(),
+      static_cast<long long>(config.batch_size), config.accumulate, config.amp.c_str(), report.step_mode.c_str(),
+      static_cast<long long>(report.memory.peak_allocated));
   for (std::size_t i = 0; i < report.epochs.size(); ++i) {
     const auto& s = report.epochs[i];
     std::printf("%s{\"epoch\": %d, \"loss\": %.6f, \"train_seconds\": %.6f, \"test_accuracy\": %.6f, \"threads\": %d}",
@@ -40,8 +41,10 @@ void print_json(const train::TrainReport& report, const train::SeedConfig& confi
 int run_train(train::SeedConfig config, bool json, bool summary, const std::string& plot) {
   if (!plot.empty()) check_plot_target(plot);  // before the training it would follow
   std::string note;
-  const Device device = train::resolve_device(config.device, &note);
-  config.device = device.to_string();
+  // An XLA device is the plugin's to check (train_seed_model loads it); the others are checked now.
+  const bool xla = train::names_xla_device(config.device);
+  const Device device = xla ? kCPU : train::resolve_device(config.device, &note);
+  if (!xla) config.device = device.to_string();
   const auto banner = [&](const train::TrainReport& ready) {
     const std::string accumulate =
         config.accumulate > 1 ? " x " + std::to_string(config.accumulate) + " accumulated per step" : "";
@@ -50,7 +53,7 @@ int run_train(train::SeedConfig config, bool json, bool summary, const std::stri
     std::printf("accel train: %s%s, %s(lr=%g), cross-entropy, batch %lld%s%s, %d epoch(s) on %s\n", ready.model.c_str(),
                 dropout.c_str(), optimizer_title(config.optimizer), config.lr,
                 static_cast<long long>(config.batch_size), accumulate.c_str(), amp.c_str(), config.epochs,
-                device.describe().c_str());
+                ready.device_text.c_str());
     if (!note.empty()) std::printf("device: %s\n", note.c_str());
     if (device.is_sim()) {
       const auto [free, total] = memory::caching_allocator(device).mem_get_info();
@@ -66,9 +69,10 @@ int run_train(train::SeedConfig config, bool json, bool summary, const std::stri
     report = train::train_seed_model(
         config,
         [&](const train::EpochStats& s) {
-          std::printf("epoch %d  loss %.4f  train %.3f s  %.0f samples/s  %s accuracy %.4f  threads %d%s\n", s.epoch,
-                      s.train_loss, s.train_seconds, s.samples_per_second, held_out.c_str(), s.test_accuracy, s.threads,
-                      s.tuned ? " (tuned)" : "");
+          const std::string threads =
+              s.threads > 0 ? "  threads " + std::to_string(s.threads) + (s.tuned ? " (tuned)" : "") : "";
+          std::printf("epoch %d  loss %.4f  train %.3f s  %.0f samples/s  %s accuracy %.4f%s\n", s.epoch, s.train_loss,
+                      s.train_seconds, s.samples_per_second, held_out.c_str(), s.test_accuracy, threads.c_str());
           std::fflush(stdout);
         },
         [&](const train::TrainReport& ready) {
@@ -88,7 +92,10 @@ int run_train(train::SeedConfig config, bool json, bool summary, const std::stri
     std::printf("plot: %s\n", plot.c_str());
   }
   std::printf("step: %s\n", report.step_mode.c_str());
-  if (report.memory.peak_reserved) {
+  if (xla) {
+    std::printf("memory on %s: held by the PJRT plugin (accel's allocators do not see it)\n",
+                report.device_text.c_str());
+  } else if (report.memory.peak_reserved) {
     std::printf("memory on %s: peak allocated %s, peak reserved %s\n", device.describe().c_str(),
                 mib_text(report.memory.peak_allocated).c_str(), mib_text(*report.memory.peak_reserved).c_str());
   } else {
@@ -154,8 +161,17 @@ void add_train_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--verbose", config->verbose, "Keras's progress: 0 (accel's epoch lines), 1 (the bar), 2 (a line)")
       ->capture_default_str()
       ->check(CLI::Range(0, 2));
-  cmd->add_option("--device", config->device, "auto, cpu, cuda, cuda:N, or sim[:N] (a simulated device)")
+  cmd->add_option("--device", config->device,
+                  "auto, cpu, cuda, cuda:N, sim[:N] (a simulated device), xla or tpu (through a PJRT plugin)")
       ->capture_default_str();
+  cmd->add_option("--pjrt-plugin", config->pjrt_plugin,
+                  "XLA devices: the PJRT plugin, a path or cpu, tpu, cuda (default: ACCEL_PJRT_PLUGIN, else libtpu, "
+                  "else PyPI's xla-cpu-pjrt)");
+  cmd->add_option("--replicas", config->replicas,
+                  "XLA devices: train data-parallel on this many of the plugin's devices, each taking an equal share "
+                  "of --batch-size (0: all)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", config->seed, "Seed for initial weights and shuffling")->capture_default_str();
   cmd->add_option("--threads", config->threads,
                   "CPU threads (0 = tuned while training, up to the CPUs this process may use)")

@@ -9,7 +9,8 @@ namespace accel {
 Device::Device(std::string_view spec) {
   const auto fail = [&]() {
     return DeviceError("unknown device '" + std::string(spec) +
-                       "': expected 'cpu', 'cuda', 'cuda:N', 'sim' or 'sim:N' (N >= 0; sim is a simulated device)");
+                       "': expected 'cpu', 'cuda', 'cuda:N', 'sim' or 'sim:N' (N >= 0; sim is a simulated device); "
+                       "to train through an XLA PJRT plugin, 'xla' or 'tpu'");
   };
   if (spec == "cpu") {
     *this = Device(DeviceType::CPU, 0);

@@ -48,6 +48,7 @@ class Dropout : public Module {
  public:
   explicit Dropout(double p = 0.5, Generator& gen = default_generator());
   Tensor forward(const Tensor& input) override;
+  double p() const { return p_; }
   std::string to_string() const override;
 
  private:

@@ -19,36 +19,16 @@
 #include "accel/tensor/safetensors.h"
 #include "accel/train/callbacks.h"
 #include "accel/train/captured_step.h"
+#include "accel/train/fit_inputs.h"
+#include "accel/train/model_compiled.h"
 #include "accel/train/progress_bar.h"
 #include "accel/train/seed_trainer.h"  // resolve_device
 #include "accel/train/sigterm_watch.h"
 #include "accel/train/thread_tuner.h"
 #include "accel/train/training_checkpoint.h"
+#include "accel/train/xla_strategy.h"
 
 namespace accel::train {
-
-// What compile() decided: the optimizer, the loss and how its targets look, the metrics.
-struct Model::Compiled {
-  enum class Targets { ClassIndices, Distributions, Values };
-  std::shared_ptr<optim::Optimizer> optimizer;
-  LossFn loss;
-  std::string loss_name;
-  Targets targets = Targets::Values;
-  bool accuracy = false;
-  std::optional<DType> amp;
-  bool capture = true;
-  int accumulate = 1;
-  std::unique_ptr<amp::GradScaler> scaler;
-  CapturedStep* active_step = nullptr;  // fit's, while it runs (set_learning_rate recaptures it)
-
-  amp::Autocast autocast(Device device) const {
-    return amp::Autocast(device.type, amp.value_or(DType::BFloat16), amp.has_value());
-  }
-  // Correct predictions in a batch, an int64 device scalar.
-  Tensor correct(const Tensor& output, const Tensor& target) const {
-    return sum(eq(argmax(output, 1), targets == Targets::ClassIndices ? target : argmax(target, 1)));
-  }
-};
 
 namespace {
 
@@ -61,8 +41,6 @@ Tensor soft_cross_entropy(const Tensor& logits, const Tensor& target) {
 bool is_floating(DType dtype) {
   return dtype == DType::Float32 || dtype == DType::Float64 || dtype == DType::Float16 || dtype == DType::BFloat16;
 }
-
-std::string shape_text(const Tensor& t) { return std::string(dtype_name(t.dtype())) + " " + t.shape().to_string(); }
 
 // Eval mode for a scope; the mode before it comes back however the scope ends.
 class EvalMode {
@@ -77,42 +55,6 @@ class EvalMode {
   bool training_;
 };
 
-// Throws DataError naming the sample when a float tensor holds NaN or inf.
-void check_finite(const Tensor& t, const std::string& what) {
-  if (t.dtype() != DType::Float32) return;
-  const auto* bits = static_cast<const std::uint32_t*>(t.raw_data());
-  // Exponent bits all ones is inf or NaN: an integer test the compiler vectorises, so the scan
-  // runs at memory speed; the slow search for the place runs only when something is there.
-  std::atomic<bool> any_bad = false;
-  parallel_for(t.numel(), kParallelThreshold, [&](std::int64_t begin, std::int64_t end) {
-    std::uint32_t bad = 0;
-    for (std::int64_t i = begin; i < end; ++i)
-      bad |= static_cast<std::uint32_t>((bits[i] & 0x7f800000u) == 0x7f800000u);
-    if (bad) any_bad = true;
-  });
-  if (!any_bad) return;
-  const float* values = t.data_ptr<float>();
-  const std::int64_t per_row = t.dim() > 0 && t.shape()[0] > 0 ? t.numel() / t.shape()[0] : 1;
-  for (std::int64_t i = 0; i < t.numel(); ++i) {
-    if (!std::isfinite(values[i])) {
-      throw DataError(what + " holds " + std::to_string(values[i]) + " in sample " + std::to_string(i / per_row) +
-                      " (element " + std::to_string(i % per_row) + "): clean the data before training");
-    }
-  }
-}
-
-// x as fit takes it: float32, contiguous, on the CPU, every value finite.
-Tensor prepare_inputs(const Tensor& x, const std::string& what) {
-  if (!x.defined()) throw ValueError(what + " is undefined");
-  if (x.dim() < 1 || x.shape()[0] == 0) {
-    throw ShapeError(what + " has no samples (" + shape_text(x) + "): its first dimension counts samples");
-  }
-  if (x.dtype() == DType::Bool) throw DTypeError(what + " is bool: convert it to float32");
-  Tensor out = x.detach().to(kCPU).to(DType::Float32).contiguous();
-  check_finite(out, what);
-  return out;
-}
-
 }  // namespace
 
 Model::Model(std::shared_ptr<nn::Module> module, std::optional<Device> device)
@@ -122,7 +64,15 @@ Model::Model(std::shared_ptr<nn::Module> module, std::optional<Device> device)
   module_->pack_parameters();  // one fused optimizer kernel over flat buffers, fixed gradient places
 }
 
+Model::Model(std::shared_ptr<nn::Module> module, const XlaStrategy& strategy)
+    : module_(std::move(module)), device_(kCPU), xla_(std::make_shared<XlaStrategy>(strategy)) {
+  if (!module_) throw ValueError("Model: the module is null");
+  describe_for_xla(*module_);  // an unsupported layer fails here, not at fit
+}
+
 Model::~Model() = default;
+
+std::string Model::device_description() const { return xla_ ? xla_->describe() : device_.describe(); }
 
 Model::Compiled& Model::compiled() {
   if (!compiled_) throw ValueError("Model: call compile() before fit, evaluate or optimizer()");
@@ -154,22 +104,24 @@ void Model::compile(CompileOptions options) {
     throw ValueError("compile: unknown optimizer '" + name +
                      "' (adam, adamw or sgd; or pass an optimizer object to compile)");
   }
-  LossFn loss;
-  if (options.loss == "sparse_categorical_crossentropy") {
-    loss = cross_entropy;
-  } else if (options.loss == "categorical_crossentropy") {
-    loss = soft_cross_entropy;
-  } else if (options.loss == "mse" || options.loss == "mean_squared_error") {
-    loss = mse_loss;
-  } else {
-    throw ValueError("compile: unknown loss '" + options.loss +
-                     "' (sparse_categorical_crossentropy, categorical_crossentropy or mse; or pass a loss function)");
-  }
-  compile(std::move(optimizer), std::move(loss), std::move(options));
+  compile(std::move(optimizer), nullptr, std::move(options));
 }
 
 void Model::compile(std::shared_ptr<optim::Optimizer> optimizer, LossFn loss, CompileOptions options) {
-  if (!optimizer || !loss) throw ValueError("compile: the optimizer and the loss must not be null");
+  if (!optimizer) throw ValueError("compile: the optimizer must not be null");
+  const bool loss_by_name = !loss;
+  if (loss_by_name) {
+    if (options.loss == "sparse_categorical_crossentropy") {
+      loss = cross_entropy;
+    } else if (options.loss == "categorical_crossentropy") {
+      loss = soft_cross_entropy;
+    } else if (options.loss == "mse" || options.loss == "mean_squared_error") {
+      loss = mse_loss;
+    } else {
+      throw ValueError("compile: unknown loss '" + options.loss +
+                       "' (sparse_categorical_crossentropy, categorical_crossentropy or mse; or pass a loss function)");
+    }
+  }
   const auto params = module_->parameters();
   bool same = optimizer->params().size() == params.size();
   for (std::size_t i = 0; same && i < params.size(); ++i) same = &optimizer->params()[i].impl() == &params[i].impl();
@@ -181,6 +133,7 @@ void Model::compile(std::shared_ptr<optim::Optimizer> optimizer, LossFn loss, Co
   auto c = std::make_unique<Compiled>();
   c->optimizer = std::move(optimizer);
   c->loss = std::move(loss);
+  c->loss_by_name = loss_by_name;
   c->loss_name = options.loss;
   c->targets = options.loss == "sparse_categorical_crossentropy" ? Compiled::Targets::ClassIndices
                : options.loss == "categorical_crossentropy"      ? Compiled::Targets::Distributions
@@ -312,12 +265,14 @@ Logs Model::evaluate(const Tensor& x, const Tensor& y, std::int64_t batch_size) 
   check_data(xs, ys, "evaluate");
   if (compiled().targets == Compiled::Targets::ClassIndices) ys = ys.to(DType::Int64);
   if (is_floating(ys.dtype())) ys = ys.to(DType::Float32);
+  if (xla_) return evaluate_xla(xs, ys, batch_size, "");
   return evaluate_prepared(xs, ys, batch_size, "");
 }
 
 Tensor Model::predict(const Tensor& x, std::int64_t batch_size) {
   if (batch_size <= 0) throw ValueError("predict: batch_size must be positive");
   const Tensor xs = prepare_inputs(x, "predict: x");
+  if (xla_) return predict_xla(xs, batch_size);
   autograd::NoGradGuard no_grad;
   const EvalMode eval(*module_);
   data::DataLoader loader(xs, zeros({xs.shape()[0]}, DType::Int64),
@@ -363,8 +318,8 @@ void Model::load(const std::string& path) {
   }
 }
 
-History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) {
-  Compiled& c = compiled();
+Model::FitData Model::prepare_fit(const Tensor& x, const Tensor& y, const FitOptions& options) {
+  const Compiled& c = compiled();
   if (options.epochs < 0) throw ValueError("fit: epochs must be >= 0, got " + std::to_string(options.epochs));
   if (options.batch_size <= 0) {
     throw ValueError("fit: batch_size must be positive, got " + std::to_string(options.batch_size));
@@ -377,6 +332,9 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
   }
   if (options.validation_split > 0 && options.validation_data) {
     throw ValueError("fit: pass validation_split or validation_data, not both");
+  }
+  for (const auto& callback : options.callbacks) {
+    if (!callback) throw ValueError("fit: a callback is null");
   }
   // The whole data set is checked before the first step.
   Tensor xs = prepare_inputs(x, "fit: x");
@@ -404,11 +362,15 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
     check_data(val_x, val_y, "fit: validation_data");
     val_y = as_targets(val_y);
   }
+  return {xs, ys, val_x, val_y, validation_batch};
+}
+
+History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) {
+  if (xla_) return fit_xla(x, y, options);
+  Compiled& c = compiled();
+  auto [xs, ys, val_x, val_y, validation_batch] = prepare_fit(x, y, options);
   const bool validation = val_x.defined();
   const std::vector<std::string> names = log_names(validation);
-  for (const auto& callback : options.callbacks) {
-    if (!callback) throw ValueError("fit: a callback is null");
-  }
   if (!options.checkpoint_dir.empty()) {
     std::error_code error;
     std::filesystem::create_directories(options.checkpoint_dir, error);

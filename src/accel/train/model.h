@@ -36,6 +36,8 @@
 namespace accel::train {
 
 class Callback;
+class XlaStrategy;
+class XlaRunner;
 
 // An epoch's results by name: "loss", "accuracy", "val_loss", "val_accuracy", "lr".
 using Logs = std::map<std::string, double>;
@@ -123,13 +125,21 @@ class Model {
   requires std::is_base_of_v<nn::Module, std::decay_t<M>>
   explicit Model(M&& module, std::optional<Device> device = std::nullopt)
       : Model(std::make_shared<std::decay_t<M>>(std::forward<M>(module)), device) {}
+  // On an XLA device (TPU, or any PJRT plugin's): fit, evaluate and predict run as whole compiled
+  // programs (train/xla_strategy.h), replicated over the strategy's devices. The module stays on
+  // the CPU and holds the trained weights after every epoch.
+  Model(std::shared_ptr<nn::Module> module, const XlaStrategy& strategy);
+  template <typename M>
+  requires std::is_base_of_v<nn::Module, std::decay_t<M>> Model(M&& module, const XlaStrategy& strategy)
+      : Model(std::make_shared<std::decay_t<M>>(std::forward<M>(module)), strategy) {}
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
   void compile(CompileOptions options);
   // With an optimizer over module().parameters() and a loss object (options.optimizer is
-  // ignored, options.loss names the loss in logs only).
+  // ignored, options.loss names the loss in logs only); a null loss: the one options.loss names
+  // (what an XLA device needs: its programs emit the loss by name).
   void compile(std::shared_ptr<optim::Optimizer> optimizer, LossFn loss, CompileOptions options = {});
 
   History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
@@ -143,7 +153,11 @@ class Model {
   void load(const std::string& path);
 
   nn::Module& module() { return *module_; }
+  // Where the module's tensors live: the CPU for a model on an XLA device (see xla_strategy()).
   Device device() const { return device_; }
+  const XlaStrategy* xla_strategy() const { return xla_.get(); }
+  // "cuda:0", "cpu", or the XLA strategy's description.
+  std::string device_description() const;
   optim::Optimizer& optimizer();
   // Sets the optimizer's learning rate; a captured step is recorded again.
   void set_learning_rate(double lr);
@@ -164,11 +178,24 @@ class Model {
   struct Run;
   Compiled& compiled();
   void check_data(const Tensor& x, const Tensor& y, const std::string& what);
+  // fit's options and data checked, y as the loss takes it, the validation set split off or checked.
+  struct FitData {
+    Tensor x, y, val_x, val_y;  // val_x undefined without validation
+    std::int64_t validation_batch;
+  };
+  FitData prepare_fit(const Tensor& x, const Tensor& y, const FitOptions& options);
   Logs evaluate_prepared(const Tensor& x, const Tensor& y, std::int64_t batch_size, const std::string& prefix);
+  // The XLA paths (model_xla.cpp).
+  History fit_xla(const Tensor& x, const Tensor& y, const FitOptions& options);
+  XlaRunner& xla_runner();
+  Logs evaluate_xla(const Tensor& x, const Tensor& y, std::int64_t batch_size, const std::string& prefix);
+  Tensor predict_xla(const Tensor& x, std::int64_t batch_size);
 
   std::shared_ptr<nn::Module> module_;
   Device device_;
   std::unique_ptr<Compiled> compiled_;
+  std::shared_ptr<XlaStrategy> xla_;
+  std::unique_ptr<XlaRunner> xla_runner_;
   std::string step_mode_;
   std::vector<double> epoch_seconds_;
   std::vector<std::int64_t> epoch_samples_;

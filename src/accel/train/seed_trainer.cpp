@@ -15,6 +15,7 @@
 #include "accel/train/callbacks.h"
 #include "accel/train/model.h"
 #include "accel/train/training_checkpoint.h"
+#include "accel/train/xla_strategy.h"
 
 namespace accel::train {
 namespace {
@@ -35,8 +36,9 @@ class EpochReporter : public Callback {
         stats.train_seconds > 0 ? static_cast<double>(model.epoch_samples().back()) / stats.train_seconds : 0.0;
     stats.test_accuracy = logs.at("val_accuracy");
     stats.test_loss = logs.at("val_loss");
-    stats.threads = get_num_threads();
-    stats.tuned = tuned_;
+    // On an XLA device the plugin's own threads compute: accel's count says nothing.
+    stats.threads = model.xla_strategy() ? 0 : get_num_threads();
+    stats.tuned = tuned_ && !model.xla_strategy();
     report_.epochs.push_back(stats);
     if (on_epoch_) on_epoch_(stats);
   }
@@ -137,9 +139,29 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
                      " holds the checkpoint of an earlier run: pass --resume to carry on from it, or remove it");
   }
   TrainReport report;
-  report.device = resolve_device(config.device, &report.device_note);
+  std::optional<XlaStrategy> xla;
+  if (names_xla_device(config.device)) {
+    if (config.memory_fraction)
+      throw ValueError("--memory-fraction caps a cuda or sim device's memory, not an XLA one");
+    xla.emplace(config.pjrt_plugin.empty() && config.device.starts_with("tpu") ? "tpu" : config.pjrt_plugin,
+                config.replicas);
+    if (config.device.starts_with("tpu") && xla->device_kind() != "tpu") {
+      throw DeviceError("--device " + config.device + ": the PJRT plugin " + xla->client().plugin().path() +
+                        " is not a TPU's (platform " + xla->client().platform_name() + ")");
+    }
+    report.device = kCPU;
+    report.device_text = xla->describe();
+  } else {
+    if (config.replicas != 1 || !config.pjrt_plugin.empty()) {
+      throw ValueError("--replicas and --pjrt-plugin apply to XLA devices (--device xla or tpu)");
+    }
+    report.device = resolve_device(config.device, &report.device_note);
+    report.device_text = report.device.describe();
+  }
   const Device device = report.device;
-  if (device.is_cpu()) {
+  if (xla) {
+    // The plugin holds the memory; accel's allocators see none of it.
+  } else if (device.is_cpu()) {
     if (config.memory_fraction) {
       throw ValueError(
           "--memory-fraction caps a cuda or sim device's memory; host memory has no such cap (use a "
@@ -168,8 +190,8 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
       if (config.dropout > 0) model_layers->push_back(std::make_shared<nn::Dropout>(config.dropout));
     }
   }
-  Model model(model_layers, device);
-  model.compile(make_optimizer(config, model.module().parameters()), cross_entropy,
+  Model model = xla ? Model(model_layers, *xla) : Model(model_layers, device);
+  model.compile(make_optimizer(config, model.module().parameters()), nullptr,
                 {.loss = "sparse_categorical_crossentropy",
                  .metrics = {"accuracy"},
                  .amp = config.amp,
@@ -209,7 +231,9 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
   report.step_mode = !config.capture          ? "eager: --eager"
                      : config.accumulate != 1 ? "eager: --accumulate: a step spans several batches"
                                               : model.step_mode();
-  if (device.is_cpu()) {
+  if (xla) {
+    // Nothing to report: the plugin's memory.
+  } else if (device.is_cpu()) {
     report.memory.peak_allocated = memory::host_allocator().stats().peak_allocated_bytes;
   } else {
     const memory::CachingAllocator& allocator = memory::caching_allocator(device);

@@ -48,7 +48,11 @@ struct SeedConfig {
   std::string checkpoint_dir;
   bool resume = false;
   int verbose = 0;              // fit's progress: 0 none (the caller prints each epoch), 1 Keras's bar, 2 its line
-  std::string device = "auto";  // auto | cpu | cuda | cuda:N
+  std::string device = "auto";  // auto | cpu | cuda | cuda:N | sim[:N] | xla | tpu (train/xla_strategy.h)
+  // XLA devices: the PJRT plugin (a path or cpu/tpu/cuda; empty: xla::find_plugin's default) and
+  // how many of its devices train as data-parallel replicas (0: all).
+  std::string pjrt_plugin;
+  int replicas = 1;
   std::uint64_t seed = 0;
   int threads = 0;  // 0: tuned while training, up to hw::usable_cpus()
   // A folder of IDX files (empty: Debian's dataset-fashion-mnist), an .npz in Keras's layout, or
@@ -81,7 +85,8 @@ struct MemoryReport {
 };
 
 struct TrainReport {
-  Device device;
+  Device device;            // where the module's tensors are: the CPU for an XLA device
+  std::string device_text;  // what the run trained on, as printed: "cpu", "cuda:0", "xla:0 (PJRT cpu plugin, ...)"
   std::string device_note;  // why "auto" chose what it chose
   // "captured: N kernel calls replayed per step", or "eager: <why>".
   std::string step_mode;

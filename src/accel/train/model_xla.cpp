@@ -1,0 +1,161 @@
+// Model's fit, evaluate and predict on an XLA device: the same checks and the same Keras-shaped
+// results as on the CPU and CUDA, with each step one compiled program (train/xla_strategy.h).
+// Supported here: epochs, batch_size (the global batch), shuffle and seed (the same order as on
+// the CPU), verbose, validation_split / validation_data, callbacks (the module's weights are
+// brought up to date before each epoch's callbacks run). Not yet: checkpoint_dir, mixed
+// precision, gradient accumulation, losses other than sparse categorical cross-entropy: each is a
+// ValueError that says so.
+#include <unistd.h>
+#include <algorithm>
+#include <chrono>
+
+#include "accel/data/dataloader.h"
+#include "accel/train/callbacks.h"
+#include "accel/train/fit_inputs.h"
+#include "accel/train/model.h"
+#include "accel/train/model_compiled.h"
+#include "accel/train/progress_bar.h"
+#include "accel/train/xla_strategy.h"
+
+namespace accel::train {
+namespace {
+
+// x as [N, features] (a leading Flatten runs on the host) and y as int32 class indices.
+Tensor flat_inputs(const Tensor& x) {
+  const std::int64_t n = x.shape()[0];
+  return x.dim() == 2 ? x : x.reshape({n, x.numel() / n}).contiguous();
+}
+
+std::vector<std::int32_t> int32_labels(const Tensor& y) {
+  const auto labels = y.to(DType::Int64).to_vector<std::int64_t>();
+  return {labels.begin(), labels.end()};  // check_data bounded them by the model's classes
+}
+
+}  // namespace
+
+XlaRunner& Model::xla_runner() {
+  if (!xla_runner_) {
+    xla_runner_ = std::make_unique<XlaRunner>(*xla_, *module_, optimizer());
+  } else {
+    xla_runner_->upload_state();  // the module is the authority between calls (load(), callbacks)
+  }
+  return *xla_runner_;
+}
+
+Logs Model::evaluate_xla(const Tensor& x, const Tensor& y, std::int64_t batch_size, const std::string& prefix) {
+  const Tensor xs = flat_inputs(x);
+  const auto labels = int32_labels(y);
+  const XlaTotals totals = xla_runner().evaluate(xs.data_ptr<float>(), labels.data(), xs.shape()[0], batch_size);
+  const auto n = static_cast<double>(xs.shape()[0]);
+  Logs logs{{prefix + "loss", totals.loss_sum / n}};
+  if (compiled().accuracy) logs[prefix + "accuracy"] = totals.correct / n;
+  return logs;
+}
+
+Tensor Model::predict_xla(const Tensor& x, std::int64_t batch_size) {
+  const Tensor xs = flat_inputs(x);
+  XlaRunner& runner = xla_runner();
+  Tensor out = empty({xs.shape()[0], runner.mlp().classes()}, DType::Float32);
+  runner.predict(xs.data_ptr<float>(), xs.shape()[0], out.data_ptr<float>(), batch_size);
+  return out;
+}
+
+History Model::fit_xla(const Tensor& x, const Tensor& y, const FitOptions& options) {
+  Compiled& c = compiled();
+  const auto unsupported = [&](const std::string& what) {
+    return ValueError("fit on " + xla_->describe() + ": " + what + " is not supported on XLA devices yet");
+  };
+  if (!c.loss_by_name) throw unsupported("a loss function object (name the loss in compile's options)");
+  if (c.amp) throw unsupported("mixed precision");
+  if (c.accumulate != 1) throw unsupported("gradient accumulation");
+  if (!options.checkpoint_dir.empty()) throw unsupported("checkpoint_dir");
+  if (c.targets != Compiled::Targets::ClassIndices) throw unsupported("the loss " + c.loss_name);
+  FitData data = prepare_fit(x, y, options);
+  const Tensor xs = flat_inputs(data.x);
+  const Tensor& ys = data.y;
+  const bool validation = data.val_x.defined();
+  const Tensor val_x = validation ? flat_inputs(data.val_x) : Tensor();
+  const std::vector<std::int32_t> val_labels = validation ? int32_labels(data.val_y) : std::vector<std::int32_t>{};
+  const std::int64_t validation_batch = data.validation_batch;
+
+  XlaRunner& runner = xla_runner();
+  data::DataLoader loader(xs, ys, {.batch_size = options.batch_size, .shuffle = options.shuffle, .seed = options.seed});
+  const std::vector<std::string> names = log_names(validation);
+  ProgressBar progress(options.out, options.verbose, ::isatty(::fileno(options.out)) == 1);
+  History history;
+  stop_training = false;
+  epoch_seconds_.clear();
+  epoch_samples_.clear();
+  for (const auto& callback : options.callbacks) callback->on_train_begin(*this, names);
+  module_->train(true);
+  const auto steps = static_cast<std::int64_t>(loader.size());
+  // A whole epoch runs as one program (the training set on the device), unless a callback wants
+  // each batch's loss: then one program per step.
+  const bool batch_losses = std::any_of(options.callbacks.begin(), options.callbacks.end(),
+                                        [](const auto& cb) { return cb->wants_batch_loss(); });
+  const bool per_step = batch_losses;
+  if (!per_step) {
+    const std::vector<std::int32_t> labels = int32_labels(ys);
+    runner.set_training_data(xs.data_ptr<float>(), labels.data(), xs.shape()[0]);
+    runner.prepare_epoch(xs.shape()[0], options.batch_size);
+  } else {
+    runner.prepare_step(options.batch_size);
+  }
+  for (int epoch = 0; epoch < options.epochs && !stop_training; ++epoch) {
+    // The rate is each step's argument: a scheduler's change here needs no recompile.
+    for (const auto& callback : options.callbacks) callback->on_epoch_begin(*this, epoch);
+    progress.epoch_begin(epoch, options.epochs, steps);
+    const auto start = std::chrono::steady_clock::now();
+    std::int64_t samples = 0;
+    double last_loss_sum = 0;
+    if (per_step) {
+      for (std::int64_t i = 0; i < steps && !stop_training; ++i) {
+        // Gathered on this thread: an OpenMP team would spin on the cores XLA's threads compute on.
+        const data::Batch batch = loader.batch(static_cast<std::size_t>(i), /*parallel=*/false);
+        const std::vector<std::int32_t> labels = int32_labels(batch.labels);
+        const std::int64_t n = batch.inputs.shape()[0];
+        runner.train_step(batch.inputs.data_ptr<float>(), labels.data(), n, options.batch_size);
+        samples += n;
+        if (batch_losses) {
+          // The running total's change is this batch's summed loss (one device read per step).
+          const XlaTotals so_far = runner.peek_train_totals();
+          const double loss = (so_far.loss_sum - last_loss_sum) / static_cast<double>(n);
+          last_loss_sum = so_far.loss_sum;
+          for (const auto& callback : options.callbacks) {
+            if (callback->wants_batch_loss()) callback->on_batch_end(*this, i, loss);
+          }
+        }
+      }
+    } else {
+      runner.train_epoch(loader.order(), options.batch_size);
+      samples = loader.num_samples();
+    }
+    const XlaTotals totals = runner.take_train_totals();  // waits for the epoch's last step
+    epoch_seconds_.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    epoch_samples_.push_back(samples);
+    loader.next_epoch();
+    const auto n = static_cast<double>(samples > 0 ? samples : 1);
+    ProgressValues values = {{"loss", totals.loss_sum / n}};
+    if (c.accuracy) values.emplace_back("accuracy", totals.correct / n);
+    if (validation) {
+      const XlaTotals val =
+          runner.evaluate(val_x.data_ptr<float>(), val_labels.data(), val_x.shape()[0], validation_batch);
+      const auto m = static_cast<double>(val_x.shape()[0]);
+      values.emplace_back("val_loss", val.loss_sum / m);
+      if (c.accuracy) values.emplace_back("val_accuracy", val.correct / m);
+    }
+    progress.epoch_end(values);
+    runner.download_state();
+    Logs logs(values.begin(), values.end());
+    logs["lr"] = optimizer().lr();
+    history.epoch.push_back(epoch);
+    for (const auto& [name, value] : logs) history.history[name].push_back(value);
+    for (const auto& callback : options.callbacks) callback->on_epoch_end(*this, epoch, logs);
+  }
+  step_mode_ =
+      std::string("xla: one compiled PJRT program per ") + (per_step ? "step" : "epoch") + " on " + xla_->describe();
+  for (const auto& callback : options.callbacks) callback->on_train_end(*this);
+  return history;
+}
+
+}  // namespace accel::train
