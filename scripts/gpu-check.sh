@@ -6,7 +6,8 @@
 #   3. the CUDA allocator benchmark next to PyTorch's caching allocator, and the seed model's
 #      memory_allocated/memory_reserved in PyTorch,
 #   4. the runtime service on the real GPU: a gpu runtime, nvidia-smi and accel info inside it,
-#      its resources, delete.
+#      its resources, delete,
+#   5. XLA through JAX's CUDA PJRT plugin, where the machine's Python has one (xla.log).
 # Writes logs to $OUT (the device tool brings them back) or /tmp/gpu-check.
 #
 #   device run: bash scripts/gpu-check.sh        (carry: .gpu-bundle)
@@ -54,6 +55,19 @@ step() { printf '\n===== %s\n' "$*"; }
   step "accel_service_tests"
   timeout 200 build/tests/accel_service_tests --gtest_brief=1 2>&1 | tail -30
 } >"$OUT/tests.log" 2>&1
+{
+  # XLA on the GPU through JAX's CUDA PJRT plugin (docs/xla.md), when this machine's Python has
+  # it: the plugin wheel (jax-cuda13-pjrt, 135 MB) is larger than what reaches this machine.
+  step "XLA through PJRT: JAX's CUDA plugin"
+  if ACCEL_PJRT_PLUGIN=cuda "$A" info --xla | grep -E 'XLA|PJRT'; then
+    if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+      ACCEL_PJRT_PLUGIN=cuda timeout 300 "$A" train --device xla --epochs 2 --batch-size 512
+      timeout 300 "$A" train --device cuda --epochs 2 --batch-size 512
+    else
+      echo "no Fashion-MNIST on this machine: accel train cannot run here"
+    fi
+  fi
+} >"$OUT/xla.log" 2>&1
 grep -E '^\[  (PASSED|FAILED|SKIPPED) |tests? ran|^=====' "$OUT/tests.log" | head -60
 
 {

@@ -42,7 +42,7 @@ int run_train(train::SeedConfig config, bool json, bool summary, const std::stri
   if (!plot.empty()) check_plot_target(plot);  // before the training it would follow
   std::string note;
   // An XLA device is the plugin's to check (train_seed_model loads it); the others are checked now.
-  const bool xla = train::names_xla_device(config.device);
+  const bool xla = train::names_xla_device(train::leased_device_spec(config.device));
   const Device device = xla ? kCPU : train::resolve_device(config.device, &note);
   if (!xla) config.device = device.to_string();
   const auto banner = [&](const train::TrainReport& ready) {
@@ -55,6 +55,7 @@ int run_train(train::SeedConfig config, bool json, bool summary, const std::stri
                 static_cast<long long>(config.batch_size), accumulate.c_str(), amp.c_str(), config.epochs,
                 ready.device_text.c_str());
     if (!note.empty()) std::printf("device: %s\n", note.c_str());
+    if (note.empty() && !ready.device_note.empty()) std::printf("device: %s\n", ready.device_note.c_str());
     if (device.is_sim()) {
       const auto [free, total] = memory::caching_allocator(device).mem_get_info();
       std::printf("device: %s is simulated: CPU compute, %s of simulated device memory (%s free)\n",

@@ -16,6 +16,7 @@
 
 #include "accel/hw/catalog.h"
 #include "accel/hw/gpu_info.h"
+#include "accel/hw/pjrt_plugin_search.h"
 #include "accel/runtime/local_executor.h"
 #include "accel/runtime/token.h"
 
@@ -122,6 +123,30 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
     for (int i = 0; i < group.count; ++i) {
       inventory_.push_back({"sim-" + group.type + "-" + std::to_string(i), spec->type, spec->kind,
                             std::string(spec->name) + " (simulated)", true, sim_index++, spec->memory_gb});
+    }
+  }
+  // TPUs through PJRT: found now (a missing plugin stops the start, naming where it looked), never
+  // loaded here: libtpu lets one process hold the TPU, and that is the runtime's job.
+  for (const XlaDevices& group : config_.xla_devices) {
+    const hw::AcceleratorSpec* spec = hw::find_catalog_type(group.type);
+    hw::PjrtPluginLocation plugin;
+    try {
+      plugin = hw::find_pjrt_plugin(group.plugin);
+    } catch (const hw::PjrtPluginError& e) {
+      throw ValueError("service config: xla_devices " + group.type + ": " + e.what());
+    }
+    const bool real = plugin.is_libtpu();
+    for (int i = 0; i < group.count; ++i) {
+      Accelerator a{
+          "xla-" + group.type + "-" + std::to_string(i),
+          spec->type,
+          "tpu",
+          std::string(spec->name) + (real ? " (libtpu)" : " (simulated by the PJRT plugin " + plugin.path + ")"),
+          !real,
+          i,
+          spec->memory_gb};
+      a.pjrt_plugin = plugin.path;
+      inventory_.push_back(std::move(a));
     }
   }
   for (std::size_t i = 0; i < inventory_.size(); ++i) inventory_index_[inventory_[i].id] = i;
@@ -378,6 +403,14 @@ Environment RuntimeService::lease_environment(const Runtime& rt) const {
       env.emplace_back("ACCEL_SIMULATED", "1");
       set("ACCEL_DEVICE", "sim:0");
       env.emplace_back("ACCEL_SIM_MEMORY", std::to_string(static_cast<long long>(a.memory_gb * 1e9)));
+    } else if (!a.pjrt_plugin.empty()) {
+      // A TPU through PJRT: `accel train` (auto) trains on it, and any PJRT client (JAX,
+      // accel) finds the plugin; libtpu's own variable too, for libtpu itself.
+      env.emplace_back("ACCEL_PJRT_PLUGIN", a.pjrt_plugin);
+      set("ACCEL_DEVICE", a.simulated ? "xla" : "tpu");
+      if (!a.simulated) env.emplace_back("TPU_LIBRARY_PATH", a.pjrt_plugin);
+      env.emplace_back("ACCEL_TPU_ADDR", a.simulated ? "simulated-" + a.id + ":8470" : "localhost:8470");
+      if (a.simulated) env.emplace_back("ACCEL_SIMULATED", "1");
     } else {
       env.emplace_back("ACCEL_TPU_ADDR", a.simulated ? "simulated-" + a.id + ":8470" : "localhost:8470");
       if (a.simulated) env.emplace_back("ACCEL_SIMULATED", "1");

@@ -37,6 +37,7 @@ struct Accelerator {
   bool simulated = false;
   int device_index = 0;  // CUDA ordinal, or the sim device's index
   double memory_gb = 0;
+  std::string pjrt_plugin;  // a TPU served through PJRT: the plugin's path (config's xla_devices)
 };
 
 struct Runtime {

@@ -112,6 +112,22 @@ ServiceConfig ServiceConfig::load(const std::string& path) {
         c.simulated.push_back(s);
       }
     }
+    if (j.contains("xla_devices")) {
+      c.xla_devices.clear();
+      for (const auto& d : j["xla_devices"]) {
+        XlaDevices x{d.at("type").get<std::string>(), d.value("plugin", std::string("tpu")), d.value("count", 1)};
+        const hw::AcceleratorSpec* spec = hw::find_catalog_type(x.type);
+        if (!spec || std::string(spec->kind) != "tpu") {
+          throw ValueError("service config " + path + ": xla_devices type '" + x.type +
+                           "' is not a TPU type of the catalog (v2-8, v3-8, v5e)");
+        }
+        if (x.plugin.empty() || x.count < 1 || x.count > 64) {
+          throw ValueError("service config " + path + ": xla_devices " + x.type +
+                           ": plugin must name a PJRT plugin (tpu, cpu or a path) and count be 1..64");
+        }
+        c.xla_devices.push_back(x);
+      }
+    }
     c.discover_gpus = j.value("discover_gpus", c.discover_gpus);
     c.tick_s = j.value("tick_s", c.tick_s);
     c.preemption_grace_s = j.value("preemption_grace_s", c.preemption_grace_s);

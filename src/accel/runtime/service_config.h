@@ -48,9 +48,19 @@ struct SimulatedDevices {
   int count = 1;
 };
 
+// TPU runtimes served through a PJRT plugin (docs/xla.md): libtpu on a TPU VM, where `plugin` is
+// "tpu"; any other plugin (the CPU plugin, for tests and rehearsals) stands in for the TPU type
+// and is marked simulated, as the simulated devices are.
+struct XlaDevices {
+  std::string type;            // a TPU type of the catalog: "v2-8", "v3-8", "v5e"
+  std::string plugin = "tpu";  // hw::find_pjrt_plugin's spec: a name or a path
+  int count = 1;
+};
+
 struct ServiceConfig {
   std::map<std::string, TierPolicy> tiers;
   std::vector<SimulatedDevices> simulated;
+  std::vector<XlaDevices> xla_devices;
   bool discover_gpus = true;       // offer the GPUs NVML finds
   double tick_s = 1.0;             // how often limits are enforced
   double preemption_grace_s = 30;  // SIGTERM, then this long, then SIGKILL (also for idle and lifetime ends)

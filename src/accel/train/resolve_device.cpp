@@ -30,4 +30,9 @@ Device resolve_device(const std::string& spec, std::string* note) {
   }
 }
 
+std::string leased_device_spec(const std::string& spec) {
+  const char* leased = std::getenv("ACCEL_DEVICE");
+  return spec == "auto" && leased && *leased ? std::string(leased) : spec;
+}
+
 }  // namespace accel::train

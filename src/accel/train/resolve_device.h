@@ -11,4 +11,8 @@ namespace accel::train {
 // `note` (optional) says why "auto" chose what it chose.
 Device resolve_device(const std::string& spec, std::string* note = nullptr);
 
+// "auto" inside a runtime: the lease's ACCEL_DEVICE, which may name an XLA device ("xla", "tpu")
+// that resolve_device does not take; any other spec as it is.
+std::string leased_device_spec(const std::string& spec);
+
 }  // namespace accel::train

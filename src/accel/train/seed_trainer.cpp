@@ -1,5 +1,7 @@
 #include "accel/train/seed_trainer.h"
 
+#include <cstdlib>
+
 #include <filesystem>
 #include <optional>
 
@@ -140,15 +142,19 @@ TrainReport train_seed_model(const SeedConfig& config, const std::function<void(
   }
   TrainReport report;
   std::optional<XlaStrategy> xla;
-  if (names_xla_device(config.device)) {
-    if (config.memory_fraction)
+  if (const std::string spec = leased_device_spec(config.device); names_xla_device(spec)) {
+    if (config.memory_fraction) {
       throw ValueError("--memory-fraction caps a cuda or sim device's memory, not an XLA one");
-    xla.emplace(config.pjrt_plugin.empty() && config.device.starts_with("tpu") ? "tpu" : config.pjrt_plugin,
+    }
+    // --device tpu takes libtpu unless a plugin is named (ACCEL_PJRT_PLUGIN names one too).
+    const bool env_plugin = std::getenv("ACCEL_PJRT_PLUGIN") != nullptr;
+    xla.emplace(config.pjrt_plugin.empty() && spec.starts_with("tpu") && !env_plugin ? "tpu" : config.pjrt_plugin,
                 config.replicas);
-    if (config.device.starts_with("tpu") && xla->device_kind() != "tpu") {
-      throw DeviceError("--device " + config.device + ": the PJRT plugin " + xla->client().plugin().path() +
+    if (spec.starts_with("tpu") && xla->device_kind() != "tpu") {
+      throw DeviceError("--device " + spec + ": the PJRT plugin " + xla->client().plugin().path() +
                         " is not a TPU's (platform " + xla->client().platform_name() + ")");
     }
+    if (spec != config.device) report.device_note = "auto: using " + spec + " from ACCEL_DEVICE (the runtime's lease)";
     report.device = kCPU;
     report.device_text = xla->describe();
   } else {

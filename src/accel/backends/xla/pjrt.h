@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "accel/core/error.h"
+#include "accel/hw/pjrt_plugin_search.h"
 
 struct PJRT_Api;
 struct PJRT_Client;
@@ -42,19 +43,8 @@ struct PjrtVersion {
 PjrtVersion built_api_version();  // {0, 0} in a build without pjrt_c_api.h
 bool built_with_pjrt();
 
-// Where a plugin was found and how ("ACCEL_PJRT_PLUGIN", "PyPI xla-cpu-pjrt in ...").
-struct PluginLocation {
-  std::string path;
-  std::string found_by;
-};
-
-// `spec`: a path to a plugin .so, or a name: "cpu" (PyPI xla-cpu-pjrt), "tpu" (libtpu: PyPI
-// libtpu, TPU_LIBRARY_PATH, /lib/libtpu.so), "cuda" (PyPI jax-cuda13-pjrt / jax-cuda12-pjrt).
-// Empty: ACCEL_PJRT_PLUGIN when set, else a TPU's libtpu when one is installed, else "cpu".
-// "none" (ACCEL_PJRT_PLUGIN=none) turns PJRT off: `accel info` then loads no plugin.
-// Names are looked up in the Python package folders of $VIRTUAL_ENV, ACCEL_PJRT_SEARCH_PATH
-// (':'-separated site-packages folders), the build's own pjrt-venv, and the system's.
-// Throws PjrtError naming every place it looked.
+// hw::find_pjrt_plugin (its rules and names), its error a PjrtError.
+using PluginLocation = hw::PjrtPluginLocation;
 PluginLocation find_plugin(const std::string& spec = "");
 
 class Plugin {

@@ -1,15 +1,16 @@
-// find_plugin: where a PJRT plugin named "cpu", "tpu" or "cuda" is installed. Python's packaging
-// is how every one of them ships (xla-cpu-pjrt, libtpu, jax-cuda13-pjrt), so the search walks
-// the Python package folders a user would have installed them into.
+// Python's packaging is how every PJRT plugin ships (xla-cpu-pjrt, libtpu, jax-cuda13-pjrt), so
+// the search walks the Python package folders a user would have installed them into.
+#include "accel/hw/pjrt_plugin_search.h"
+
 #include <glob.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <vector>
 
-#include "accel/backends/xla/pjrt.h"
-
-namespace accel::xla {
+namespace accel::hw {
 namespace {
 
 std::string env(const char* name) {
@@ -65,7 +66,11 @@ bool readable_file(const std::string& path) {
 
 }  // namespace
 
-PluginLocation find_plugin(const std::string& requested) {
+bool PjrtPluginLocation::is_libtpu() const {
+  return std::filesystem::path(path).filename().string().starts_with("libtpu");
+}
+
+PjrtPluginLocation find_pjrt_plugin(const std::string& requested) {
   std::string spec = requested;
   std::string found_by = "named " + spec;
   if (spec.empty()) {
@@ -75,24 +80,24 @@ PluginLocation find_plugin(const std::string& requested) {
   if (spec.empty()) {
     // A TPU VM's libtpu comes first; everywhere else the CPU plugin.
     try {
-      return find_plugin("tpu");
-    } catch (const PjrtError&) {
+      return find_pjrt_plugin("tpu");
+    } catch (const PjrtPluginError&) {
       spec = "cpu";
       found_by = "default (no libtpu found)";
     }
   }
-  if (spec == "none") throw PjrtError("PJRT is turned off (" + found_by + ")");
+  if (spec == "none") throw PjrtPluginError("PJRT is turned off (" + found_by + ")");
   if (spec.find('/') != std::string::npos || spec.ends_with(".so")) {
     if (!readable_file(spec)) {
-      throw PjrtError("no PJRT plugin at " + spec + " (" + found_by +
-                      "): give the path of a plugin's .so, or a name: cpu, tpu, cuda");
+      throw PjrtPluginError("no PJRT plugin at " + spec + " (" + found_by +
+                            "): give the path of a plugin's .so, or a name: cpu, tpu, cuda");
     }
     return {spec, found_by};
   }
   const std::vector<std::string> relative = package_relative_paths(spec);
   if (relative.empty()) {
-    throw PjrtError("unknown PJRT plugin '" + spec + "' (" + found_by +
-                    "): expected cpu, tpu, cuda or a path to a .so");
+    throw PjrtPluginError("unknown PJRT plugin '" + spec + "' (" + found_by +
+                          "): expected cpu, tpu, cuda or a path to a .so");
   }
   std::vector<std::string> tried;
   if (spec == "tpu") {
@@ -115,8 +120,8 @@ PluginLocation find_plugin(const std::string& requested) {
                                         : "pip install jax-cuda13-pjrt";
   std::string list;
   for (const auto& path : tried) list += "\n  " + path;
-  throw PjrtError("no '" + spec + "' PJRT plugin found (" + found_by + "); " + install +
-                  ", or set ACCEL_PJRT_PLUGIN to the plugin's path. Looked in:" + list);
+  throw PjrtPluginError("no '" + spec + "' PJRT plugin found (" + found_by + "); " + install +
+                        ", or set ACCEL_PJRT_PLUGIN to the plugin's path. Looked in:" + list);
 }
 
-}  // namespace accel::xla
+}  // namespace accel::hw
