@@ -73,6 +73,23 @@ TEST(XlaServiceConfig, AMissingPluginOrANonTpuTypeStopsTheStartWithTheReason) {
   EXPECT_NE(result.status, 0);
   EXPECT_NE(result.output.find("xla_devices v2-8: no PJRT plugin at /nonexistent/libtpu.so"), std::string::npos)
       << result.output;
+  result = serve(R"([{"type": "v2-8", "plugin": "tpu"}, {"type": "v3-8", "plugin": "tpu"}])");
+  EXPECT_NE(result.status, 0);
+  EXPECT_NE(result.output.find("xla_devices offer libtpu 2 times"), std::string::npos) << result.output;
+  result = serve(R"([{"type": "v2-8", "plugin": "cpu"}, {"type": "v2-8", "plugin": "cpu"}])");
+  EXPECT_NE(result.status, 0);
+  EXPECT_NE(result.output.find("xla_devices names v2-8 twice"), std::string::npos) << result.output;
+  // A plugin in a folder anyone may write to: a tenant could replace what every TPU job loads.
+  const auto open_dir = dir / "open";
+  std::filesystem::create_directories(open_dir);
+  std::filesystem::permissions(open_dir, std::filesystem::perms::all);
+  std::ofstream(open_dir / "fake_pjrt.so") << "not a plugin";
+  std::filesystem::permissions(open_dir / "fake_pjrt.so", std::filesystem::perms::owner_all |
+                                                              std::filesystem::perms::group_read |
+                                                              std::filesystem::perms::others_read);
+  result = serve(R"([{"type": "v2-8", "plugin": ")" + (open_dir / "fake_pjrt.so").string() + R"("}])");
+  EXPECT_NE(result.status, 0);
+  EXPECT_NE(result.output.find(open_dir.string() + " is writable by other users"), std::string::npos) << result.output;
   result = serve(R"([{"type": "t4", "plugin": "cpu"}])");
   EXPECT_NE(result.status, 0);
   EXPECT_NE(result.output.find("xla_devices type 't4' is not a TPU type of the catalog"), std::string::npos)

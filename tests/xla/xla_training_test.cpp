@@ -388,3 +388,42 @@ TEST(XlaTraining, PerStepProgramsAndTheEpochProgramTrainAlike) {
   for (std::size_t i = 8; i < 16; ++i) sum += losses->losses[i] * (i == 15 ? 104 : 128);
   EXPECT_NEAR(sum / 1000.0, b.history.at("loss")[1], 1e-5);
 }
+
+// Review findings, each a test: compiling again replaces the runner (it held the old optimizer);
+// a second fit on a training set of another size but the same step count compiles its own epoch
+// program; predict and evaluate check what the programs cannot.
+TEST(XlaTraining, RecompilingRefittingOnOtherDataAndBadInputsAreHandled) {
+  REQUIRE_CPU_PLUGIN();
+  const Batch batch = fashion_batch(1000);
+  const train::XlaStrategy strategy("cpu", 1);
+  train::Model model(seed_mlp(4, 16), strategy);
+  model.compile({.optimizer = "adam"});
+  model.fit(batch.x, batch.y, {.epochs = 1, .batch_size = 64, .verbose = 0});
+  model.compile({.optimizer = "sgd", .learning_rate = 0.1});  // the Adam the runner held is gone
+  const auto before = weights(model);
+  model.fit(batch.x.slice(0, 0, 990), batch.y.slice(0, 0, 990), {.epochs = 1, .batch_size = 64, .verbose = 0});
+  EXPECT_GT(max_abs_difference(weights(model), before), 1e-4);
+  EXPECT_NO_THROW(model.fit(batch.x, batch.y, {.epochs = 1, .batch_size = 64, .verbose = 0}));  // 16 steps again
+
+  try {
+    model.predict(batch.x.slice(1, 0, 700), 100);
+    FAIL() << "no error";
+  } catch (const ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("has 700 features per sample"), std::string::npos) << e.what();
+  }
+  try {
+    model.predict(batch.x.reshape({1000, 28, 28}), 100);
+    FAIL() << "no error";
+  } catch (const ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("it has no Flatten layer first"), std::string::npos) << e.what();
+  }
+  train::Model regression(seed_mlp(4, 16), strategy);
+  regression.compile({.optimizer = "adam", .loss = "mse"});
+  try {
+    regression.evaluate(batch.x, zeros({1000, 10}));
+    FAIL() << "no error";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("the loss mse is not supported on XLA devices yet"), std::string::npos)
+        << e.what();
+  }
+}

@@ -3,6 +3,7 @@
 #include "accel/hw/pjrt_plugin_search.h"
 
 #include <glob.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -66,6 +67,23 @@ bool readable_file(const std::string& path) {
 
 }  // namespace
 
+std::string PjrtPluginLocation::unsafe_for_tenants() const {
+  struct stat file {};
+  if (::stat(path.c_str(), &file) != 0) return path + " cannot be read";
+  if (!(file.st_mode & S_IROTH)) return path + " is not readable by other users (chmod o+r)";
+  if (file.st_mode & S_IWOTH) return path + " is writable by other users: a tenant could replace it";
+  for (std::filesystem::path dir = std::filesystem::path(path).parent_path(); !dir.empty(); dir = dir.parent_path()) {
+    struct stat folder {};
+    if (::stat(dir.c_str(), &folder) != 0) return dir.string() + " cannot be read";
+    if (!(folder.st_mode & S_IXOTH)) return dir.string() + " cannot be passed by other users (chmod o+x)";
+    if ((folder.st_mode & S_IWOTH) && !(folder.st_mode & S_ISVTX)) {
+      return dir.string() + " is writable by other users: a tenant could replace the plugin";
+    }
+    if (dir == dir.root_path()) break;
+  }
+  return "";
+}
+
 bool PjrtPluginLocation::is_libtpu() const {
   return std::filesystem::path(path).filename().string().starts_with("libtpu");
 }
@@ -92,7 +110,11 @@ PjrtPluginLocation find_pjrt_plugin(const std::string& requested) {
       throw PjrtPluginError("no PJRT plugin at " + spec + " (" + found_by +
                             "): give the path of a plugin's .so, or a name: cpu, tpu, cuda");
     }
-    return {spec, found_by};
+    // Absolute: dlopen searches the library path for a name without '/', and a job resolves a
+    // relative path against its own folder.
+    std::error_code ec;
+    const std::filesystem::path absolute = std::filesystem::weakly_canonical(std::filesystem::absolute(spec), ec);
+    return {ec ? spec : absolute.string(), found_by};
   }
   const std::vector<std::string> relative = package_relative_paths(spec);
   if (relative.empty()) {

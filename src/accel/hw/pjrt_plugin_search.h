@@ -15,11 +15,14 @@ class PjrtPluginError : public DeviceError {
   using DeviceError::DeviceError;
 };
 
-// Where a plugin was found and how ("ACCEL_PJRT_PLUGIN=...", "named cpu: Python package in ...").
+// Where a plugin was found (an absolute path) and how ("ACCEL_PJRT_PLUGIN=...", "named cpu: ...").
 struct PjrtPluginLocation {
   std::string path;
   std::string found_by;
   bool is_libtpu() const;  // a TPU's own plugin (libtpu.so), not a stand-in
+  // Why tenants' jobs (other uids) could not load it or could replace it: not readable by
+  // others, or the file or a folder above it writable by others. "" when safe.
+  std::string unsafe_for_tenants() const;
 };
 
 // `spec`: a path to a plugin .so, or a name: "cpu" (PyPI xla-cpu-pjrt), "tpu" (libtpu: PyPI

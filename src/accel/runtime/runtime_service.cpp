@@ -114,7 +114,7 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
       const hw::AcceleratorSpec* spec = hw::match_catalog(g.name, g.memory_total);
       if (!spec) continue;  // not a type tiers can name
       inventory_.push_back({"gpu" + std::to_string(g.index), spec->type, "gpu", g.name, false,
-                            static_cast<int>(g.index), static_cast<double>(g.memory_total) / 1e9});
+                            static_cast<int>(g.index), static_cast<double>(g.memory_total) / 1e9, ""});
     }
   }
   int sim_index = 0;
@@ -122,7 +122,7 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
     const hw::AcceleratorSpec* spec = hw::find_catalog_type(group.type);
     for (int i = 0; i < group.count; ++i) {
       inventory_.push_back({"sim-" + group.type + "-" + std::to_string(i), spec->type, spec->kind,
-                            std::string(spec->name) + " (simulated)", true, sim_index++, spec->memory_gb});
+                            std::string(spec->name) + " (simulated)", true, sim_index++, spec->memory_gb, ""});
     }
   }
   // TPUs through PJRT: found now (a missing plugin stops the start, naming where it looked), never
@@ -135,6 +135,10 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
     } catch (const hw::PjrtPluginError& e) {
       throw ValueError("service config: xla_devices " + group.type + ": " + e.what());
     }
+    if (const std::string why = plugin.unsafe_for_tenants(); !why.empty()) {
+      throw ValueError("service config: xla_devices " + group.type +
+                       ": the PJRT plugin is unsafe for tenants' jobs: " + why);
+    }
     const bool real = plugin.is_libtpu();
     for (int i = 0; i < group.count; ++i) {
       Accelerator a{
@@ -144,8 +148,8 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
           std::string(spec->name) + (real ? " (libtpu)" : " (simulated by the PJRT plugin " + plugin.path + ")"),
           !real,
           i,
-          spec->memory_gb};
-      a.pjrt_plugin = plugin.path;
+          spec->memory_gb,
+          plugin.path};
       inventory_.push_back(std::move(a));
     }
   }

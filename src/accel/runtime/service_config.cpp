@@ -125,7 +125,21 @@ ServiceConfig ServiceConfig::load(const std::string& path) {
           throw ValueError("service config " + path + ": xla_devices " + x.type +
                            ": plugin must name a PJRT plugin (tpu, cpu or a path) and count be 1..64");
         }
+        for (const XlaDevices& earlier : c.xla_devices) {
+          if (earlier.type == x.type) {
+            throw ValueError("service config " + path + ": xla_devices names " + x.type +
+                             " twice: give one entry a count instead");
+          }
+        }
         c.xla_devices.push_back(x);
+      }
+      // libtpu lets one process hold the machine's TPU: a second lease of it would fail.
+      int libtpu = 0;
+      for (const XlaDevices& x : c.xla_devices)
+        libtpu += x.plugin == "tpu" || x.plugin.find("libtpu") != std::string::npos ? x.count : 0;
+      if (libtpu > 1) {
+        throw ValueError("service config " + path + ": xla_devices offer libtpu " + std::to_string(libtpu) +
+                         " times; one process holds a machine's TPU, so offer it once (count 1)");
       }
     }
     c.discover_gpus = j.value("discover_gpus", c.discover_gpus);

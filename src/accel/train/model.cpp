@@ -165,6 +165,7 @@ void Model::compile(std::shared_ptr<optim::Optimizer> optimizer, LossFn loss, Co
   c->accumulate = options.gradient_accumulation_steps;
   // float16's range needs loss scaling; bfloat16 has float32's range and does not.
   c->scaler = std::make_unique<amp::GradScaler>(device_, amp::GradScalerOptions{.enabled = c->amp == DType::Float16});
+  xla_runner_.reset();  // it holds the old optimizer
   compiled_ = std::move(c);
 }
 

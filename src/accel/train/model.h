@@ -188,6 +188,9 @@ class Model {
   // The XLA paths (model_xla.cpp).
   History fit_xla(const Tensor& x, const Tensor& y, const FitOptions& options);
   XlaRunner& xla_runner();
+  // x for an XLA program: float32 [N, in_features] (flattened when the model starts with Flatten).
+  Tensor xla_inputs(const Tensor& x, const std::string& what);
+  void check_xla_loss(const std::string& what);
   Logs evaluate_xla(const Tensor& x, const Tensor& y, std::int64_t batch_size, const std::string& prefix);
   Tensor predict_xla(const Tensor& x, std::int64_t batch_size);
 
@@ -196,6 +199,9 @@ class Model {
   std::unique_ptr<Compiled> compiled_;
   std::shared_ptr<XlaStrategy> xla_;
   std::unique_ptr<XlaRunner> xla_runner_;
+  // While fit runs on an XLA device the devices hold the newest weights (a callback's evaluate
+  // must not overwrite them with the module's); otherwise the module is the authority.
+  bool xla_fitting_ = false;
   std::string step_mode_;
   std::vector<double> epoch_seconds_;
   std::vector<std::int64_t> epoch_samples_;

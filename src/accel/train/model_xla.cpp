@@ -20,12 +20,6 @@
 namespace accel::train {
 namespace {
 
-// x as [N, features] (a leading Flatten runs on the host) and y as int32 class indices.
-Tensor flat_inputs(const Tensor& x) {
-  const std::int64_t n = x.shape()[0];
-  return x.dim() == 2 ? x : x.reshape({n, x.numel() / n}).contiguous();
-}
-
 std::vector<std::int32_t> int32_labels(const Tensor& y) {
   const auto labels = y.to(DType::Int64).to_vector<std::int64_t>();
   return {labels.begin(), labels.end()};  // check_data bounded them by the model's classes
@@ -33,17 +27,44 @@ std::vector<std::int32_t> int32_labels(const Tensor& y) {
 
 }  // namespace
 
+Tensor Model::xla_inputs(const Tensor& x, const std::string& what) {
+  const XlaMlp mlp = describe_for_xla(*module_);
+  const std::int64_t n = x.shape()[0];
+  if (x.dim() != 2 && !mlp.flatten_input) {
+    throw ShapeError(what + " is " + x.shape().to_string() + ": this model takes [N, " +
+                     std::to_string(mlp.in_features()) + "] (it has no Flatten layer first)");
+  }
+  Tensor flat = x.dim() == 2 ? x : x.reshape({n, x.numel() / n}).contiguous();
+  if (flat.shape()[1] != mlp.in_features()) {
+    throw ShapeError(what + " has " + std::to_string(flat.shape()[1]) + " features per sample (" +
+                     x.shape().to_string() + "); the model's first Linear takes " + std::to_string(mlp.in_features()));
+  }
+  return flat;
+}
+
+void Model::check_xla_loss(const std::string& what) {
+  const Compiled& c = compiled();
+  const auto unsupported = [&](const std::string& thing) {
+    return ValueError(what + " on " + xla_->describe() + ": " + thing + " is not supported on XLA devices yet");
+  };
+  if (!c.loss_by_name) throw unsupported("a loss function object (name the loss in compile's options)");
+  if (c.targets != Compiled::Targets::ClassIndices) throw unsupported("the loss " + c.loss_name);
+}
+
 XlaRunner& Model::xla_runner() {
   if (!xla_runner_) {
     xla_runner_ = std::make_unique<XlaRunner>(*xla_, *module_, optimizer());
-  } else {
-    xla_runner_->upload_state();  // the module is the authority between calls (load(), callbacks)
+  } else if (!xla_fitting_ || !xla_runner_->has_state()) {
+    // The module is the authority between calls (load(), callbacks after fit); a runner whose
+    // state a failed program consumed starts again from it too.
+    xla_runner_->upload_state();
   }
   return *xla_runner_;
 }
 
 Logs Model::evaluate_xla(const Tensor& x, const Tensor& y, std::int64_t batch_size, const std::string& prefix) {
-  const Tensor xs = flat_inputs(x);
+  check_xla_loss("evaluate");
+  const Tensor xs = xla_inputs(x, "evaluate: x");
   const auto labels = int32_labels(y);
   const XlaTotals totals = xla_runner().evaluate(xs.data_ptr<float>(), labels.data(), xs.shape()[0], batch_size);
   const auto n = static_cast<double>(xs.shape()[0]);
@@ -53,7 +74,7 @@ Logs Model::evaluate_xla(const Tensor& x, const Tensor& y, std::int64_t batch_si
 }
 
 Tensor Model::predict_xla(const Tensor& x, std::int64_t batch_size) {
-  const Tensor xs = flat_inputs(x);
+  const Tensor xs = xla_inputs(x, "predict: x");
   XlaRunner& runner = xla_runner();
   Tensor out = empty({xs.shape()[0], runner.mlp().classes()}, DType::Float32);
   runner.predict(xs.data_ptr<float>(), xs.shape()[0], out.data_ptr<float>(), batch_size);
@@ -65,20 +86,25 @@ History Model::fit_xla(const Tensor& x, const Tensor& y, const FitOptions& optio
   const auto unsupported = [&](const std::string& what) {
     return ValueError("fit on " + xla_->describe() + ": " + what + " is not supported on XLA devices yet");
   };
-  if (!c.loss_by_name) throw unsupported("a loss function object (name the loss in compile's options)");
+  check_xla_loss("fit");
   if (c.amp) throw unsupported("mixed precision");
   if (c.accumulate != 1) throw unsupported("gradient accumulation");
   if (!options.checkpoint_dir.empty()) throw unsupported("checkpoint_dir");
-  if (c.targets != Compiled::Targets::ClassIndices) throw unsupported("the loss " + c.loss_name);
   FitData data = prepare_fit(x, y, options);
-  const Tensor xs = flat_inputs(data.x);
+  const Tensor xs = xla_inputs(data.x, "fit: x");
   const Tensor& ys = data.y;
   const bool validation = data.val_x.defined();
-  const Tensor val_x = validation ? flat_inputs(data.val_x) : Tensor();
+  const Tensor val_x = validation ? xla_inputs(data.val_x, "fit: validation x") : Tensor();
   const std::vector<std::int32_t> val_labels = validation ? int32_labels(data.val_y) : std::vector<std::int32_t>{};
   const std::int64_t validation_batch = data.validation_batch;
 
   XlaRunner& runner = xla_runner();
+  // From here until fit returns, the devices hold the newest weights (see xla_fitting_).
+  struct Fitting {
+    bool& flag;
+    explicit Fitting(bool& f) : flag(f) { flag = true; }
+    ~Fitting() { flag = false; }
+  } fitting{xla_fitting_};
   data::DataLoader loader(xs, ys, {.batch_size = options.batch_size, .shuffle = options.shuffle, .seed = options.seed});
   const std::vector<std::string> names = log_names(validation);
   ProgressBar progress(options.out, options.verbose, ::isatty(::fileno(options.out)) == 1);
@@ -107,7 +133,6 @@ History Model::fit_xla(const Tensor& x, const Tensor& y, const FitOptions& optio
     progress.epoch_begin(epoch, options.epochs, steps);
     const auto start = std::chrono::steady_clock::now();
     std::int64_t samples = 0;
-    double last_loss_sum = 0;
     if (per_step) {
       for (std::int64_t i = 0; i < steps && !stop_training; ++i) {
         // Gathered on this thread: an OpenMP team would spin on the cores XLA's threads compute on.
@@ -117,10 +142,7 @@ History Model::fit_xla(const Tensor& x, const Tensor& y, const FitOptions& optio
         runner.train_step(batch.inputs.data_ptr<float>(), labels.data(), n, options.batch_size);
         samples += n;
         if (batch_losses) {
-          // The running total's change is this batch's summed loss (one device read per step).
-          const XlaTotals so_far = runner.peek_train_totals();
-          const double loss = (so_far.loss_sum - last_loss_sum) / static_cast<double>(n);
-          last_loss_sum = so_far.loss_sum;
+          const double loss = runner.last_step_loss() / static_cast<double>(n);  // one device read
           for (const auto& callback : options.callbacks) {
             if (callback->wants_batch_loss()) callback->on_batch_end(*this, i, loss);
           }

@@ -263,6 +263,7 @@ std::string emit_train_step(const XlaMlp& mlp, const XlaOptimizer& opt, std::int
   outputs.insert(outputs.end(), step.state.begin(), step.state.end());
   outputs.push_back(b.add(a.loss_total, step.loss_sum));
   outputs.push_back(b.add(a.correct_total, step.correct));
+  outputs.push_back(step.loss_sum);  // this batch's own, for callbacks that want each batch's loss
   b.results(outputs);
   return b.module("accel_train_step");
 }

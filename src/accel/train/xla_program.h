@@ -12,7 +12,8 @@
 //   buffers), donated to the next S outputs; the loss sum and correct count (f32 scalars, the
 //   epoch's running totals), donated to the last two outputs;
 //   x [b, in] f32, y [b] i32, mask [b] f32 (1 for a real sample, 0 for padding: a last, short
-//   batch runs in the same program), hyper [4] f32: see XlaHyper.
+//   batch runs in the same program), hyper [4] f32: see xla_hyper. Its outputs: the donated
+//   values' new ones, in order, then the batch's summed loss.
 // The eval step's: the parameters, loss sum and correct count (donated to outputs 0, 1), x, y,
 // mask; outputs: the two totals and the logits [b, classes].
 #pragma once

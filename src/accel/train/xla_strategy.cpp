@@ -88,7 +88,7 @@ const xla::Executable& XlaRunner::train_program(std::int64_t batch_size) {
 const xla::Executable& XlaRunner::epoch_program(std::int64_t batch_size, std::int64_t steps) {
   const std::int64_t rows = replica_batch(batch_size);
   if (training_x_.empty()) throw ValueError("XLA training: set_training_data before an epoch");
-  auto& program = epoch_programs_[{batch_size, steps}];
+  auto& program = epoch_programs_[{batch_size, steps, training_samples_}];
   if (!program) {
     const int replicas = strategy_.num_replicas_in_sync();
     program =
@@ -223,10 +223,15 @@ void XlaRunner::train_step(const float* x, const std::int32_t* y, std::int64_t n
     for (const auto& buffer : state_[d]) arguments[d].push_back(buffer.get());
     for (const auto& buffer : batch[d]) arguments[d].push_back(buffer.get());
   }
-  auto outputs = program.execute(arguments);
+  auto outputs = run(program, arguments);
   ++steps_;
-  // The donated inputs are gone; the outputs are the new state, in the same order.
-  for (std::size_t d = 0; d < outputs.size(); ++d) state_[d] = std::move(outputs[d]);
+  // The donated inputs are gone; the outputs are the new state, in the same order, then the
+  // step's own loss.
+  last_step_loss_ = std::move(outputs.front().back());
+  for (std::size_t d = 0; d < outputs.size(); ++d) {
+    outputs[d].pop_back();
+    state_[d] = std::move(outputs[d]);
+  }
 }
 
 void XlaRunner::set_training_data(const float* x, const std::int32_t* y, std::int64_t n) {
@@ -278,19 +283,31 @@ void XlaRunner::train_epoch(const std::vector<std::int64_t>& order, std::int64_t
     args.push_back(training_y_[static_cast<std::size_t>(d)].get());
     for (const auto& buffer : in) args.push_back(buffer.get());
   }
-  auto outputs = program.execute(arguments);
+  auto outputs = run(program, arguments);
   steps_ += steps;
   for (std::size_t d = 0; d < outputs.size(); ++d) state_[d] = std::move(outputs[d]);
 }
 
-XlaTotals XlaRunner::peek_train_totals() const {
-  const std::size_t totals = state_.front().size() - 2;
-  return {.loss_sum = state_.front()[totals].scalar_f32(), .correct = state_.front()[totals + 1].scalar_f32()};
+std::vector<std::vector<xla::Buffer>> XlaRunner::run(const xla::Executable& program,
+                                                     const std::vector<std::vector<PJRT_Buffer*>>& arguments) {
+  try {
+    return program.execute(arguments);
+  } catch (...) {
+    state_.clear();
+    throw;
+  }
+}
+
+double XlaRunner::last_step_loss() const {
+  if (!last_step_loss_) throw ValueError("XLA: no train step has run");
+  return last_step_loss_.scalar_f32();
 }
 
 XlaTotals XlaRunner::take_train_totals() {
+  if (state_.empty()) throw ValueError("XLA: the device state is gone (a program failed): upload it again");
   const std::size_t totals = state_.front().size() - 2;
-  const XlaTotals result = peek_train_totals();
+  const XlaTotals result{.loss_sum = state_.front()[totals].scalar_f32(),
+                         .correct = state_.front()[totals + 1].scalar_f32()};
   for (std::size_t d = 0; d < state_.size(); ++d) {
     auto zero = zero_totals(static_cast<int>(d));
     state_[d][totals] = std::move(zero[0]);
@@ -313,7 +330,7 @@ void XlaRunner::run_eval(const float* x, const std::int32_t* y, std::int64_t n, 
     arguments[0].push_back(totals[0].get());
     arguments[0].push_back(totals[1].get());
     for (const auto& buffer : batch[0]) arguments[0].push_back(buffer.get());
-    auto outputs = program.execute(arguments);
+    auto outputs = run(program, arguments);
     totals[0] = std::move(outputs[0][0]);
     totals[1] = std::move(outputs[0][1]);
     if (each) each(outputs[0][2], count);

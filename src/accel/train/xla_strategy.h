@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "accel/backends/xla/pjrt.h"
@@ -85,7 +86,10 @@ class XlaRunner {
   void train_epoch(const std::vector<std::int64_t>& order, std::int64_t batch_size);
   // The loss and accuracy the steps since the last call added up (one device read).
   XlaTotals take_train_totals();
-  XlaTotals peek_train_totals() const;  // the same without starting over
+  // The summed loss of the last train_step's batch (one device read).
+  double last_step_loss() const;
+  // False after a program failed: its donated inputs are gone (upload_state starts again).
+  bool has_state() const { return !state_.empty(); }
   // Loss and correct count over (x, y) in batches, with the parameters on replica 0's device.
   XlaTotals evaluate(const float* x, const std::int32_t* y, std::int64_t n, std::int64_t batch_size);
   // Logits [n, classes] into `out`.
@@ -101,6 +105,9 @@ class XlaRunner {
   const xla::Executable& train_program(std::int64_t batch_size);
   const xla::Executable& epoch_program(std::int64_t batch_size, std::int64_t steps);
   const xla::Executable& eval_program(std::int64_t batch_size);
+  // Runs `program`; a failure leaves no state (its donated inputs are gone), then rethrows.
+  std::vector<std::vector<xla::Buffer>> run(const xla::Executable& program,
+                                            const std::vector<std::vector<PJRT_Buffer*>>& arguments);
   // Runs the eval program over x in batches; `each` gets each batch's outputs and its row count.
   void run_eval(const float* x, const std::int32_t* y, std::int64_t n, std::int64_t batch_size,
                 std::vector<xla::Buffer>& totals, const std::function<void(const xla::Buffer&, std::int64_t)>& each);
@@ -112,7 +119,9 @@ class XlaRunner {
   XlaOptimizer spec_;
   std::int64_t steps_ = 0;  // the optimizer's step count (Adam's t)
   std::map<std::int64_t, std::unique_ptr<xla::Executable>> train_programs_, eval_programs_;
-  std::map<std::pair<std::int64_t, std::int64_t>, std::unique_ptr<xla::Executable>> epoch_programs_;
+  // By batch size, steps and the training set's size (the program's shapes).
+  std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t>, std::unique_ptr<xla::Executable>> epoch_programs_;
+  xla::Buffer last_step_loss_;                        // replica 0's
   std::vector<xla::Buffer> training_x_, training_y_;  // per replica
   std::int64_t training_samples_ = 0;
   // Per replica: parameters, optimizer state, loss sum, correct count (the train step's

@@ -74,7 +74,9 @@ class Client;
 class Buffer {
  public:
   Buffer() = default;
-  Buffer(std::shared_ptr<const Plugin> plugin, PJRT_Buffer* buffer) : plugin_(std::move(plugin)), buffer_(buffer) {}
+  // `owner`: what must outlive the buffer (its client).
+  Buffer(std::shared_ptr<const Plugin> plugin, PJRT_Buffer* buffer, std::shared_ptr<const void> owner)
+      : plugin_(std::move(plugin)), owner_(std::move(owner)), buffer_(buffer) {}
   ~Buffer();
   Buffer(Buffer&& other) noexcept;
   Buffer& operator=(Buffer&& other) noexcept;
@@ -90,6 +92,7 @@ class Buffer {
 
  private:
   std::shared_ptr<const Plugin> plugin_;
+  std::shared_ptr<const void> owner_;
   PJRT_Buffer* buffer_ = nullptr;
 };
 
@@ -97,8 +100,9 @@ class Buffer {
 // (num_replicas of them) and returns one output list per device.
 class Executable {
  public:
-  Executable(std::shared_ptr<const Plugin> plugin, PJRT_LoadedExecutable* executable, int replicas)
-      : plugin_(std::move(plugin)), executable_(executable), replicas_(replicas) {}
+  Executable(std::shared_ptr<const Plugin> plugin, PJRT_LoadedExecutable* executable, int replicas,
+             std::shared_ptr<const void> owner)
+      : plugin_(std::move(plugin)), owner_(std::move(owner)), executable_(executable), replicas_(replicas) {}
   ~Executable();
   Executable(const Executable&) = delete;
   Executable& operator=(const Executable&) = delete;
@@ -111,6 +115,7 @@ class Executable {
 
  private:
   std::shared_ptr<const Plugin> plugin_;
+  std::shared_ptr<const void> owner_;  // the client, which must outlive its executables and buffers
   PJRT_LoadedExecutable* executable_ = nullptr;
   int replicas_ = 1;
 };
@@ -123,7 +128,8 @@ struct DeviceInfo {
   std::string description;
 };
 
-class Client {
+// Made with std::make_shared (shared_client does): its buffers and executables keep it alive.
+class Client : public std::enable_shared_from_this<Client> {
  public:
   explicit Client(std::shared_ptr<const Plugin> plugin);
   ~Client();
@@ -143,6 +149,8 @@ class Client {
   Buffer upload(const void* data, ElementType type, const std::vector<std::int64_t>& dims, int device = 0) const;
 
  private:
+  void describe_devices();
+
   std::shared_ptr<const Plugin> plugin_;
   PJRT_Client* client_ = nullptr;
   std::string platform_name_;

@@ -35,7 +35,11 @@ std::string error_message(const PJRT_Api* api, PJRT_Error* error) {
       "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
       "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
       "DATA_LOSS", "UNAUTHENTICATED"};
-  if (api->PJRT_Error_GetCode(&code) == nullptr && code.code >= 0 && code.code <= 16) {
+  if (PJRT_Error* failed = api->PJRT_Error_GetCode(&code); failed != nullptr) {
+    ACCEL_PJRT_ARGS(PJRT_Error_Destroy_Args, destroy_failed);
+    destroy_failed.error = failed;
+    api->PJRT_Error_Destroy(&destroy_failed);
+  } else if (code.code >= 0 && code.code <= 16) {
     text = std::string(kCodes[code.code]) + ": " + text;
   }
   ACCEL_PJRT_ARGS(PJRT_Error_Destroy_Args, destroy);
@@ -56,7 +60,7 @@ void await_event(const PJRT_Api* api, PJRT_Event* event, const char* what) {
   PJRT_Error* error = api->PJRT_Event_Await(&await_args);
   ACCEL_PJRT_ARGS(PJRT_Event_Destroy_Args, destroy);
   destroy.event = event;
-  api->PJRT_Event_Destroy(&destroy);
+  if (PJRT_Error* failed = api->PJRT_Event_Destroy(&destroy); failed != nullptr) error_message(api, failed);
   check(api, error, what);
 }
 
@@ -165,7 +169,8 @@ Buffer::~Buffer() {
   if (error != nullptr) error_message(plugin_->api(), error);  // frees it; a destructor cannot throw
 }
 
-Buffer::Buffer(Buffer&& other) noexcept : plugin_(std::move(other.plugin_)), buffer_(other.buffer_) {
+Buffer::Buffer(Buffer&& other) noexcept
+    : plugin_(std::move(other.plugin_)), owner_(std::move(other.owner_)), buffer_(other.buffer_) {
   other.buffer_ = nullptr;
 }
 
@@ -173,6 +178,7 @@ Buffer& Buffer::operator=(Buffer&& other) noexcept {
   if (this != &other) {
     Buffer dropped(std::move(*this));
     plugin_ = std::move(other.plugin_);
+    owner_ = std::move(other.owner_);
     buffer_ = other.buffer_;
     other.buffer_ = nullptr;
   }
@@ -261,7 +267,7 @@ std::vector<std::vector<Buffer>> Executable::execute(const std::vector<std::vect
 
   std::vector<std::vector<Buffer>> results(devices);
   for (std::size_t d = 0; d < devices; ++d) {
-    for (PJRT_Buffer* buffer : raw_outputs[d]) results[d].emplace_back(plugin_, buffer);
+    for (PJRT_Buffer* buffer : raw_outputs[d]) results[d].emplace_back(plugin_, buffer, owner_);
   }
   std::string first_error;
   for (PJRT_Event* event : done) {
@@ -282,6 +288,18 @@ Client::Client(std::shared_ptr<const Plugin> plugin) : plugin_(std::move(plugin)
   ACCEL_PJRT_ARGS(PJRT_Client_Create_Args, create);
   check(api, api->PJRT_Client_Create(&create), "PJRT_Client_Create");
   client_ = create.client;
+  try {
+    describe_devices();
+  } catch (...) {
+    ACCEL_PJRT_ARGS(PJRT_Client_Destroy_Args, destroy);
+    destroy.client = client_;
+    if (PJRT_Error* failed = api->PJRT_Client_Destroy(&destroy); failed != nullptr) error_message(api, failed);
+    throw;
+  }
+}
+
+void Client::describe_devices() {
+  const PJRT_Api* api = plugin_->api();
 
   ACCEL_PJRT_ARGS(PJRT_Client_PlatformName_Args, name);
   name.client = client_;
@@ -345,7 +363,7 @@ std::unique_ptr<Executable> Client::compile(const std::string& mlir, int replica
   compile.compile_options = options.data();
   compile.compile_options_size = options.size();
   check(api, api->PJRT_Client_Compile(&compile), "PJRT_Client_Compile");
-  return std::make_unique<Executable>(plugin_, compile.executable, replicas);
+  return std::make_unique<Executable>(plugin_, compile.executable, replicas, shared_from_this());
 }
 
 Buffer Client::upload(const void* data, ElementType type, const std::vector<std::int64_t>& dims, int device) const {
@@ -363,7 +381,7 @@ Buffer Client::upload(const void* data, ElementType type, const std::vector<std:
   args.host_buffer_semantics = PJRT_HostBufferSemantics_kImmutableOnlyDuringCall;
   args.device = devices_[static_cast<std::size_t>(device)];
   check(api, api->PJRT_Client_BufferFromHostBuffer(&args), "PJRT_Client_BufferFromHostBuffer");
-  Buffer buffer(plugin_, args.buffer);
+  Buffer buffer(plugin_, args.buffer, shared_from_this());
   await_event(api, args.done_with_host_buffer, "PJRT_Client_BufferFromHostBuffer (waiting for the copy)");
   return buffer;
 }

@@ -28,6 +28,7 @@ std::vector<std::vector<Buffer>> Executable::execute(const std::vector<std::vect
   unavailable();
 }
 Client::Client(std::shared_ptr<const Plugin> plugin) : plugin_(std::move(plugin)) { unavailable(); }
+void Client::describe_devices() { unavailable(); }
 Client::~Client() = default;
 std::unique_ptr<Executable> Client::compile(const std::string&, int) const { unavailable(); }
 Buffer Client::upload(const void*, ElementType, const std::vector<std::int64_t>&, int) const { unavailable(); }
