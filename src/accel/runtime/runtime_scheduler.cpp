@@ -109,7 +109,9 @@ JobLimits RuntimeService::job_limits(const Runtime& rt) const {
   JobLimits limits = tier_of(rt.tier).limits;
   if (auto it = inventory_index_.find(rt.accelerator_id); it != inventory_index_.end()) {
     const Accelerator& a = inventory_[it->second];
-    if (a.kind == "gpu" && !a.simulated) limits.ram_gb = 0;
+    // A real GPU's driver, and a TPU's PJRT runtime, map far more address space than RAM: the
+    // tier's RAM cap (RLIMIT_AS) would stop them, so only their simulated stand-ins keep it.
+    if (!a.simulated && (a.kind == "gpu" || !a.pjrt_plugin.empty())) limits.ram_gb = 0;
   }
   return limits;
 }
