@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -118,6 +119,7 @@ class Executable {
   std::shared_ptr<const void> owner_;  // the client, which must outlive its executables and buffers
   PJRT_LoadedExecutable* executable_ = nullptr;
   int replicas_ = 1;
+  mutable std::optional<std::size_t> num_outputs_;  // an executable runs on one thread at a time
 };
 
 enum class ElementType { F32, S32 };

@@ -225,6 +225,7 @@ Executable::~Executable() {
 }
 
 std::size_t Executable::num_outputs() const {
+  if (num_outputs_) return *num_outputs_;  // asked once: execute needs it on every step
   const PJRT_Api* api = plugin_->api();
   ACCEL_PJRT_ARGS(PJRT_LoadedExecutable_GetExecutable_Args, get);
   get.loaded_executable = executable_;
@@ -236,6 +237,7 @@ std::size_t Executable::num_outputs() const {
   destroy.executable = get.executable;
   check(api, api->PJRT_Executable_Destroy(&destroy), "PJRT_Executable_Destroy");
   check(api, error, "PJRT_Executable_NumOutputs");
+  num_outputs_ = outputs.num_outputs;
   return outputs.num_outputs;
 }
 
