@@ -47,8 +47,7 @@ class ServiceTest : public ::testing::Test {
     std::ofstream(dir_ / "config.json") << R"({
       "discover_gpus": false, "allow_unisolated": true, )" +
                                                uids + R"(
-      "simulated_devices": [{"type": "t4", "count": 1}, {"type": "a100", "count": 1}],)" +
-                                               extra_config() + R"(
+      )" + devices_config() + extra_config() + R"(
       "tick_s": 0.05, "preemption_grace_s": 1.0, "delete_grace_s": 1.0, "warning_lead_s": 0.8,
       "max_connections_per_address": 400,
       "tiers": {
@@ -75,6 +74,10 @@ class ServiceTest : public ::testing::Test {
 
   // More of the service's config ("key": value, with a trailing comma), for a fixture's variant.
   virtual std::string extra_config() const { return ""; }
+  // The accelerators offered: simulated ones on this machine, unless a variant offers others.
+  virtual std::string devices_config() const {
+    return R"("simulated_devices": [{"type": "t4", "count": 1}, {"type": "a100", "count": 1}],)";
+  }
 
   void TearDown() override {
     stop_daemon(SIGTERM);

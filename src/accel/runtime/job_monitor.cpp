@@ -26,11 +26,16 @@ int job_monitor_main(int argc, char** argv) {
   std::vector<std::pair<int, rlim_t>> limits = {{RLIMIT_CORE, 0}};
   std::vector<std::string> cgroups;  // cgroup.procs files of the runtime's cgroup, one per hierarchy
   int command_at = -1;
+  bool append_output = false;  // the output file exists already (srun made it, with its own messages)
   for (int i = 2; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--") {
       command_at = i + 1;
       break;
+    }
+    if (arg == "--append-output") {
+      append_output = true;
+      continue;
     }
     if (i + 1 >= argc) return 125;
     if (arg == "--exit")
@@ -62,7 +67,8 @@ int job_monitor_main(int argc, char** argv) {
 
   // The service's own folder holds both files (never the tenant's); a fresh file that is not a
   // symlink all the same, as defence in depth.
-  const int output = open(output_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  const int output = open(output_path.c_str(),
+                          O_WRONLY | O_CREAT | (append_output ? O_APPEND : O_EXCL) | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (output < 0) return 125;
   // The exit file's space is taken now: a job that fills the disk (it shares the service's file
   // system) must not make its own exit status unrecordable.

@@ -19,32 +19,11 @@
 #include <vector>
 
 #include "accel/core/error.h"
+#include "accel/runtime/process_spawn.h"
 
 namespace accel::runtime {
 namespace {
 
-// argv/envp as C arrays, built before fork (after fork only async-signal-safe calls are made).
-struct CArgs {
-  std::vector<std::string> storage;
-  std::vector<char*> pointers;
-  explicit CArgs(std::vector<std::string> items) : storage(std::move(items)) {
-    for (std::string& s : storage) pointers.push_back(s.data());
-    pointers.push_back(nullptr);
-  }
-  char** get() { return pointers.data(); }
-};
-
-// A declared environment, not the service's: the daemon's may hold secrets and folders the
-// worker user cannot search (a PATH through /root made a missing command read "Permission
-// denied"). The accel that runs the service is on the PATH, after the system's folders, when
-// the worker user can reach it (LocalExecutor's constructor decides).
-CArgs job_environment(const std::string& path, const Environment& extra) {
-  std::vector<std::string> items = {"PATH=" + path, "LANG=C.UTF-8", "SHELL=/bin/sh"};
-  for (const auto& [key, value] : extra) items.push_back(key + "=" + value);
-  return CArgs(std::move(items));
-}
-
-std::string self_executable();
 std::vector<int> group_members(int group);
 std::uint64_t resident_bytes(const std::vector<int>& pids);
 int kill_processes_of(long long uid);
@@ -105,61 +84,20 @@ void LocalExecutor::hand_over(const std::string& path, const Identity& who) cons
   close(fd);
 }
 
-namespace {
-
-// posix_spawn (clone with CLONE_VM|CLONE_VFORK in glibc): no copy of the daemon's page tables,
-// which a fork per runtime and per job cost under load. The child gets a new or given process
-// group, the given working directory, /dev/null as stdin/stdout/stderr, and none of the
-// daemon's other descriptors (above all not its listening socket).
-int spawn(const std::string& program, CArgs& argv, CArgs& envp, int process_group, const std::string& workdir) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  if (!workdir.empty()) posix_spawn_file_actions_addchdir_np(&actions, workdir.c_str());
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  posix_spawnattr_setpgroup(&attributes, process_group);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attributes, &none);  // the daemon blocks SIGTERM; its runtimes must not
-  posix_spawnattr_setsigdefault(&attributes, &all);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, program.c_str(), &actions, &attributes, argv.get(), envp.get());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attributes);
-  if (rc != 0) throw Error("cannot start " + program + ": " + std::strerror(rc));
-  return pid;
-}
-
-std::string self_executable() {
-  char path[4096];
-  const ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
-  if (n <= 0) throw Error("cannot find the accel executable (/proc/self/exe)");
-  path[n] = 0;
-  return path;
-}
-
-}  // namespace
-
 Handle LocalExecutor::start_worker(const WorkerSpec& spec) {
   std::filesystem::create_directories(spec.workdir);
   hand_over(spec.workdir, spec.who);
   if (cgroups_ && cgroups_->available()) cgroups_->create(spec.runtime_id, spec.limits);
-  CArgs envp = job_environment(job_path_, spec.env);
+  const std::vector<std::string> envp = job_environment(job_path_, spec.env);
   int pid = 0;
   if (spec.who.dropped()) {
     // setpriv (util-linux) drops to the tenant's uid; posix_spawn cannot change users itself.
-    CArgs argv({"setpriv", "--reuid=" + std::to_string(spec.who.uid), "--regid=" + std::to_string(spec.who.gid),
-                "--clear-groups", "--", "/bin/sleep", "infinity"});
-    pid = spawn("/usr/bin/setpriv", argv, envp, 0, spec.workdir);
+    pid = spawn_process("/usr/bin/setpriv",
+                        {"setpriv", "--reuid=" + std::to_string(spec.who.uid),
+                         "--regid=" + std::to_string(spec.who.gid), "--clear-groups", "--", "/bin/sleep", "infinity"},
+                        envp, 0, spec.workdir);
   } else {
-    CArgs argv({"sleep", "infinity"});
-    pid = spawn("/bin/sleep", argv, envp, 0, spec.workdir);
+    pid = spawn_process("/bin/sleep", {"sleep", "infinity"}, envp, 0, spec.workdir);
   }
   // The worker only sleeps (setpriv execs, never forks): joining it to the cgroup after the
   // start races with nothing. Jobs join before they start (the monitor does it).
@@ -168,33 +106,12 @@ Handle LocalExecutor::start_worker(const WorkerSpec& spec) {
 }
 
 Handle LocalExecutor::start_job(const Handle& worker, const JobSpec& spec) {
-  if (spec.command.empty()) throw ValueError("a job needs a command");
   const Process group = parse(worker);
   if (group.pid <= 0) throw Error("no worker to start a job in (handle '" + worker + "')");
-  std::vector<std::string> args = {"accel",    "__job-monitor",  "--exit",    spec.exit_path,
-                                   "--output", spec.output_path, "--workdir", spec.workdir};
-  const Identity& who = spec.who;
-  if (who.dropped()) args.insert(args.end(), {"--uid", std::to_string(who.uid), "--gid", std::to_string(who.gid)});
-  if (cgroups_ && cgroups_->available()) {
-    for (const std::string& file : cgroups_->join_files(group.detail)) args.insert(args.end(), {"--cgroup", file});
-  } else if (who.dropped() && spec.runtime_limits.max_processes > 0) {
-    // No cgroup: the tenant's uid counts their processes (all their runtimes together).
-    args.insert(args.end(), {"--nproc", std::to_string(spec.runtime_limits.max_processes)});
-  }
-  const JobLimits& limits = spec.limits;
-  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
-  if (limits.ram_gb > 0)
-    args.insert(args.end(), {"--as", std::to_string(static_cast<long long>(limits.ram_gb * kGiB))});
-  if (limits.open_files > 0) args.insert(args.end(), {"--nofile", std::to_string(limits.open_files)});
-  if (limits.file_size_gb > 0) {
-    args.insert(args.end(), {"--fsize", std::to_string(static_cast<long long>(limits.file_size_gb * kGiB))});
-  }
-  if (limits.nice > 0) args.insert(args.end(), {"--nice", std::to_string(limits.nice)});
-  args.emplace_back("--");
-  args.insert(args.end(), spec.command.begin(), spec.command.end());
-  CArgs argv(std::move(args));
-  CArgs envp = job_environment(job_path_, spec.env);
-  const int pid = spawn(monitor_, argv, envp, group.pid, spec.workdir);
+  const bool in_cgroup = cgroups_ && cgroups_->available();
+  const std::vector<std::string> argv = monitor_arguments(
+      monitor_, spec, in_cgroup ? cgroups_->join_files(group.detail) : std::vector<std::string>{}, true);
+  const int pid = spawn_process(monitor_, argv, job_environment(job_path_, spec.env), group.pid, spec.workdir);
   exit_watcher_.watch(pid);
   return handle_of({pid, start_time(pid), spec.exit_path});
 }
@@ -231,12 +148,14 @@ std::string LocalExecutor::describe(const Handle& handle) const {
   return "process " + std::to_string(parse(handle).pid);
 }
 
-std::vector<bool> LocalExecutor::workers_alive(const std::vector<Handle>& workers) {
+std::vector<WorkerStatus> LocalExecutor::poll_workers(const std::vector<Handle>& workers) {
   reap();
-  std::vector<bool> out;
+  std::vector<WorkerStatus> out;
   for (const Handle& worker : workers) {
     const Process p = parse(worker);
-    out.push_back(running(p.pid, p.start));
+    WorkerStatus status;
+    status.state = running(p.pid, p.start) ? WorkerStatus::State::running : WorkerStatus::State::ended;
+    out.push_back(status);
   }
   return out;
 }

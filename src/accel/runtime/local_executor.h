@@ -41,7 +41,7 @@ class LocalExecutor final : public Executor {
   std::string unreachable(const std::string& path) const override;
   Handle start_worker(const WorkerSpec& spec) override;
   Handle start_job(const Handle& worker, const JobSpec& spec) override;
-  std::vector<bool> workers_alive(const std::vector<Handle>& workers) override;
+  std::vector<WorkerStatus> poll_workers(const std::vector<Handle>& workers) override;
   std::vector<JobStatus> poll_jobs(const std::vector<Handle>& jobs) override;
   void watch_job(const Handle& job) override;
   void terminate(const Handle& worker) override;
@@ -49,6 +49,13 @@ class LocalExecutor final : public Executor {
   Usage usage(const Handle& worker) override;
   int end_tenant(const Identity& who) override;
   std::string describe(const Handle& handle) const override;
+
+  // Gives `path` (a runtime's working directory) to `who`, mode 0700: no other tenant may list,
+  // read or write it.
+  void hand_over(const std::string& path, const Identity& who) const;
+  // Jobs' PATH: the system's folders, and this accel's when tenants can reach it.
+  const std::string& job_path() const { return job_path_; }
+  const std::string& monitor() const { return monitor_; }
 
   struct Process {
     int pid = 0;
@@ -70,10 +77,6 @@ class LocalExecutor final : public Executor {
   // Whether the process runs (a zombie does not; callers reap first, once per batch); with a
   // start time, only the process that has it (a PID reused by another process is not ours).
   static bool running(int pid, std::uint64_t start);
-  // Gives `path` (a runtime's working directory) to `who`, mode 0700: no other tenant may list,
-  // read or write it.
-  void hand_over(const std::string& path, const Identity& who) const;
-
   bool isolating_;
   std::string monitor_;
   std::string job_path_;  // jobs' PATH: the system's folders, and this accel's when reachable

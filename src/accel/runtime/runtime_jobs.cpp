@@ -9,6 +9,7 @@
 #include <random>
 #include <sstream>
 
+#include "accel/hw/catalog.h"
 #include "accel/hw/gpu_info.h"
 #include "accel/hw/host_info.h"
 #include "accel/memory/usage_publisher.h"
@@ -43,13 +44,19 @@ Json RuntimeService::run_job(const User& user, const std::string& id, const Json
   Runtime& rt = owned(user, id);
   if (rt.state != "running")
     throw ApiError(409, "runtime " + id + " is " + rt.state + "; jobs run in a running runtime");
+  const Job& job = launch_job(rt, command);
+  save(rt);
+  return to_json(job);
+}
+
+Job& RuntimeService::launch_job(Runtime& rt, const std::vector<std::string>& command) {
   ensure_worker(rt);  // the runtime's worker process group starts with its first job
   // Every time, not only with a new worker: a worker adopted from before job files moved to
   // the service's folder has none yet, and the monitor would find nowhere to write.
   fs::create_directories(job_dir(rt));
   Job job;
   job.id = sequential_id("job-");
-  job.runtime_id = id;
+  job.runtime_id = rt.id;
   job.user = rt.user;
   job.command = command;
   job.state = "running";
@@ -58,13 +65,12 @@ Json RuntimeService::run_job(const User& user, const std::string& id, const Json
   job.handle =
       executor_->start_job(rt.worker, {identity_of(rt.user), rt.workdir, command, lease_environment(rt), base + ".out",
                                        base + ".exit", job_limits(rt), tier_of(rt.tier).runtime_limits});
-  jobs_[job.id] = job;
+  Job& stored = jobs_[job.id] = job;
   ++jobs_started_;
-  save(job);
+  save(stored);
   touch(rt);
-  save(rt);
   event(rt, "job_started", "job " + job.id + ": " + command.front());
-  return to_json(job);
+  return stored;
 }
 
 Json RuntimeService::job(const User& user, const std::string& id, const std::string& job_id) {
@@ -130,11 +136,30 @@ Json RuntimeService::resources(const User& user, const std::string& id) {
       {"processes", {{"count", usage.processes}, {"limit", limits.max_processes}}},
       {"cpu", {{"seconds", usage.cpu_seconds ? Json(*usage.cpu_seconds) : Json(nullptr)}, {"limit", limits.cpus}}},
       {"confinement", executor_->confinement()},
+      {"allocation",
+       [&usage] {
+         if (usage.allocation.empty()) return Json(nullptr);
+         Json a = Json::object();
+         for (const auto& [key, value] : usage.allocation) a[key] = value;
+         return a;
+       }()},
       {"disk",
        {{"used", rt.workdir.empty() ? 0 : directory_bytes(rt.workdir)},
         {"total", static_cast<std::uint64_t>(disk.f_blocks) * disk.f_frsize},
         {"free", static_cast<std::uint64_t>(disk.f_bavail) * disk.f_frsize}}},
       {"gpu", nullptr}};
+  if (const auto mapped = config_.slurm.types.find(rt.type);
+      config_.executor == "slurm" && rt.type != "cpu" && mapped != config_.slurm.types.end()) {
+    // The cluster's GPU: its node's NVML is not this machine's; what Slurm says is in "allocation".
+    if (const hw::AcceleratorSpec* spec = hw::find_catalog_type(rt.type)) {
+      out["gpu"] = {{"name", std::string(spec->name) + (mapped->second.simulated ? " (simulated)" : "")},
+                    {"type", rt.type},
+                    {"simulated", mapped->second.simulated},
+                    {"memory_total", static_cast<std::uint64_t>(spec->memory_gb * 1e9)},
+                    {"memory_used", nullptr},
+                    {"utilization", nullptr}};
+    }
+  }
   for (const Accelerator& a : leased) {
     Json gpu = {{"name", a.name},           {"type", a.type},
                 {"simulated", a.simulated}, {"memory_total", static_cast<std::uint64_t>(a.memory_gb * 1e9)},

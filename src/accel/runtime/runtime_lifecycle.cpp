@@ -34,17 +34,94 @@ void RuntimeService::start(Runtime& rt, const Accelerator* accelerator) {
             "; the worker starts with the first job");
 }
 
+WorkerSpec RuntimeService::worker_spec(const Runtime& rt) {
+  const TierPolicy& tier = tier_of(rt.tier);
+  WorkerSpec spec;
+  spec.runtime_id = rt.id;
+  spec.user = rt.user;
+  spec.tier = rt.tier;
+  spec.type = rt.type;
+  // A cluster's own limit is the backstop: accel ends the runtime at its maximum lifetime, after
+  // its warning and with its grace; the engine's checks are coarse (Slurm's every ~30 s), hence
+  // the minute more.
+  spec.time_limit_s = tier.max_lifetime_s + config_.preemption_grace_s + 60;
+  spec.who = identity_of(rt.user);
+  spec.workdir = rt.workdir;
+  spec.env = lease_environment(rt);
+  spec.limits = tier.runtime_limits;
+  return spec;
+}
+
 void RuntimeService::ensure_worker(Runtime& rt) {
   if (!rt.worker.empty()) return;
   // The working directory comes with the first job (run_job makes job_dir).
-  rt.worker = executor_->start_worker(
-      {rt.id, identity_of(rt.user), rt.workdir, lease_environment(rt), tier_of(rt.tier).runtime_limits});
+  rt.worker = executor_->start_worker(worker_spec(rt));
   save(rt);
   event(rt, "worker_started", "worker " + executor_->describe(rt.worker));
 }
 
+void RuntimeService::submit(Runtime& rt) {
+  rt.workdir = data_dir_ + "/runtimes/" + rt.id;
+  rt.accelerator_id.clear();
+  rt.worker.clear();
+  rt.state = "starting";
+  try {
+    rt.worker = executor_->start_worker(worker_spec(rt));
+  } catch (const std::exception& e) {
+    rt.pending_reason = "refused by the cluster";
+    event(rt, "refused", e.what());
+    finish_termination(rt);
+    throw;
+  }
+  save(rt);
+  event(rt, "submitted", executor_->describe(rt.worker) + ": waiting for the cluster to start it");
+}
+
+void RuntimeService::worker_started(Runtime& rt, const WorkerStatus& status) {
+  const double previous_start = rt.started_at;
+  rt.state = "running";
+  rt.started_at = now_seconds();
+  rt.last_activity = rt.started_at;
+  rt.warned_idle = rt.warned_lifetime = false;
+  save(rt);
+  event(rt, "started", status.detail);
+  if (previous_start <= 0) return;
+  // Back after a preemption: the jobs that stopped at its SIGTERM with a checkpoint (exit 75,
+  // `accel train --checkpoint-dir D --resume`) run again, and carry on from it.
+  std::vector<std::pair<std::string, std::vector<std::string>>> reruns;
+  for (const auto& [id, job] : jobs_) {
+    if (job.runtime_id == rt.id && job.state == "exited" && job.exit_code == kExitCheckpointed &&
+        job.ended_at >= previous_start)
+      reruns.emplace_back(id, job.command);
+  }
+  for (const auto& [id, command] : reruns) {
+    try {
+      const Job& again = launch_job(rt, command);
+      event(rt, "job_resumed",
+            "job " + again.id + " runs job " + id +
+                "'s command again: it stopped at a checkpoint when the runtime was preempted");
+    } catch (const std::exception& e) {
+      event(rt, "job_resume_failed", "job " + id + " could not start again: " + e.what());
+    }
+  }
+  save(rt);
+}
+
+void RuntimeService::worker_requeued(Runtime& rt, const WorkerStatus& status) {
+  rt.state = "starting";
+  rt.reason = executor_->requeue_reason(rt.worker);
+  save(rt);
+  event(rt, rt.reason,
+        (rt.reason == "preempted" ? "the cluster preempted the runtime's allocation (SIGTERM, then its grace) and "
+                                    "requeued it ("
+                                  : "the cluster requeued the runtime's allocation (") +
+            status.detail +
+            "); it runs again when the cluster has room, and jobs that stopped at a checkpoint (exit 75) start again "
+            "then");
+}
+
 void RuntimeService::begin_termination(Runtime& rt, const std::string& reason, double grace_s) {
-  if (rt.state == "queued") {
+  if (rt.state == "queued" || rt.state == "starting") {  // nothing of it runs yet
     rt.pending_reason = reason;
     finish_termination(rt);
     return;
@@ -67,6 +144,11 @@ void RuntimeService::begin_termination(Runtime& rt, const std::string& reason, d
 void RuntimeService::kill_worker(Runtime& rt) {
   if (rt.worker.empty()) return;
   executor_->kill(rt.worker);
+  record_job_ends(rt);
+  rt.worker.clear();
+}
+
+void RuntimeService::record_job_ends(Runtime& rt) {
   std::vector<Job*> running;
   std::vector<Handle> handles;
   for (auto& [id, job] : jobs_) {
@@ -85,7 +167,6 @@ void RuntimeService::kill_worker(Runtime& rt) {
     job.ended_at = now_seconds();
     save(job);
   }
-  rt.worker.clear();
 }
 
 void RuntimeService::finish_termination(Runtime& rt) {
@@ -162,10 +243,18 @@ Json RuntimeService::restart(const User& user, const std::string& id) {
   Runtime& rt = owned(user, id);
   if (rt.state != "running")
     throw ApiError(409, "runtime " + id + " is " + rt.state + "; only a running runtime restarts");
-  kill_worker(rt);  // same lease, same files; fresh processes from the next job on
+  // Same lease, same files; fresh processes from the next job on. A cluster's allocation stays
+  // (a new one would wait in its queue again): only the jobs end.
+  const bool kept = !rt.worker.empty() && executor_->end_jobs(rt.worker);
+  if (kept)
+    record_job_ends(rt);
+  else
+    kill_worker(rt);
   touch(rt);
   save(rt);
-  event(rt, "restarted", "worker and jobs killed; files kept; a new worker starts with the next job");
+  event(rt, "restarted",
+        kept ? "jobs killed; the allocation and the files kept"
+             : "worker and jobs killed; files kept; a new worker starts with the next job");
   return to_json(rt);
 }
 
@@ -223,17 +312,33 @@ void RuntimeService::tick() {
   std::vector<Runtime*> with_worker;
   std::vector<Handle> workers;
   for (const auto& [id, rt] : active_) {
-    if ((rt->state == "running" || rt->state == "terminating") && !rt->worker.empty()) {
+    if ((rt->state == "running" || rt->state == "starting" || rt->state == "terminating") && !rt->worker.empty()) {
       with_worker.push_back(rt);
       workers.push_back(rt->worker);
     }
   }
-  const std::vector<bool> alive = executor_->workers_alive(workers);  // one batch
+  std::vector<WorkerStatus> worker_statuses;
+  try {
+    worker_statuses = executor_->poll_workers(workers);  // one batch
+    if (!executor_error_.empty()) std::fprintf(stderr, "accel serve: the executor answers again\n");
+    executor_error_.clear();
+  } catch (const ExecutorUnavailable& e) {
+    // Nothing is known, so nothing is concluded (a down slurmctld ends no runtime): the records
+    // stay as they are until it answers.
+    if (executor_error_ != e.what()) std::fprintf(stderr, "accel serve: %s; runtimes are kept as they are\n", e.what());
+    executor_error_ = e.what();
+    with_worker.clear();
+  }
   for (std::size_t i = 0; i < with_worker.size(); ++i) {
     Runtime& rt = *with_worker[i];
-    if (alive[i]) continue;
-    if (rt.state == "running") {
-      rt.pending_reason = "worker crashed";
+    const WorkerStatus& status = worker_statuses[i];
+    if (status.state == WorkerStatus::State::pending) {
+      if (rt.state == "running") worker_requeued(rt, status);
+    } else if (status.state == WorkerStatus::State::running) {
+      if (rt.state == "starting") worker_started(rt, status);
+    } else if (rt.state == "running" || rt.state == "starting") {
+      rt.pending_reason = status.reason.empty() ? "worker crashed" : status.reason;
+      if (!status.detail.empty()) event(rt, "worker_ended", status.detail);
       finish_termination(rt);
     } else if (!busy.count(rt.id)) {
       finish_termination(rt);  // everything ended within its grace: no need to wait it out

@@ -113,6 +113,10 @@ JobLimits RuntimeService::job_limits(const Runtime& rt) const {
     // tier's RAM cap (RLIMIT_AS) would stop them, so only their simulated stand-ins keep it.
     if (!a.simulated && (a.kind == "gpu" || !a.pjrt_plugin.empty())) limits.ram_gb = 0;
   }
+  if (const auto mapped = config_.slurm.types.find(rt.type); executor_->places_runtimes() && rt.type != "cpu" &&
+                                                             mapped != config_.slurm.types.end() &&
+                                                             !mapped->second.simulated)
+    limits.ram_gb = 0;  // a cluster's real GPU, likewise
   return limits;
 }
 
@@ -161,6 +165,24 @@ Json RuntimeService::runtime_types(const User& user) {
   Json out = Json::array();
   out.push_back({{"type", "cpu"}, {"kind", "cpu"}, {"allowed", true}, {"total", nullptr}, {"free", nullptr}});
   const std::vector<bool> leased = leased_accelerators();
+  if (executor_->places_runtimes()) {  // the cluster's types; Slurm alone knows what is free
+    for (const auto& [type, mapping] : config_.slurm.types) {
+      const hw::AcceleratorSpec* spec = hw::find_catalog_type(type);
+      if (!spec) continue;
+      const bool allowed =
+          std::find(tier.accelerator_types.begin(), tier.accelerator_types.end(), type) != tier.accelerator_types.end();
+      out.push_back({{"type", std::string(spec->kind) + ":" + type},
+                     {"kind", spec->kind},
+                     {"name", spec->name},
+                     {"memory_gb", spec->memory_gb},
+                     {"best_for", spec->best_for},
+                     {"allowed", allowed},
+                     {"simulated", mapping.simulated},
+                     {"total", nullptr},
+                     {"free", nullptr}});
+    }
+    return {{"tier", tier.name}, {"types", out}};
+  }
   for (const hw::AcceleratorSpec& spec : hw::accelerator_catalog()) {
     int total = 0, free = 0;
     bool simulated = false;
@@ -184,6 +206,14 @@ Json RuntimeService::runtime_types(const User& user) {
                    {"free", free}});
   }
   return {{"tier", tier.name}, {"types", out}};
+}
+
+std::string RuntimeService::cluster_type(const std::vector<std::string>& types) const {
+  for (const std::string& t : types)
+    if (config_.slurm.types.count(t)) return t;
+  std::vector<std::string> offered;
+  for (const auto& [t, mapping] : config_.slurm.types) offered.push_back(t + (mapping.simulated ? " (simulated)" : ""));
+  throw ApiError(503, "this service's Slurm cluster has no " + join(types) + " (it offers: " + join(offered) + ")");
 }
 
 Runtime RuntimeService::create_runtime(const User& user, const Json& body) {
@@ -235,12 +265,17 @@ Runtime RuntimeService::create_runtime(const User& user, const Json& body) {
   rt.preemptible = tier.preemptible;
   rt.background = tier.background_execution;
   rt.created_at = now_seconds();
-  if (!accelerated || free_accelerator(types)) {
+  const bool cluster = executor_->places_runtimes();  // its scheduler queues, places and preempts
+  if (cluster) rt.type = cluster_type(types);
+  if (cluster || !accelerated || free_accelerator(types)) {
     Runtime& stored = runtimes_[rt.id] = rt;
     active_[rt.id] = &stored;
     save(stored);
     event(stored, "created", "requested " + requested);
-    place(stored);
+    if (cluster)
+      submit(stored);
+    else
+      place(stored);
     return stored;
   }
   int total = 0;
@@ -293,6 +328,19 @@ Json RuntimeService::change_type(const User& user, const std::string& id, const 
       throw ApiError(429, "tier " + tier.name + " allows " + std::to_string(tier.max_accelerated) +
                               " GPU/TPU runtime(s) at a time; the runtime keeps its " + rt.type);
     }
+  }
+  if (executor_->places_runtimes()) {
+    // A new allocation of the new type from the cluster; the files stay (a shared file system).
+    const std::string type = cluster_type(types);
+    const std::string from = rt.type;
+    kill_worker(rt);
+    rt.requested_type = requested;
+    rt.type = type;
+    submit(rt);
+    event(rt, "type_changed", from + " -> " + rt.type + "; files kept; waiting for Slurm to start it");
+    return to_json(rt);
+  }
+  if (types.front() != "cpu") {
     // Its own lease serves when it is of a wanted type (a change to the type it has, with the
     // machine's only one of them, once answered "none is free").
     if (const auto own = inventory_index_.find(rt.accelerator_id);

@@ -18,6 +18,7 @@
 #include "accel/hw/gpu_info.h"
 #include "accel/hw/pjrt_plugin_search.h"
 #include "accel/runtime/local_executor.h"
+#include "accel/runtime/slurm_executor.h"
 #include "accel/runtime/token.h"
 
 namespace accel::runtime {
@@ -80,17 +81,28 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
   } else {
     uid_claim_ = std::make_unique<UidRangeClaim>(config_.tenant_uid_first, config_.tenant_uid_count, data_dir_);
   }
-  // A job's end wakes the ticker at once (the tick would see it up to tick_s later). The
-  // cgroup folder is named by the uid range, which no other live service on the machine holds.
-  executor_ = std::make_unique<LocalExecutor>(
-      isolating_, config_.accel_executable,
-      isolating_ && config_.use_cgroups ? "accel-" + std::to_string(config_.tenant_uid_first) : "", [this] {
-        {
-          std::lock_guard<std::mutex> lock(wake_mutex_);
-          exits_pending_ = true;
-        }
-        wake_.notify_all();
-      });
+  // A job's end (or, on a cluster, a runtime's start) wakes the ticker at once (the tick would
+  // see it up to tick_s later).
+  auto wake = [this] {
+    {
+      std::lock_guard<std::mutex> lock(wake_mutex_);
+      exits_pending_ = true;
+    }
+    wake_.notify_all();
+  };
+  if (config_.executor == "slurm") {
+    if (!config_.simulated.empty() || !config_.xla_devices.empty()) {
+      throw ValueError(
+          "service config: with executor slurm the cluster offers the runtime types (executor.types); remove "
+          "simulated_devices and xla_devices, which are this machine's");
+    }
+    executor_ = std::make_unique<SlurmExecutor>(config_.slurm, isolating_, config_.accel_executable, wake);
+  } else {
+    // The cgroup folder is named by the uid range, which no other live service on the machine holds.
+    executor_ = std::make_unique<LocalExecutor>(
+        isolating_, config_.accel_executable,
+        isolating_ && config_.use_cgroups ? "accel-" + std::to_string(config_.tenant_uid_first) : "", wake);
+  }
   std::fprintf(stderr, "accel serve: runtimes are confined by %s\n", executor_->confinement().c_str());
   fs::create_directories(data_dir_ + "/runtimes");
   // Tenants may pass through to their runtime's folder, never list the others (each runtime's
@@ -108,7 +120,7 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
   if (const std::string why = executor_->unreachable(data_dir_ + "/runtimes"); !why.empty()) throw ValueError(why);
   store_ = std::make_unique<Store>(data_dir_ + "/service.db");
   store_->keep_reserve(reserve_bytes());
-  if (config_.discover_gpus) {
+  if (config_.discover_gpus && !executor_->places_runtimes()) {
     const hw::GpuReport gpus = hw::query_gpus();
     for (const hw::GpuInfo& g : gpus.gpus) {
       const hw::AcceleratorSpec* spec = hw::match_catalog(g.name, g.memory_total);
@@ -260,6 +272,12 @@ Json RuntimeService::to_json(const Runtime& rt) const {
       j["simulated"] = a.simulated;
     }
   }
+  if (const auto mapped = config_.slurm.types.find(rt.type);
+      config_.executor == "slurm" && rt.type != "cpu" && mapped != config_.slurm.types.end()) {
+    if (const hw::AcceleratorSpec* spec = hw::find_catalog_type(rt.type))
+      j["accelerator_name"] = std::string(spec->name) + (mapped->second.simulated ? " (simulated)" : "");
+    j["simulated"] = mapped->second.simulated;
+  }
   // Clients that keep a runtime alive (accel run, the web page) pace their heartbeats by it.
   if (auto tier = config_.tiers.find(rt.tier); tier != config_.tiers.end())
     j["idle_timeout_s"] = tier->second.idle_timeout_s;
@@ -344,16 +362,37 @@ void RuntimeService::reconcile() {
   }
   jobs_started_ = jobs_.size();
   std::lock_guard<std::mutex> lock(mutex_);
-  for (Runtime* active : active_runtimes()) {
-    Runtime& rt = *active;
-    if (rt.state != "running" && rt.state != "starting" && rt.state != "terminating") continue;
-    if (rt.worker.empty()) continue;  // no job has run: no worker to adopt
-    if (executor_->workers_alive({rt.worker}).front()) {
-      event(rt, "adopted", "service restarted; worker " + executor_->describe(rt.worker) + " is alive and re-adopted");
+  std::vector<Runtime*> with_worker;
+  std::vector<Handle> workers;
+  for (Runtime* rt : active_runtimes()) {
+    if (rt->state != "running" && rt->state != "starting" && rt->state != "terminating") continue;
+    if (rt->worker.empty()) continue;  // no job has run: no worker to adopt
+    with_worker.push_back(rt);
+    workers.push_back(rt->worker);
+  }
+  std::vector<WorkerStatus> statuses;
+  try {
+    statuses = executor_->poll_workers(workers);  // one batch
+  } catch (const ExecutorUnavailable& e) {
+    // Nothing is known, so nothing is concluded: the records stay, and the ticks ask again.
+    std::fprintf(stderr, "accel serve: %s; the runtimes keep their records until it answers\n", e.what());
+    executor_error_ = e.what();
+    with_worker.clear();
+  }
+  for (std::size_t i = 0; i < with_worker.size(); ++i) {
+    Runtime& rt = *with_worker[i];
+    if (statuses[i].state != WorkerStatus::State::ended) {
+      event(rt, "adopted",
+            "service restarted; worker " + executor_->describe(rt.worker) + " is alive and re-adopted" +
+                (statuses[i].detail.empty() ? "" : " (" + statuses[i].detail + ")"));
       continue;
     }
-    rt.pending_reason = rt.state == "terminating" ? rt.pending_reason : "worker crashed";
-    event(rt, "worker_lost", "service restarted; worker " + executor_->describe(rt.worker) + " is gone");
+    rt.pending_reason = rt.state == "terminating"    ? rt.pending_reason
+                        : statuses[i].reason.empty() ? "worker crashed"
+                                                     : statuses[i].reason;
+    event(rt, "worker_lost",
+          "service restarted; worker " + executor_->describe(rt.worker) + " is gone" +
+              (statuses[i].detail.empty() ? "" : " (" + statuses[i].detail + ")"));
     finish_termination(rt);
   }
   for (auto& [id, job] : jobs_) {
@@ -418,6 +457,20 @@ Environment RuntimeService::lease_environment(const Runtime& rt) const {
     } else {
       env.emplace_back("ACCEL_TPU_ADDR", a.simulated ? "simulated-" + a.id + ":8470" : "localhost:8470");
       if (a.simulated) env.emplace_back("ACCEL_SIMULATED", "1");
+    }
+  }
+  if (const auto mapped = config_.slurm.types.find(rt.type);
+      executor_->places_runtimes() && rt.type != "cpu" && mapped != config_.slurm.types.end()) {
+    // Slurm sets CUDA_VISIBLE_DEVICES in each step to the allocation's GPUs: left to it.
+    env.erase(std::remove_if(env.begin(), env.end(), [](const auto& e) { return e.first == "CUDA_VISIBLE_DEVICES"; }),
+              env.end());
+    if (mapped->second.simulated) {  // the cluster's stand-ins (a test cluster's fake GPUs)
+      env.emplace_back("ACCEL_SIMULATED", "1");
+      set("ACCEL_DEVICE", "sim:0");
+      if (const hw::AcceleratorSpec* spec = hw::find_catalog_type(rt.type))
+        env.emplace_back("ACCEL_SIM_MEMORY", std::to_string(static_cast<long long>(spec->memory_gb * 1e9)));
+    } else {
+      set("ACCEL_DEVICE", "cuda:0");
     }
   }
   return env;

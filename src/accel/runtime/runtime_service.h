@@ -120,6 +120,20 @@ class RuntimeService {
   bool place(Runtime& rt);
   void start(Runtime& rt, const Accelerator* accelerator);
   void ensure_worker(Runtime& rt);
+  // An executor that places runtimes itself (Slurm): the type it offers for `types` (the first
+  // the executor's mapping has), or ApiError 503 naming what it offers.
+  std::string cluster_type(const std::vector<std::string>& types) const;
+  // Hands the runtime to such an executor: "starting" until its engine runs it. On a refusal
+  // the runtime ends ("refused by the cluster") and the ApiError goes on to the caller.
+  void submit(Runtime& rt);
+  WorkerSpec worker_spec(const Runtime& rt);
+  // What the executor's poll says of a runtime's worker: started, preempted and requeued, ended.
+  void worker_started(Runtime& rt, const WorkerStatus& status);
+  void worker_requeued(Runtime& rt, const WorkerStatus& status);
+  // Starts a job in rt's worker; the caller saves rt.
+  Job& launch_job(Runtime& rt, const std::vector<std::string>& command);
+  // Marks rt's running jobs ended: with the status each recorded, else killed (137).
+  void record_job_ends(Runtime& rt);
   void begin_termination(Runtime& rt, const std::string& reason, double grace_s);
   void finish_termination(Runtime& rt);
   // Ends rt's processes now (the executor's kill): each running job ends with the status it
@@ -179,6 +193,7 @@ class RuntimeService {
   std::thread ticker_;
 
   std::uint64_t requests_ = 0;
+  std::string executor_error_;  // the executor's engine's last failure to answer, said once
 
   std::mutex users_mutex_;
   std::unordered_map<std::string, std::pair<User, double>> known_users_;  // token hash -> user, when looked up

@@ -13,13 +13,15 @@ ServiceConfig ServiceConfig::defaults() {
   ServiceConfig c;
   // Seed: Free ~12 h sessions and 90 min idle, T4, standard priority (preemptible); Pro/Pro+
   // ~24 h, more GPU models, higher priority; background execution for paid tiers (Pro+ up).
-  c.tiers["free"] = {"free", {"cpu", "t4", "v2-8"}, 1, 1, 12 * 3600, 90 * 60, 0, true, false, 1.0};
-  c.tiers["pro"] = {"pro", {"cpu", "t4", "v100", "l4", "v2-8", "v3-8"}, 2, 1, 24 * 3600, 90 * 60, 1, true, false, 1.0};
+  c.tiers["free"] = {"free", {"cpu", "t4", "v2-8"}, 1, 1, 12 * 3600, 90 * 60, 0, true, false, 1.0, {}, {}};
+  c.tiers["pro"] = {
+      "pro", {"cpu", "t4", "v100", "l4", "v2-8", "v3-8"}, 2, 1, 24 * 3600, 90 * 60, 1, true, false, 1.0, {}, {}};
   c.tiers["pro_plus"] = {"pro_plus", {"cpu", "t4", "v100", "l4", "a100", "a100-80gb", "v2-8", "v3-8", "v5e"},
                          3,          2,
                          24 * 3600,  90 * 60,
                          2,          false,
-                         true,       1.0};
+                         true,       1.0,
+                         {},         {}};
   c.tiers["enterprise"] = {
       "enterprise",
       {"cpu", "t4", "v100", "v100-32gb", "l4", "a100", "a100-80gb", "h100", "h200", "v2-8", "v3-8", "v5e"},
@@ -30,7 +32,9 @@ ServiceConfig ServiceConfig::defaults() {
       3,
       false,
       true,
-      1.0};
+      1.0,
+      {},
+      {}};
   // Colab's machines by tier: ~12.7 GB of RAM on Free, ~25 GB (High-RAM) on Pro, ~51 GB on
   // Pro+; paid tiers' jobs get the CPU first when the host is busy.
   c.tiers["free"].limits = {12.7, 4096, 100, 10};
@@ -44,6 +48,50 @@ ServiceConfig ServiceConfig::defaults() {
   c.tiers["enterprise"].runtime_limits = {0, 16384, 0};
   return c;
 }
+
+namespace {
+
+// "executor": {"kind": "local"} or {"kind": "slurm", "account", "types", "tiers", ...}
+void load_executor(ServiceConfig& c, const nlohmann::json& e, const std::string& path) {
+  const std::string where = "service config " + path + ": executor";
+  if (!e.is_object())
+    throw ValueError(where + " must be an object: {\"kind\": \"local\"} or {\"kind\": \"slurm\", ...}");
+  c.executor = e.value("kind", std::string("local"));
+  if (c.executor == "local") return;
+  if (c.executor != "slurm") throw ValueError(where + ": kind '" + c.executor + "' is not local or slurm");
+  SlurmConfig& s = c.slurm;
+  s.bin_dir = e.value("bin_dir", s.bin_dir);
+  s.account = e.value("account", s.account);
+  s.request_limits = e.value("request_limits", s.request_limits);
+  s.poll_s = e.value("poll_s", s.poll_s);
+  s.command_timeout_s = e.value("command_timeout_s", s.command_timeout_s);
+  if (s.poll_s < 0.01 || s.poll_s > 60 || s.command_timeout_s < 1 || s.command_timeout_s > 600)
+    throw ValueError(where + ": poll_s must be 0.01..60 and command_timeout_s 1..600");
+  if (!e.contains("types") || !e["types"].is_object() || e["types"].empty()) {
+    throw ValueError(where +
+                     ": \"types\" must map each runtime type to offer to its partition and gres, e.g. "
+                     "{\"cpu\": {}, \"t4\": {\"gres\": \"gpu:t4:1\"}}");
+  }
+  for (const auto& [type, m] : e["types"].items()) {
+    if (type != "cpu" && (!hw::find_catalog_type(type) || std::string(hw::find_catalog_type(type)->kind) != "gpu"))
+      throw ValueError(where + ": types names '" + type +
+                       "', which is not cpu or a GPU type of the catalog (t4, a100, ...)");
+    SlurmTypeMapping mapping{m.value("partition", std::string()), m.value("gres", std::string()),
+                             m.value("simulated", false)};
+    if (type != "cpu" && mapping.gres.empty())
+      throw ValueError(where + ": types " + type + " needs a gres (\"gpu:" + type + ":1\"), or Slurm gives it no GPU");
+    s.types[type] = mapping;
+  }
+  if (e.contains("tiers")) {
+    for (const auto& [tier, m] : e["tiers"].items()) {
+      if (!c.tiers.count(tier))
+        throw ValueError(where + ": tiers names '" + tier + "', which is not a tier of this service");
+      s.tiers[tier] = {m.value("qos", std::string()), m.value("partition", std::string()), m.value("requeue", true)};
+    }
+  }
+}
+
+}  // namespace
 
 ServiceConfig ServiceConfig::load(const std::string& path) {
   ServiceConfig c = defaults();
@@ -174,6 +222,7 @@ ServiceConfig ServiceConfig::load(const std::string& path) {
     if (c.max_connections_per_address < 1)
       throw ValueError("service config " + path + ": max_connections_per_address must be at least 1");
     c.keep_terminated_s = j.value("keep_terminated_s", c.keep_terminated_s);
+    if (j.contains("executor")) load_executor(c, j["executor"], path);
   } catch (const nlohmann::json::exception& e) {
     throw ValueError("service config " + path + ": " + e.what());
   }

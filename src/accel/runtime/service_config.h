@@ -57,6 +57,30 @@ struct XlaDevices {
   int count = 1;
 };
 
+// Runtimes as jobs of a Slurm cluster (docs/slurm.md): its scheduler places them, its QOS
+// preempt them; accel submits, polls, signals and ends them with Slurm's command-line tools.
+struct SlurmTypeMapping {
+  std::string partition;   // "" = the partition the tier names, else the cluster's default
+  std::string gres;        // --gres: "gpu:t4:1"; "" for cpu
+  bool simulated = false;  // the cluster's devices of this type are stand-ins (a test cluster's fake GPUs)
+};
+
+struct SlurmTierMapping {
+  std::string qos;        // --qos: priority, preemption, wall time and limits, held by Slurm
+  std::string partition;  // a partition per tier, where a site uses PriorityTier instead of QOS
+  bool requeue = true;    // preempted: requeued (the runtime starts again), else cancelled (it ends)
+};
+
+struct SlurmConfig {
+  std::string bin_dir;  // where sbatch, squeue, scancel, srun, sstat, sacct are; "" = /usr/bin
+  std::string account;  // --account, "" = the service user's default
+  std::map<std::string, SlurmTypeMapping> types;  // runtime type ("cpu", "t4") -> partition and gres
+  std::map<std::string, SlurmTierMapping> tiers;  // tier -> QOS (and partition)
+  bool request_limits = true;                     // the tier's runtime_limits as --mem and --cpus-per-task
+  double poll_s = 0.1;                            // how often runtimes that wait for Slurm to start are polled
+  double command_timeout_s = 20;                  // a Slurm tool that takes longer counts as no answer
+};
+
 struct ServiceConfig {
   std::map<std::string, TierPolicy> tiers;
   std::vector<SimulatedDevices> simulated;
@@ -88,6 +112,9 @@ struct ServiceConfig {
   // The accel binary that runs job monitors (`accel __job-monitor`); empty: this process's own
   // executable, which is right for `accel serve` (tests embedding the service name it).
   std::string accel_executable;  // ended runtimes stay in memory this long (always in the database)
+  // "local": runtimes on this machine's accelerators; "slurm": runtimes as Slurm jobs.
+  std::string executor = "local";
+  SlurmConfig slurm;
 
   // The seed's tiers: free, pro, pro_plus, enterprise.
   static ServiceConfig defaults();

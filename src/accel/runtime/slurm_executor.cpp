@@ -1,0 +1,335 @@
+#include "accel/runtime/slurm_executor.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+
+#include "accel/core/error.h"
+#include "accel/runtime/api_error.h"
+#include "accel/runtime/process_spawn.h"
+
+namespace accel::runtime {
+namespace {
+
+constexpr const char* kHandlePrefix = "slurm:";
+
+std::string first_line(const std::string& text) {
+  std::string line = text.substr(0, text.find('\n'));
+  return line.empty() ? "(no message)" : line;
+}
+
+std::string joined(const std::vector<std::string>& ids) {
+  std::string out;
+  for (const std::string& id : ids) out += (out.empty() ? "" : ",") + id;
+  return out;
+}
+
+}  // namespace
+
+SlurmExecutor::SlurmExecutor(SlurmConfig config, bool isolating, std::string monitor, std::function<void()> on_change)
+    : config_(std::move(config)),
+      bin_dir_(config_.bin_dir.empty() ? "/usr/bin" : config_.bin_dir),
+      local_(isolating, std::move(monitor), "", on_change),
+      on_change_(std::move(on_change)) {
+  for (const char* name : {"sbatch", "squeue", "scancel", "srun", "sstat", "sacct", "scontrol"}) {
+    if (access(tool(name).c_str(), X_OK) != 0) {
+      throw ValueError("executor slurm: " + tool(name) +
+                       " is missing; install Slurm's client tools (Debian: slurm-client) on the service's machine, or "
+                       "set executor.bin_dir to where they are");
+    }
+  }
+  // What confines a runtime is the cluster's choice: say what it chose.
+  const slurm::ToolResult shown = run({tool("scontrol"), "show", "config"});
+  std::string task = "?", proctrack = "?";
+  std::istringstream lines(shown.out);
+  for (std::string line; std::getline(lines, line);) {
+    const auto value = [&line] {
+      const auto eq = line.find('=');
+      std::string v = eq == std::string::npos ? "" : line.substr(eq + 1);
+      return v.substr(v.find_first_not_of(' ') == std::string::npos ? v.size() : v.find_first_not_of(' '));
+    };
+    if (line.rfind("TaskPlugin ", 0) == 0) task = value();
+    if (line.rfind("ProctrackType ", 0) == 0) proctrack = value();
+  }
+  confinement_ =
+      shown.status == 0
+          ? "a Slurm allocation per runtime (partition, gres and QOS by the cluster; TaskPlugin=" + task +
+                ", ProctrackType=" + proctrack + "), and rlimits per process"
+          : "a Slurm allocation per runtime (slurmctld did not answer at start-up: " + first_line(shown.err) +
+                "), and rlimits per process";
+  poller_ = std::thread([this] { poll_pending(); });
+}
+
+SlurmExecutor::~SlurmExecutor() {
+  stopping_ = true;
+  pending_changed_.notify_all();
+  if (poller_.joinable()) poller_.join();
+}
+
+std::string SlurmExecutor::confinement() const { return confinement_; }
+
+std::string SlurmExecutor::job_id(const Handle& handle) {
+  if (handle.rfind(kHandlePrefix, 0) != 0) return "";
+  const std::string rest = handle.substr(std::char_traits<char>::length(kHandlePrefix));
+  return rest.substr(0, rest.find(':'));
+}
+
+std::string SlurmExecutor::job_name(const Handle& handle) {
+  const auto colon = handle.find(':', std::char_traits<char>::length(kHandlePrefix));
+  return colon == std::string::npos ? "" : "accel-" + handle.substr(colon + 1);
+}
+
+std::string SlurmExecutor::describe(const Handle& handle) const {
+  const std::string id = job_id(handle);
+  return id.empty() ? "process " + std::to_string(LocalExecutor::parse(handle).pid) : "slurm job " + id;
+}
+
+slurm::ToolResult SlurmExecutor::run(std::vector<std::string> argv) const {
+  return slurm::run_tool(argv, config_.command_timeout_s);
+}
+
+Handle SlurmExecutor::start_worker(const WorkerSpec& spec) {
+  const auto type = config_.types.find(spec.type);
+  if (type == config_.types.end())
+    throw ApiError(503, "this service's Slurm mapping offers no runtime type " + spec.type);
+  std::filesystem::create_directories(spec.workdir);
+  local_.hand_over(spec.workdir, spec.who);
+  const SlurmTierMapping tier = config_.tiers.count(spec.tier) ? config_.tiers.at(spec.tier) : SlurmTierMapping{};
+  std::vector<std::string> argv = {tool("sbatch"),
+                                   "--parsable",
+                                   "--job-name=accel-" + spec.runtime_id,
+                                   "--output=/dev/null",
+                                   "--chdir=/",
+                                   "--export=NONE",
+                                   "--comment=accel runtime " + spec.runtime_id + " of " + spec.user,
+                                   tier.requeue ? "--requeue" : "--no-requeue"};
+  const std::string partition = tier.partition.empty() ? type->second.partition : tier.partition;
+  if (!partition.empty()) argv.push_back("--partition=" + partition);
+  if (!tier.qos.empty()) argv.push_back("--qos=" + tier.qos);
+  if (!config_.account.empty()) argv.push_back("--account=" + config_.account);
+  if (!type->second.gres.empty()) argv.push_back("--gres=" + type->second.gres);
+  if (spec.time_limit_s > 0) argv.push_back("--time=" + std::to_string(slurm::time_limit_minutes(spec.time_limit_s)));
+  if (config_.request_limits && spec.limits.memory_gb > 0)
+    argv.push_back("--mem=" + std::to_string(static_cast<long long>(std::ceil(spec.limits.memory_gb * 1024))));
+  if (config_.request_limits && spec.limits.cpus > 0)
+    argv.push_back("--cpus-per-task=" + std::to_string(static_cast<int>(std::ceil(spec.limits.cpus))));
+  // The worker only holds the allocation. It ignores SIGTERM (inherited across exec), so a
+  // preemption's or accel's SIGTERM leaves the allocation to the jobs for their grace.
+  argv.emplace_back("--wrap=trap '' TERM; exec sleep infinity");
+  const slurm::ToolResult submitted = run(argv);
+  const std::optional<std::string> id = slurm::parse_job_id(submitted.out);
+  if (submitted.status != 0 || !id) {
+    std::string asked;  // what was asked for, for the operator to set against the cluster's limits
+    for (std::size_t i = 8; i + 1 < argv.size(); ++i) asked += " " + argv[i];
+    throw ApiError(503, "Slurm did not take the runtime (" + first_line(submitted.err) + "; asked for" + asked +
+                            "): check the executor's mapping for tier " + spec.tier + " and type " + spec.type +
+                            " against the cluster's partitions and QOS (docs/slurm.md)");
+  }
+  {
+    std::lock_guard<std::mutex> lock(pending_mutex_);
+    pending_.insert(*id);
+  }
+  pending_changed_.notify_all();
+  return kHandlePrefix + *id + ":" + spec.runtime_id;
+}
+
+Handle SlurmExecutor::start_job(const Handle& worker, const JobSpec& spec) {
+  const std::string id = job_id(worker);
+  if (id.empty()) throw Error("no Slurm job to start a job in (handle '" + worker + "')");
+  // A step in the runtime's allocation, sharing it with the runtime's other steps (--overlap);
+  // the job monitor runs on the node, as root (the allocation's owner), and drops to the tenant.
+  std::vector<std::string> argv = {tool("srun"), "--jobid=" + id, "--overlap", "--quiet",
+                                   "--nodes=1",  "--ntasks=1",    "--chdir=/", "--export=ALL"};
+  std::vector<std::string> monitor = monitor_arguments(local_.monitor(), spec, {}, true);
+  // srun made the output file (its own messages go there); the monitor appends the job's.
+  monitor.insert(monitor.begin() + 2, "--append-output");
+  argv.insert(argv.end(), monitor.begin(), monitor.end());
+  std::vector<std::string> envp = job_environment(local_.job_path(), spec.env);
+  for (const char* name : {"SLURM_CONF"}) {
+    if (const char* value = std::getenv(name)) envp.push_back(std::string(name) + "=" + value);
+  }
+  const int pid = spawn_process(argv.front(), argv, envp, 0, "", spec.output_path);
+  const Handle handle = LocalExecutor::handle_of({pid, LocalExecutor::start_time(pid), spec.exit_path});
+  local_.watch_job(handle);
+  return handle;
+}
+
+std::map<std::string, slurm::QueuedJob> SlurmExecutor::queue(const std::vector<std::string>& ids) const {
+  if (ids.empty()) return {};
+  const slurm::ToolResult listed = run({tool("squeue"), "--noheader", "--states=all",
+                                        "--format=" + std::string(slurm::kSqueueFormat), "--jobs=" + joined(ids)});
+  if (listed.status == 0) return slurm::parse_squeue(listed.out);
+  // None of them is known any more (squeue fails when no id of the list is).
+  if (listed.err.find("Invalid job id") != std::string::npos) return {};
+  throw ExecutorUnavailable("squeue did not answer: " + first_line(listed.err));
+}
+
+std::vector<WorkerStatus> SlurmExecutor::poll_workers(const std::vector<Handle>& workers) {
+  std::vector<std::string> ids;
+  for (const Handle& worker : workers)
+    if (const std::string id = job_id(worker); !id.empty()) ids.push_back(id);
+  const std::map<std::string, slurm::QueuedJob> queued = queue(ids);
+  // Jobs that left squeue's memory (MinJobAge after they ended): what accounting says, if any.
+  std::vector<std::string> missing;
+  for (const std::string& id : ids)
+    if (!queued.count(id)) missing.push_back(id);
+  std::map<std::string, slurm::AccountedJob> accounted;
+  if (!missing.empty()) {
+    const slurm::ToolResult sacct = run({tool("sacct"), "--noheader", "--parsable2", "--allocations",
+                                         "--format=JobID,State,JobName", "--jobs=" + joined(missing)});
+    if (sacct.status == 0) accounted = slurm::parse_sacct(sacct.out);
+  }
+  std::vector<WorkerStatus> out;
+  std::lock_guard<std::mutex> lock(pending_mutex_);
+  for (const Handle& worker : workers) {
+    const std::string id = job_id(worker);
+    WorkerStatus status;
+    if (id.empty()) {
+      status.detail = "not a Slurm job: " + worker;
+    } else if (const auto q = queued.find(id); q != queued.end() && q->second.name != job_name(worker)) {
+      // The controller lost the runtime's job (a crash before it saved its state) and gave the
+      // id to another: this runtime's allocation is gone.
+      status.reason = "lost by the cluster";
+      status.detail = "slurm job " + id + " is now another job (" + q->second.name + ")";
+    } else if (q != queued.end()) {
+      status = slurm::worker_status(q->second.state);
+      status.detail = "slurm job " + id + " " + q->second.state +
+                      (q->second.nodes.empty() ? "" : " on " + q->second.nodes) +
+                      (q->second.gres.empty() || q->second.gres == "N/A" ? "" : " (" + q->second.gres + ")") +
+                      (q->second.reason.empty() || q->second.reason == "None" ? "" : ": " + q->second.reason);
+    } else if (const auto a = accounted.find(id); a != accounted.end() && a->second.name == job_name(worker)) {
+      status = slurm::worker_status(a->second.state);
+      if (status.state != WorkerStatus::State::ended) {  // accounting's last word on a job the controller forgot
+        status.state = WorkerStatus::State::ended;
+        status.reason = "lost by the cluster";
+      }
+      status.detail = "slurm job " + id + " " + a->second.state + " (from accounting; squeue no longer lists it)";
+    } else {
+      status.detail = "Slurm no longer lists job " + id;
+    }
+    if (!id.empty()) {
+      if (status.state == WorkerStatus::State::pending)
+        pending_.insert(id);
+      else
+        pending_.erase(id);
+    }
+    out.push_back(status);
+  }
+  pending_changed_.notify_all();
+  return out;
+}
+
+void SlurmExecutor::poll_pending() {
+  std::unique_lock<std::mutex> lock(pending_mutex_);
+  while (!stopping_) {
+    if (pending_.empty()) {
+      pending_changed_.wait(lock, [this] { return stopping_.load() || !pending_.empty(); });
+      continue;
+    }
+    pending_changed_.wait_for(lock, std::chrono::duration<double>(config_.poll_s), [this] { return stopping_.load(); });
+    if (stopping_ || pending_.empty()) continue;
+    const std::vector<std::string> ids(pending_.begin(), pending_.end());
+    lock.unlock();
+    bool changed = false;
+    std::vector<std::string> started;
+    try {
+      const std::map<std::string, slurm::QueuedJob> queued = queue(ids);
+      for (const std::string& id : ids) {
+        const auto q = queued.find(id);
+        if (q == queued.end() || slurm::worker_status(q->second.state).state != WorkerStatus::State::pending)
+          started.push_back(id);
+      }
+      changed = !started.empty();
+    } catch (const std::exception&) {
+      // slurmctld does not answer: the service's tick says so, and asks again
+    }
+    lock.lock();
+    for (const std::string& id : started) pending_.erase(id);
+    if (changed) {
+      lock.unlock();
+      on_change_();  // the service polls every worker now, not at its next tick
+      lock.lock();
+    }
+  }
+}
+
+void SlurmExecutor::terminate(const Handle& worker) {
+  const std::string id = job_id(worker);
+  if (id.empty()) return;
+  // To the job's steps (the runtime's jobs), not to the batch step, which holds the allocation.
+  run({tool("scancel"), "--signal=TERM", "--name=" + job_name(worker), id});
+}
+
+void SlurmExecutor::kill(const Handle& worker) {
+  const std::string id = job_id(worker);
+  if (id.empty()) return;
+  // SIGKILL to every step now (a cancel alone waits KillWait between SIGTERM and SIGKILL); then
+  // the cancel, which also ends a job that is still pending.
+  run({tool("scancel"), "--full", "--signal=KILL", "--name=" + job_name(worker), id});
+  run({tool("scancel"), "--name=" + job_name(worker), id});
+  std::lock_guard<std::mutex> lock(pending_mutex_);
+  pending_.erase(id);
+}
+
+std::string SlurmExecutor::requeue_reason(const Handle& worker) {
+  // Accounting keeps each run of a requeued job: a PREEMPTED one says why it waits again.
+  const slurm::ToolResult runs = run({tool("sacct"), "--noheader", "--parsable2", "--duplicates", "--allocations",
+                                      "--format=State", "--jobs=" + job_id(worker)});
+  return runs.status == 0 && runs.out.find("PREEMPTED") != std::string::npos ? "preempted" : "requeued";
+}
+
+bool SlurmExecutor::end_jobs(const Handle& worker) {
+  const std::string id = job_id(worker);
+  if (id.empty()) return false;
+  const slurm::ToolResult steps = run({tool("squeue"), "--noheader", "--steps", "--format=%i", "--jobs=" + id});
+  if (steps.status != 0) throw ExecutorUnavailable("squeue did not answer: " + first_line(steps.err));
+  std::vector<std::string> argv = {tool("scancel"), "--signal=KILL"};
+  std::istringstream lines(steps.out);
+  for (std::string step; lines >> step;) {
+    // The batch step holds the allocation and the extern step belongs to Slurm: both stay.
+    if (step.find(".batch") == std::string::npos && step.find(".extern") == std::string::npos) argv.push_back(step);
+  }
+  if (argv.size() > 2) run(argv);
+  return true;
+}
+
+Usage SlurmExecutor::usage(const Handle& worker) {
+  Usage usage;
+  const std::string id = job_id(worker);
+  if (id.empty()) return usage;
+  if (const auto queued = queue({id}); queued.count(id)) {
+    const slurm::QueuedJob& job = queued.at(id);
+    usage.allocation = {{"scheduler", "slurm"},        {"job_id", id},     {"state", job.state},
+                        {"nodes", job.nodes},          {"gres", job.gres}, {"time_used", job.time_used},
+                        {"time_limit", job.time_limit}};
+  }
+  // sstat: the job's running steps as Slurm's accounting gathers them (jobacct_gather), summed.
+  const slurm::ToolResult stat = run({tool("sstat"), "--noheader", "--parsable2", "--allsteps",
+                                      "--format=JobID,MaxRSS,AveCPU,NTasks", "--jobs=" + id});
+  if (stat.status == 0) {
+    double rss = 0, cpu = 0, tasks = 0;
+    std::istringstream lines(stat.out);
+    for (std::string line; std::getline(lines, line);) {
+      std::vector<std::string> f;
+      std::istringstream fields(line);
+      for (std::string field; std::getline(fields, field, '|');) f.push_back(field);
+      if (f.size() < 4) continue;
+      const double n = std::max(1.0, std::strtod(f[3].c_str(), nullptr));
+      rss += slurm::parse_size(f[1]);
+      cpu += slurm::parse_duration(f[2]) * n;
+      tasks += n;
+    }
+    usage.memory_bytes = static_cast<std::uint64_t>(rss);
+    usage.processes = static_cast<std::uint64_t>(tasks);
+    usage.cpu_seconds = cpu;
+    usage.allocation.emplace_back("measured_by", "sstat (the steps' largest resident size, their CPU time)");
+  } else {
+    usage.allocation.emplace_back("measured_by", "nothing: sstat said " + first_line(stat.err));
+  }
+  return usage;
+}
+
+}  // namespace accel::runtime

@@ -1,0 +1,80 @@
+// SlurmExecutor: each runtime is a job of a Slurm cluster (docs/slurm.md). Its worker is a batch
+// job that only holds the allocation (it sleeps, ignoring SIGTERM, so the grace that Slurm or
+// accel gives belongs to the jobs); each of the runtime's jobs is a step in that allocation,
+// started with `srun --overlap` from a local process the service watches, running accel's job
+// monitor on the node (limits, the tenant's uid, the exit file). Slurm places runtimes (partition,
+// gres, QOS), preempts them and enforces its time limit; accel keeps users, tiers, idle
+// timeouts, the records and the API.
+//
+// Handles: a worker is "slurm:<job id>:<runtime id>", its job named "accel-<runtime id>": a
+// controller that crashed hands out ids again, and a name that differs is another job, never
+// polled or cancelled as this one. A job is its local srun process's handle, as
+// LocalExecutor writes it, so its status and exit survive a restart of the service.
+//
+// Statuses come in one squeue call for all runtimes per tick; while some runtime waits for
+// Slurm to start it, a poller asks about those every poll_s and wakes the service when one starts.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "accel/runtime/local_executor.h"
+#include "accel/runtime/slurm_cli.h"
+
+namespace accel::runtime {
+
+class SlurmExecutor final : public Executor {
+ public:
+  // `isolating`, `monitor`: as LocalExecutor's. `on_change` is called (on a thread of the
+  // executor's) when a job ends or a waiting runtime starts. Throws ValueError when a Slurm tool
+  // is missing.
+  SlurmExecutor(SlurmConfig config, bool isolating, std::string monitor, std::function<void()> on_change);
+  ~SlurmExecutor() override;
+
+  std::string confinement() const override;
+  std::string unreachable(const std::string& path) const override { return local_.unreachable(path); }
+  bool places_runtimes() const override { return true; }
+  Handle start_worker(const WorkerSpec& spec) override;
+  Handle start_job(const Handle& worker, const JobSpec& spec) override;
+  std::vector<WorkerStatus> poll_workers(const std::vector<Handle>& workers) override;
+  std::vector<JobStatus> poll_jobs(const std::vector<Handle>& jobs) override { return local_.poll_jobs(jobs); }
+  void watch_job(const Handle& job) override { local_.watch_job(job); }
+  void terminate(const Handle& worker) override;
+  void kill(const Handle& worker) override;
+  bool end_jobs(const Handle& worker) override;
+  std::string requeue_reason(const Handle& worker) override;
+  Usage usage(const Handle& worker) override;
+  int end_tenant(const Identity& who) override { return local_.end_tenant(who); }
+  std::string describe(const Handle& handle) const override;
+
+  // "slurm:<id>:<runtime>" -> "<id>"; "" for a handle of another executor.
+  static std::string job_id(const Handle& handle);
+  // The Slurm job's name: "accel-<runtime id>".
+  static std::string job_name(const Handle& handle);
+
+ private:
+  std::string tool(const char* name) const { return bin_dir_ + "/" + name; }
+  slurm::ToolResult run(std::vector<std::string> argv) const;
+  // squeue for these job ids, one call; ExecutorUnavailable when slurmctld does not answer.
+  std::map<std::string, slurm::QueuedJob> queue(const std::vector<std::string>& ids) const;
+  void poll_pending();  // the poller's loop
+
+  SlurmConfig config_;
+  std::string bin_dir_;
+  LocalExecutor local_;  // the srun processes of jobs run on this machine, watched as local jobs
+  std::function<void()> on_change_;
+  std::string confinement_;
+  std::mutex pending_mutex_;
+  std::condition_variable pending_changed_;
+  std::set<std::string> pending_;  // ids of jobs waiting for Slurm to start them
+  std::atomic<bool> stopping_{false};
+  std::thread poller_;
+};
+
+}  // namespace accel::runtime
