@@ -96,7 +96,7 @@ TEST_F(SlurmRuntimeTest, CreateRunAndDeleteARuntimeAsASlurmJob) {
   EXPECT_TRUE(has_event("paula", id, "submitted", "slurm job " + job));
   await_running("paula", id);
   EXPECT_EQ(squeue_state(job), "RUNNING");
-  EXPECT_TRUE(has_event("paula", id, "started", "RUNNING"));
+  EXPECT_TRUE(has_event("paula", id, "started", "slurm job " + job));
 
   const std::string j = this->job("paula", id, {"sh", "-c", "echo hello from $(hostname); id -u; exit 3"});
   const Json done = await_job_end("paula", id, j);
@@ -253,6 +253,10 @@ TEST_F(SlurmRuntimeTest, AKilledSlurmctldLosesNoRecord) {
   const std::string j = job("paula", id, {"sh", "-c", "echo still here"});
   EXPECT_EQ(await_job_end("paula", id, j)["exit_code"], 0);
   EXPECT_NE(output("paula", id, j).find("still here"), std::string::npos);
+  // The next test gets a controller that takes steps in new jobs too.
+  EXPECT_TRUE(wait_until(
+      [&] { return run_command("timeout 10 srun --account=accel --qos=enterprise --time=1 --quiet true").status == 0; },
+      60.0));
 }
 
 TEST_F(SlurmRuntimeTest, RestartEndsTheJobsAndKeepsTheAllocation) {

@@ -109,13 +109,16 @@ class Executor {
   // SIGTERM to every process of the runtime: its grace begins (jobs may checkpoint).
   virtual void terminate(const Handle& worker) = 0;
   // Ends every process of the runtime now and frees what the executor held for it.
-  virtual void kill(const Handle& worker) = 0;
+  // `jobs_running`: whether the service knows of a job still running in it (false spares a
+  // cluster's executor the search for job steps).
+  virtual void kill(const Handle& worker, bool jobs_running) = 0;
   // Why a worker that ran waits again: "preempted" where the engine says so, else "requeued"
   // (a cluster's controller restarted from older state, an operator's requeue).
   virtual std::string requeue_reason(const Handle& /*worker*/) { return "requeued"; }
   // Ends the runtime's jobs now and keeps the worker (a restart that keeps a cluster's
   // allocation); false: the executor cannot, and the service kills the worker instead.
-  virtual bool end_jobs(const Handle& /*worker*/) { return false; }
+  // `jobs`: the handles of its jobs that the service knows to run.
+  virtual bool end_jobs(const Handle& /*worker*/, const std::vector<Handle>& /*jobs*/) { return false; }
   virtual Usage usage(const Handle& worker) = 0;
   // Ends whatever still runs as `who` once they have no runtime left (processes that escaped
   // their runtime's group); returns how many.

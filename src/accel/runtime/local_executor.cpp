@@ -186,7 +186,7 @@ void LocalExecutor::terminate(const Handle& worker) {
   }
 }
 
-void LocalExecutor::kill(const Handle& worker) {
+void LocalExecutor::kill(const Handle& worker, bool /*jobs_running*/) {
   const Process p = parse(worker);
   signal_group(p.pid, SIGKILL, p.start);
   if (cgroups_ && cgroups_->available()) {

@@ -45,7 +45,7 @@ class LocalExecutor final : public Executor {
   std::vector<JobStatus> poll_jobs(const std::vector<Handle>& jobs) override;
   void watch_job(const Handle& job) override;
   void terminate(const Handle& worker) override;
-  void kill(const Handle& worker) override;
+  void kill(const Handle& worker, bool jobs_running) override;
   Usage usage(const Handle& worker) override;
   int end_tenant(const Identity& who) override;
   std::string describe(const Handle& handle) const override;

@@ -120,6 +120,12 @@ void RuntimeService::worker_requeued(Runtime& rt, const WorkerStatus& status) {
             "then");
 }
 
+bool RuntimeService::has_running_job(const Runtime& rt) const {
+  return std::any_of(jobs_.begin(), jobs_.end(), [&rt](const auto& entry) {
+    return entry.second.runtime_id == rt.id && entry.second.state == "running";
+  });
+}
+
 void RuntimeService::begin_termination(Runtime& rt, const std::string& reason, double grace_s) {
   if (rt.state == "queued" || rt.state == "starting") {  // nothing of it runs yet
     rt.pending_reason = reason;
@@ -127,7 +133,10 @@ void RuntimeService::begin_termination(Runtime& rt, const std::string& reason, d
     return;
   }
   rt.pending_reason = reason;
-  if (rt.worker.empty()) {  // nothing runs: nothing to wait for
+  // Nothing runs, nothing to wait for. A cluster's worker only holds the allocation: without a
+  // running job the grace would only keep its GPU from the next runtime in Slurm's queue.
+  const bool jobs_running = has_running_job(rt);
+  if (rt.worker.empty() || (executor_->places_runtimes() && !jobs_running)) {
     finish_termination(rt);
     return;
   }
@@ -143,7 +152,8 @@ void RuntimeService::begin_termination(Runtime& rt, const std::string& reason, d
 
 void RuntimeService::kill_worker(Runtime& rt) {
   if (rt.worker.empty()) return;
-  executor_->kill(rt.worker);
+  const bool jobs_running = has_running_job(rt);
+  executor_->kill(rt.worker, jobs_running);
   record_job_ends(rt);
   rt.worker.clear();
 }
@@ -245,7 +255,10 @@ Json RuntimeService::restart(const User& user, const std::string& id) {
     throw ApiError(409, "runtime " + id + " is " + rt.state + "; only a running runtime restarts");
   // Same lease, same files; fresh processes from the next job on. A cluster's allocation stays
   // (a new one would wait in its queue again): only the jobs end.
-  const bool kept = !rt.worker.empty() && executor_->end_jobs(rt.worker);
+  std::vector<Handle> running;
+  for (const auto& [job_id, job] : jobs_)
+    if (job.runtime_id == rt.id && job.state == "running") running.push_back(job.handle);
+  const bool kept = !rt.worker.empty() && executor_->end_jobs(rt.worker, running);
   if (kept)
     record_job_ends(rt);
   else

@@ -96,7 +96,8 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
           "service config: with executor slurm the cluster offers the runtime types (executor.types); remove "
           "simulated_devices and xla_devices, which are this machine's");
     }
-    executor_ = std::make_unique<SlurmExecutor>(config_.slurm, isolating_, config_.accel_executable, wake);
+    executor_ = std::make_unique<SlurmExecutor>(config_.slurm, isolating_, config_.accel_executable,
+                                                data_dir_ + "/slurm", wake);
   } else {
     // The cgroup folder is named by the uid range, which no other live service on the machine holds.
     executor_ = std::make_unique<LocalExecutor>(

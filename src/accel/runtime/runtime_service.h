@@ -132,6 +132,7 @@ class RuntimeService {
   void worker_requeued(Runtime& rt, const WorkerStatus& status);
   // Starts a job in rt's worker; the caller saves rt.
   Job& launch_job(Runtime& rt, const std::vector<std::string>& command);
+  bool has_running_job(const Runtime& rt) const;
   // Marks rt's running jobs ended: with the status each recorded, else killed (137).
   void record_job_ends(Runtime& rt);
   void begin_termination(Runtime& rt, const std::string& reason, double grace_s);

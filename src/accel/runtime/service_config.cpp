@@ -64,9 +64,11 @@ void load_executor(ServiceConfig& c, const nlohmann::json& e, const std::string&
   s.account = e.value("account", s.account);
   s.request_limits = e.value("request_limits", s.request_limits);
   s.poll_s = e.value("poll_s", s.poll_s);
+  s.status_s = e.value("status_s", s.status_s);
   s.command_timeout_s = e.value("command_timeout_s", s.command_timeout_s);
-  if (s.poll_s < 0.01 || s.poll_s > 60 || s.command_timeout_s < 1 || s.command_timeout_s > 600)
-    throw ValueError(where + ": poll_s must be 0.01..60 and command_timeout_s 1..600");
+  if (s.poll_s < 0.01 || s.poll_s > 60 || s.status_s < 0.1 || s.status_s > 600 || s.command_timeout_s < 1 ||
+      s.command_timeout_s > 600)
+    throw ValueError(where + ": poll_s must be 0.01..60, status_s 0.1..600 and command_timeout_s 1..600");
   if (!e.contains("types") || !e["types"].is_object() || e["types"].empty()) {
     throw ValueError(where +
                      ": \"types\" must map each runtime type to offer to its partition and gres, e.g. "

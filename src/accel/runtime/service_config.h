@@ -77,8 +77,9 @@ struct SlurmConfig {
   std::map<std::string, SlurmTypeMapping> types;  // runtime type ("cpu", "t4") -> partition and gres
   std::map<std::string, SlurmTierMapping> tiers;  // tier -> QOS (and partition)
   bool request_limits = true;                     // the tier's runtime_limits as --mem and --cpus-per-task
-  double poll_s = 0.1;                            // how often runtimes that wait for Slurm to start are polled
-  double command_timeout_s = 20;                  // a Slurm tool that takes longer counts as no answer
+  double poll_s = 0.05;           // how often waiting runtimes' start beacons are looked for (a stat each)
+  double status_s = 1.0;          // squeue's answer is asked anew when older than this
+  double command_timeout_s = 20;  // a Slurm tool that takes longer counts as no answer
 };
 
 struct ServiceConfig {

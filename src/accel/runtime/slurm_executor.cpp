@@ -1,7 +1,9 @@
 #include "accel/runtime/slurm_executor.h"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -29,9 +31,11 @@ std::string joined(const std::vector<std::string>& ids) {
 
 }  // namespace
 
-SlurmExecutor::SlurmExecutor(SlurmConfig config, bool isolating, std::string monitor, std::function<void()> on_change)
+SlurmExecutor::SlurmExecutor(SlurmConfig config, bool isolating, std::string monitor, std::string state_dir,
+                             std::function<void()> on_change)
     : config_(std::move(config)),
       bin_dir_(config_.bin_dir.empty() ? "/usr/bin" : config_.bin_dir),
+      beacons_(state_dir + "/started"),
       local_(isolating, std::move(monitor), "", on_change),
       on_change_(std::move(on_change)) {
   for (const char* name : {"sbatch", "squeue", "scancel", "srun", "sstat", "sacct", "scontrol"}) {
@@ -41,6 +45,9 @@ SlurmExecutor::SlurmExecutor(SlurmConfig config, bool isolating, std::string mon
                        "set executor.bin_dir to where they are");
     }
   }
+  // The service's alone: workers (the allocations' owner, this service's user) write here, tenants never.
+  std::filesystem::create_directories(beacons_);
+  std::filesystem::permissions(state_dir, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace);
   // What confines a runtime is the cluster's choice: say what it chose.
   const slurm::ToolResult shown = run({tool("scontrol"), "show", "config"});
   std::string task = "?", proctrack = "?";
@@ -61,12 +68,15 @@ SlurmExecutor::SlurmExecutor(SlurmConfig config, bool isolating, std::string mon
           : "a Slurm allocation per runtime (slurmctld did not answer at start-up: " + first_line(shown.err) +
                 "), and rlimits per process";
   poller_ = std::thread([this] { poll_pending(); });
+  canceller_ = std::thread([this] { cancel_doomed(); });
 }
 
 SlurmExecutor::~SlurmExecutor() {
   stopping_ = true;
   pending_changed_.notify_all();
+  doomed_changed_.notify_all();
   if (poller_.joinable()) poller_.join();
+  if (canceller_.joinable()) canceller_.join();  // after its last batch: no killed runtime lives on
 }
 
 std::string SlurmExecutor::confinement() const { return confinement_; }
@@ -103,7 +113,6 @@ Handle SlurmExecutor::start_worker(const WorkerSpec& spec) {
                                    "--job-name=accel-" + spec.runtime_id,
                                    "--output=/dev/null",
                                    "--chdir=/",
-                                   "--export=NONE",
                                    "--comment=accel runtime " + spec.runtime_id + " of " + spec.user,
                                    tier.requeue ? "--requeue" : "--no-requeue"};
   const std::string partition = tier.partition.empty() ? type->second.partition : tier.partition;
@@ -116,24 +125,40 @@ Handle SlurmExecutor::start_worker(const WorkerSpec& spec) {
     argv.push_back("--mem=" + std::to_string(static_cast<long long>(std::ceil(spec.limits.memory_gb * 1024))));
   if (config_.request_limits && spec.limits.cpus > 0)
     argv.push_back("--cpus-per-task=" + std::to_string(static_cast<int>(std::ceil(spec.limits.cpus))));
-  // The worker only holds the allocation. It ignores SIGTERM (inherited across exec), so a
-  // preemption's or accel's SIGTERM leaves the allocation to the jobs for their grace.
-  argv.emplace_back("--wrap=trap '' TERM; exec sleep infinity");
+  // The worker writes its start beacon, then only holds the allocation. It ignores SIGTERM (inherited across exec), so
+  // a preemption's or accel's SIGTERM leaves the allocation to the jobs for their grace. Its environment is Slurm's
+  // default (--export=NONE would have slurmd build root's login environment first: a second more per start, measured in
+  // bench/slurm_bench.py's runs).
+  const std::string mark = beacons_ + "/" + spec.runtime_id;
+  std::filesystem::remove(mark);  // a change of type submits the runtime again
+  argv.emplace_back("--wrap=trap '' TERM; : > '" + mark + "'; exec sleep infinity");
   const slurm::ToolResult submitted = run(argv);
   const std::optional<std::string> id = slurm::parse_job_id(submitted.out);
   if (submitted.status != 0 || !id) {
     std::string asked;  // what was asked for, for the operator to set against the cluster's limits
-    for (std::size_t i = 8; i + 1 < argv.size(); ++i) asked += " " + argv[i];
+    for (std::size_t i = 7; i + 1 < argv.size(); ++i) asked += " " + argv[i];
     throw ApiError(503, "Slurm did not take the runtime (" + first_line(submitted.err) + "; asked for" + asked +
                             "): check the executor's mapping for tier " + spec.tier + " and type " + spec.type +
                             " against the cluster's partitions and QOS (docs/slurm.md)");
   }
+  const Handle handle = kHandlePrefix + *id + ":" + spec.runtime_id;
   {
     std::lock_guard<std::mutex> lock(pending_mutex_);
-    pending_.insert(*id);
+    pending_[*id] = handle;
   }
   pending_changed_.notify_all();
-  return kHandlePrefix + *id + ":" + spec.runtime_id;
+  return handle;
+}
+
+std::string SlurmExecutor::beacon(const Handle& worker) const {
+  const auto colon = worker.find(':', std::char_traits<char>::length(kHandlePrefix));
+  return colon == std::string::npos ? "" : beacons_ + "/" + worker.substr(colon + 1);
+}
+
+bool SlurmExecutor::started_since(const Handle& worker, std::filesystem::file_time_type since) const {
+  std::error_code ec;
+  const auto written = std::filesystem::last_write_time(beacon(worker), ec);
+  return !ec && written >= since;
 }
 
 Handle SlurmExecutor::start_job(const Handle& worker, const JobSpec& spec) {
@@ -171,11 +196,33 @@ std::vector<WorkerStatus> SlurmExecutor::poll_workers(const std::vector<Handle>&
   std::vector<std::string> ids;
   for (const Handle& worker : workers)
     if (const std::string id = job_id(worker); !id.empty()) ids.push_back(id);
-  const std::map<std::string, slurm::QueuedJob> queued = queue(ids);
+  std::map<std::string, slurm::QueuedJob> queued;
+  std::set<std::string> asked;
+  std::filesystem::file_time_type asked_at;
+  {
+    std::lock_guard<std::mutex> lock(pending_mutex_);
+    if (std::chrono::steady_clock::now() - last_at_ < std::chrono::duration<double>(config_.status_s)) {
+      queued = last_;
+      asked = last_ids_;
+      asked_at = last_file_time_;
+    }
+  }
+  if (asked.empty() && !ids.empty()) {  // no answer recent enough: ask
+    const auto at = std::chrono::steady_clock::now();
+    const auto file_time = std::filesystem::file_time_type::clock::now();
+    queued = queue(ids);
+    asked = std::set<std::string>(ids.begin(), ids.end());
+    asked_at = file_time;
+    std::lock_guard<std::mutex> lock(pending_mutex_);
+    last_ = queued;
+    last_ids_ = asked;
+    last_at_ = at;
+    last_file_time_ = file_time;
+  }
   // Jobs that left squeue's memory (MinJobAge after they ended): what accounting says, if any.
   std::vector<std::string> missing;
   for (const std::string& id : ids)
-    if (!queued.count(id)) missing.push_back(id);
+    if (asked.count(id) && !queued.count(id)) missing.push_back(id);
   std::map<std::string, slurm::AccountedJob> accounted;
   if (!missing.empty()) {
     const slurm::ToolResult sacct = run({tool("sacct"), "--noheader", "--parsable2", "--allocations",
@@ -189,11 +236,16 @@ std::vector<WorkerStatus> SlurmExecutor::poll_workers(const std::vector<Handle>&
     WorkerStatus status;
     if (id.empty()) {
       status.detail = "not a Slurm job: " + worker;
+    } else if (!asked.count(id)) {
+      // Submitted since squeue's last answer: waiting, unless its beacon says it started.
+      status.state = started_since(worker, {}) ? WorkerStatus::State::running : WorkerStatus::State::pending;
+      status.detail = "slurm job " + id + (status.state == WorkerStatus::State::running ? " started" : " submitted");
     } else if (const auto q = queued.find(id); q != queued.end() && q->second.name != job_name(worker)) {
       // The controller lost the runtime's job (a crash before it saved its state) and gave the
       // id to another: this runtime's allocation is gone.
       status.reason = "lost by the cluster";
       status.detail = "slurm job " + id + " is now another job (" + q->second.name + ")";
+      lost_.insert(id);
     } else if (q != queued.end()) {
       status = slurm::worker_status(q->second.state);
       status.detail = "slurm job " + id + " " + q->second.state +
@@ -210,9 +262,14 @@ std::vector<WorkerStatus> SlurmExecutor::poll_workers(const std::vector<Handle>&
     } else {
       status.detail = "Slurm no longer lists job " + id;
     }
+    // Waiting by squeue's answer, but its beacon was written since it was asked: it started.
+    if (status.state == WorkerStatus::State::pending && asked.count(id) && started_since(worker, asked_at)) {
+      status.state = WorkerStatus::State::running;
+      status.detail = "slurm job " + id + " started";
+    }
     if (!id.empty()) {
       if (status.state == WorkerStatus::State::pending)
-        pending_.insert(id);
+        pending_[id] = worker;
       else
         pending_.erase(id);
     }
@@ -230,27 +287,22 @@ void SlurmExecutor::poll_pending() {
       continue;
     }
     pending_changed_.wait_for(lock, std::chrono::duration<double>(config_.poll_s), [this] { return stopping_.load(); });
-    if (stopping_ || pending_.empty()) continue;
-    const std::vector<std::string> ids(pending_.begin(), pending_.end());
-    lock.unlock();
-    bool changed = false;
-    std::vector<std::string> started;
-    try {
-      const std::map<std::string, slurm::QueuedJob> queued = queue(ids);
-      for (const std::string& id : ids) {
-        const auto q = queued.find(id);
-        if (q == queued.end() || slurm::worker_status(q->second.state).state != WorkerStatus::State::pending)
-          started.push_back(id);
+    if (stopping_) break;
+    // A stat per waiting runtime, no call to Slurm: its beacon appears when its worker starts.
+    // A requeued runtime's beacon is its earlier run's: only one written after squeue said it
+    // waits counts (the answer's time).
+    bool started = false;
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (started_since(it->second, last_ids_.count(it->first) ? last_file_time_ : std::filesystem::file_time_type{})) {
+        it = pending_.erase(it);
+        started = true;
+      } else {
+        ++it;
       }
-      changed = !started.empty();
-    } catch (const std::exception&) {
-      // slurmctld does not answer: the service's tick says so, and asks again
     }
-    lock.lock();
-    for (const std::string& id : started) pending_.erase(id);
-    if (changed) {
+    if (started) {
       lock.unlock();
-      on_change_();  // the service polls every worker now, not at its next tick
+      on_change_();  // the service polls its workers now, not at its next tick
       lock.lock();
     }
   }
@@ -263,15 +315,53 @@ void SlurmExecutor::terminate(const Handle& worker) {
   run({tool("scancel"), "--signal=TERM", "--name=" + job_name(worker), id});
 }
 
-void SlurmExecutor::kill(const Handle& worker) {
+void SlurmExecutor::kill(const Handle& worker, bool jobs_running) {
   const std::string id = job_id(worker);
   if (id.empty()) return;
-  // SIGKILL to every step now (a cancel alone waits KillWait between SIGTERM and SIGKILL); then
-  // the cancel, which also ends a job that is still pending.
-  run({tool("scancel"), "--full", "--signal=KILL", "--name=" + job_name(worker), id});
-  run({tool("scancel"), "--name=" + job_name(worker), id});
-  std::lock_guard<std::mutex> lock(pending_mutex_);
-  pending_.erase(id);
+  std::error_code ec;
+  std::filesystem::remove(beacon(worker), ec);
+  {
+    std::lock_guard<std::mutex> lock(pending_mutex_);
+    pending_.erase(id);
+    if (lost_.count(id)) return;  // its id is another job's now
+  }
+  // Where jobs run, SIGKILL to their steps now: a step that ignores SIGTERM would hold the
+  // allocation through Slurm's KillWait once the worker ends.
+  try {
+    if (jobs_running) end_jobs(worker, {});
+  } catch (const ExecutorUnavailable&) {
+    // the canceller's calls end them, or say what is wrong
+  }
+  {
+    std::lock_guard<std::mutex> lock(pending_mutex_);
+    doomed_.push_back(id);
+  }
+  doomed_changed_.notify_all();
+}
+
+void SlurmExecutor::cancel_doomed() {
+  std::unique_lock<std::mutex> lock(pending_mutex_);
+  while (true) {
+    doomed_changed_.wait(lock, [this] { return stopping_.load() || !doomed_.empty(); });
+    if (doomed_.empty()) {
+      if (stopping_) return;
+      continue;
+    }
+    std::vector<std::string> ids;
+    ids.swap(doomed_);
+    lock.unlock();
+    // A plain cancel would take KillWait (5 s here, 30 s by default) with the worker ignoring
+    // SIGTERM, its GPU held all along: SIGUSR1 (which it does not ignore) to the batch steps
+    // ends the allocations at once; then the cancel, for jobs still pending. About 50 ms from
+    // the call to the GPU free (bench/slurm_bench.py).
+    std::vector<std::string> usr1 = {tool("scancel"), "--batch", "--signal=USR1"};
+    std::vector<std::string> cancel = {tool("scancel")};
+    usr1.insert(usr1.end(), ids.begin(), ids.end());
+    cancel.insert(cancel.end(), ids.begin(), ids.end());
+    run(usr1);
+    run(cancel);
+    lock.lock();
+  }
 }
 
 std::string SlurmExecutor::requeue_reason(const Handle& worker) {
@@ -281,18 +371,24 @@ std::string SlurmExecutor::requeue_reason(const Handle& worker) {
   return runs.status == 0 && runs.out.find("PREEMPTED") != std::string::npos ? "preempted" : "requeued";
 }
 
-bool SlurmExecutor::end_jobs(const Handle& worker) {
+bool SlurmExecutor::end_jobs(const Handle& worker, const std::vector<Handle>& jobs) {
   const std::string id = job_id(worker);
   if (id.empty()) return false;
+  // Their srun processes here first: one still asking for its step (tens of ms, seconds after a
+  // controller restart) would otherwise start it after the steps were listed.
+  for (const Handle& job : jobs) {
+    const LocalExecutor::Process p = LocalExecutor::parse(job);
+    if (p.pid > 0 && LocalExecutor::start_time(p.pid) == p.start) ::kill(p.pid, SIGKILL);
+  }
   const slurm::ToolResult steps = run({tool("squeue"), "--noheader", "--steps", "--format=%i", "--jobs=" + id});
   if (steps.status != 0) throw ExecutorUnavailable("squeue did not answer: " + first_line(steps.err));
-  std::vector<std::string> argv = {tool("scancel"), "--signal=KILL"};
+  std::vector<std::string> argv = {tool("scancel"), "--signal=KILL", "--name=" + job_name(worker)};
   std::istringstream lines(steps.out);
   for (std::string step; lines >> step;) {
     // The batch step holds the allocation and the extern step belongs to Slurm: both stay.
     if (step.find(".batch") == std::string::npos && step.find(".extern") == std::string::npos) argv.push_back(step);
   }
-  if (argv.size() > 2) run(argv);
+  if (argv.size() > 3) run(argv);
   return true;
 }
 

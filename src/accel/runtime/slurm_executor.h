@@ -11,12 +11,18 @@
 // polled or cancelled as this one. A job is its local srun process's handle, as
 // LocalExecutor writes it, so its status and exit survive a restart of the service.
 //
-// Statuses come in one squeue call for all runtimes per tick; while some runtime waits for
-// Slurm to start it, a poller asks about those every poll_s and wakes the service when one starts.
+// Statuses come from one squeue call for all runtimes, at most every status_s: each squeue has
+// slurmctld pack every job it remembers, and at a start per runtime it was slurmctld's CPU that
+// bounded the starts (bench/slurm_bench.py). A start is seen sooner: the worker's first act is
+// to write a start beacon, <state dir>/started/<runtime id>, which a poller looks for every
+// poll_s while runtimes wait, waking the service when one appears. The state dir must be on a
+// file system the nodes share with the service, like the runtimes' folders (docs/slurm.md).
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <set>
@@ -34,7 +40,8 @@ class SlurmExecutor final : public Executor {
   // `isolating`, `monitor`: as LocalExecutor's. `on_change` is called (on a thread of the
   // executor's) when a job ends or a waiting runtime starts. Throws ValueError when a Slurm tool
   // is missing.
-  SlurmExecutor(SlurmConfig config, bool isolating, std::string monitor, std::function<void()> on_change);
+  SlurmExecutor(SlurmConfig config, bool isolating, std::string monitor, std::string state_dir,
+                std::function<void()> on_change);
   ~SlurmExecutor() override;
 
   std::string confinement() const override;
@@ -46,8 +53,8 @@ class SlurmExecutor final : public Executor {
   std::vector<JobStatus> poll_jobs(const std::vector<Handle>& jobs) override { return local_.poll_jobs(jobs); }
   void watch_job(const Handle& job) override { local_.watch_job(job); }
   void terminate(const Handle& worker) override;
-  void kill(const Handle& worker) override;
-  bool end_jobs(const Handle& worker) override;
+  void kill(const Handle& worker, bool jobs_running) override;
+  bool end_jobs(const Handle& worker, const std::vector<Handle>& jobs) override;
   std::string requeue_reason(const Handle& worker) override;
   Usage usage(const Handle& worker) override;
   int end_tenant(const Identity& who) override { return local_.end_tenant(who); }
@@ -63,18 +70,35 @@ class SlurmExecutor final : public Executor {
   slurm::ToolResult run(std::vector<std::string> argv) const;
   // squeue for these job ids, one call; ExecutorUnavailable when slurmctld does not answer.
   std::map<std::string, slurm::QueuedJob> queue(const std::vector<std::string>& ids) const;
-  void poll_pending();  // the poller's loop
+  std::string beacon(const Handle& worker) const;  // "" for a handle of another executor
+  // Whether the worker's beacon exists and was written at or after `since` (a requeued job's
+  // beacon from its earlier run is older than a squeue answer that says it waits).
+  bool started_since(const Handle& worker, std::filesystem::file_time_type since) const;
+  void poll_pending();   // the poller's loop
+  void cancel_doomed();  // the canceller's loop
 
   SlurmConfig config_;
   std::string bin_dir_;
+  std::string beacons_;  // <state dir>/started
   LocalExecutor local_;  // the srun processes of jobs run on this machine, watched as local jobs
   std::function<void()> on_change_;
   std::string confinement_;
   std::mutex pending_mutex_;
   std::condition_variable pending_changed_;
-  std::set<std::string> pending_;  // ids of jobs waiting for Slurm to start them
+  std::map<std::string, Handle> pending_;  // job id -> worker, for jobs waiting for Slurm to start them
+  // squeue's last answer: the ids asked for, what it said, and when it was asked.
+  std::set<std::string> last_ids_;
+  std::map<std::string, slurm::QueuedJob> last_;
+  std::chrono::steady_clock::time_point last_at_;
+  std::filesystem::file_time_type last_file_time_;
+  std::set<std::string> lost_;  // ids the controller gave to other jobs: never signalled
+  // Workers to end, collected while the canceller runs its last calls: two calls of scancel for
+  // all of them, off the service's lock (under load, one call per delete held it 10-20 ms each).
+  std::vector<std::string> doomed_;
+  std::condition_variable doomed_changed_;
   std::atomic<bool> stopping_{false};
   std::thread poller_;
+  std::thread canceller_;
 };
 
 }  // namespace accel::runtime
