@@ -146,6 +146,17 @@ TEST_F(SlurmRuntimeTest, AGpuTypeLandsOnAGresGpu) {
   EXPECT_EQ(resources["gpu"]["type"], "t4");
 }
 
+// `accel run` on a runtime Slurm has not started yet waits for it, then streams the job's output.
+TEST_F(SlurmRuntimeTest, AccelRunWaitsForTheClusterToStartTheRuntime) {
+  const std::string id = create("paula", "gpu:t4");
+  const std::string client = "ACCEL_SERVER=http://127.0.0.1:" + std::to_string(port_) +
+                             " ACCEL_TOKEN=" + tokens_["paula"] + " " + ACCEL_CLI_PATH + " run " + id + " -- ";
+  const auto r = accel::testing::run_command(client + "sh -c 'echo gpu=$CUDA_VISIBLE_DEVICES'");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("gpu="), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("gpu=\n"), std::string::npos) << "Slurm gave the step a GPU: " << r.output;
+}
+
 TEST_F(SlurmRuntimeTest, AHigherQosPreemptsWithSigtermAndGraceAndTheCheckpointedJobResumesWhenRequeued) {
   hold_gpus(15);  // one T4 left
   // paula (tier pro, QOS pro) holds it; root (tier enterprise, QOS enterprise) takes it.

@@ -148,6 +148,17 @@ void add_runtime_commands(CLI::App& app, int& exit_code) {
   run->callback([=, &exit_code] {
     Api api(*o);
     const std::string runtime = "/v1/runtimes/" + *run_id;
+    // A runtime still waiting for its accelerator (queued on this service, starting on a
+    // cluster: Slurm decides when) is waited for, as a notebook waits while it connects.
+    bool said = false;
+    for (Json rt = api.get(runtime); rt["state"] == "queued" || rt["state"] == "starting"; rt = api.get(runtime)) {
+      if (!said) {
+        std::fprintf(stderr, "accel: runtime %s is %s; waiting for it to run\n", run_id->c_str(),
+                     rt["state"].get<std::string>().c_str());
+        said = true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
     const Json job = api.post(runtime + "/jobs", {{"command", *command}});
     const std::string base = runtime + "/jobs/" + job["id"].get<std::string>();
     // Attached is active, as a Colab notebook that is open: heartbeats at a third of the idle
