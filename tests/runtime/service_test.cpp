@@ -243,6 +243,23 @@ TEST_F(ServiceTest, AccelRunKeepsItsRuntimeAliveWhileAttached) {
   EXPECT_EQ(state("alice", id), "running");
 }
 
+// `accel run` on a queued runtime waits for it to be placed, then runs the command.
+TEST_F(ServiceTest, AccelRunWaitsForAQueuedRuntime) {
+  const std::string holder = create("paula", "gpu:t4");   // the only T4
+  const std::string waiting = create("alice", "gpu:t4");  // free tier: queued, preempts no one
+  ASSERT_EQ(state("alice", waiting), "queued");
+  const std::string client = "ACCEL_SERVER=http://127.0.0.1:" + std::to_string(port_) +
+                             " ACCEL_TOKEN=" + tokens_["alice"] + " " + ACCEL_CLI_PATH + " run " + waiting + " -- ";
+  accel::testing::CommandResult r;
+  std::thread run([&] { r = accel::testing::run_command(client + "echo placed"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  ASSERT_EQ(call("DELETE", "paula", "/v1/runtimes/" + holder).status, 200);
+  run.join();
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("is queued; waiting for it to run"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("placed\n"), std::string::npos) << r.output;
+}
+
 TEST_F(ServiceTest, HeartbeatsKeepARuntimeAlive) {
   const std::string id = create("alice", "cpu");
   for (int i = 0; i < 10; ++i) {
