@@ -60,6 +60,14 @@ TEST(SlurmCli, ReadsJobIdsSizesDurationsAndLimits) {
   EXPECT_EQ(time_limit_minutes(12 * 3600 + 90), 12 * 60 + 2);
 }
 
+TEST(SlurmCli, QuotesAWordForTheShell) {
+  EXPECT_EQ(shell_quote("/var/lib/accel/slurm/started/rt-1"), "'/var/lib/accel/slurm/started/rt-1'");
+  EXPECT_EQ(shell_quote("it's; rm -rf /"), "'it'\\''s; rm -rf /'");
+  // The shell reads it back as the same word.
+  const ToolResult echoed = run_tool({"/bin/sh", "-c", "printf %s " + shell_quote("a 'b' $HOME `x`")}, 5);
+  EXPECT_EQ(echoed.out, "a 'b' $HOME `x`");
+}
+
 TEST(SlurmCli, RunsAToolWithItsOutputAndADeadline) {
   const ToolResult ok = run_tool({"/bin/sh", "-c", "echo out; echo err >&2; exit 4"}, 5);
   EXPECT_EQ(ok.status, 4);

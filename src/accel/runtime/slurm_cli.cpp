@@ -204,6 +204,12 @@ double parse_duration(const std::string& text) {
   return days * 86400 + seconds;
 }
 
+std::string shell_quote(const std::string& text) {
+  std::string out = "'";
+  for (const char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
 long long time_limit_minutes(double seconds) {
   return std::max(1LL, static_cast<long long>(std::ceil(seconds / 60.0)));
 }

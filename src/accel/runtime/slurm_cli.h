@@ -48,6 +48,9 @@ std::optional<std::string> parse_job_id(const std::string& text);
 double parse_size(const std::string& text);
 double parse_duration(const std::string& text);
 
+// `text` as one word of a POSIX shell command line: in single quotes, each ' as '\''.
+std::string shell_quote(const std::string& text);
+
 // The time limit for sbatch --time: whole minutes, rounded up, at least 1.
 long long time_limit_minutes(double seconds);
 

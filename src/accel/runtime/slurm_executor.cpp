@@ -131,7 +131,7 @@ Handle SlurmExecutor::start_worker(const WorkerSpec& spec) {
   // bench/slurm_bench.py's runs).
   const std::string mark = beacons_ + "/" + spec.runtime_id;
   std::filesystem::remove(mark);  // a change of type submits the runtime again
-  argv.emplace_back("--wrap=trap '' TERM; : > '" + mark + "'; exec sleep infinity");
+  argv.emplace_back("--wrap=trap '' TERM; : > " + slurm::shell_quote(mark) + "; exec sleep infinity");
   const slurm::ToolResult submitted = run(argv);
   const std::optional<std::string> id = slurm::parse_job_id(submitted.out);
   if (submitted.status != 0 || !id) {
