@@ -171,6 +171,11 @@ class ServiceTest : public ::testing::Test {
                    httplib::Headers{{"Authorization", "Bearer " + tokens_.at(user)}});
     return r ? r->body : "";
   }
+  // `accel run ID -- COMMAND` as `user`, against this daemon (COMMAND: shell words).
+  CommandResult accel_run(const std::string& user, const std::string& id, const std::string& command) {
+    return run_command("ACCEL_SERVER=http://127.0.0.1:" + std::to_string(port_) + " ACCEL_TOKEN=" + tokens_.at(user) +
+                       " " + ACCEL_CLI_PATH + " run " + id + " -- " + command);
+  }
   bool has_event(const std::string& user, const std::string& id, const std::string& kind,
                  const std::string& text = "") {
     for (const Json& e : get(user, "/v1/runtimes/" + id + "/events").body) {

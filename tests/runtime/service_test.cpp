@@ -235,9 +235,7 @@ TEST_F(ServiceTest, IdleTimeoutWithoutBackgroundExecutionDespiteARunningJob) {
 // reason printed).
 TEST_F(ServiceTest, AccelRunKeepsItsRuntimeAliveWhileAttached) {
   const std::string id = create("alice", "cpu");
-  const std::string client = "ACCEL_SERVER=http://127.0.0.1:" + std::to_string(port_) +
-                             " ACCEL_TOKEN=" + tokens_["alice"] + " " + ACCEL_CLI_PATH + " run " + id + " -- ";
-  const auto r = accel::testing::run_command(client + "sh -c 'sleep 3; echo done'");
+  const auto r = accel_run("alice", id, "sh -c 'sleep 3; echo done'");
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(r.output, "done\n");
   EXPECT_EQ(state("alice", id), "running");
@@ -248,10 +246,8 @@ TEST_F(ServiceTest, AccelRunWaitsForAQueuedRuntime) {
   const std::string holder = create("paula", "gpu:t4");   // the only T4
   const std::string waiting = create("alice", "gpu:t4");  // free tier: queued, preempts no one
   ASSERT_EQ(state("alice", waiting), "queued");
-  const std::string client = "ACCEL_SERVER=http://127.0.0.1:" + std::to_string(port_) +
-                             " ACCEL_TOKEN=" + tokens_["alice"] + " " + ACCEL_CLI_PATH + " run " + waiting + " -- ";
   accel::testing::CommandResult r;
-  std::thread run([&] { r = accel::testing::run_command(client + "echo placed"); });
+  std::thread run([&] { r = accel_run("alice", waiting, "echo placed"); });
   std::this_thread::sleep_for(std::chrono::milliseconds(800));
   ASSERT_EQ(call("DELETE", "paula", "/v1/runtimes/" + holder).status, 200);
   run.join();

@@ -149,9 +149,7 @@ TEST_F(SlurmRuntimeTest, AGpuTypeLandsOnAGresGpu) {
 // `accel run` on a runtime Slurm has not started yet waits for it, then streams the job's output.
 TEST_F(SlurmRuntimeTest, AccelRunWaitsForTheClusterToStartTheRuntime) {
   const std::string id = create("paula", "gpu:t4");
-  const std::string client = "ACCEL_SERVER=http://127.0.0.1:" + std::to_string(port_) +
-                             " ACCEL_TOKEN=" + tokens_["paula"] + " " + ACCEL_CLI_PATH + " run " + id + " -- ";
-  const auto r = accel::testing::run_command(client + "sh -c 'echo gpu=$CUDA_VISIBLE_DEVICES'");
+  const auto r = accel_run("paula", id, "sh -c 'echo gpu=$CUDA_VISIBLE_DEVICES'");
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("gpu="), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("gpu=\n"), std::string::npos) << "Slurm gave the step a GPU: " << r.output;
