@@ -146,3 +146,39 @@ TEST(RuntimeService, TheJobsCounterNeverGoesDown) {
   }
   std::filesystem::remove_all(root);
 }
+
+// A job that checkpointed and exited 75 just before its runtime's kill (the grace period ran out,
+// or a restart came) is recorded by the kill, not the tick: its job_finished event still tells
+// the owner to resume. No ticker runs here, so only the kill can see the job's end.
+TEST(RuntimeService, AJobThatEndedJustBeforeTheKillStillSaysResume) {
+  const auto root = std::filesystem::temp_directory_path() / ("accel_resume_" + std::to_string(getpid()));
+  std::filesystem::create_directories(root);
+  std::filesystem::permissions(root, std::filesystem::perms::all, std::filesystem::perm_options::add);
+  {
+    ServiceConfig config = test_config();
+    config.accel_executable = ACCEL_CLI_PATH;
+    const std::string data = (root / "data").string();
+    RuntimeService service(config, data, /*start_ticker=*/false);
+    service.store().add_user({"ann", "pro", false}, hash_token("acc_ann"));
+    const User ann = service.authenticate("Bearer acc_ann");
+    const Json rt = service.create(ann, {{"type", "cpu"}});
+    const std::string id = rt["id"];
+    const Json job = service.run_job(ann, id, {{"command", {"sh", "-c", "exit 75"}}});
+    const std::string exit_file = data + "/jobs/" + id + "/" + job["id"].get<std::string>() + ".exit";
+    for (int i = 0; i < 400 && !std::filesystem::exists(exit_file); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_TRUE(std::filesystem::exists(exit_file)) << "the job's monitor never wrote " << exit_file;
+    EXPECT_EQ(service.job(ann, id, job["id"])["state"], "running");  // no tick has seen it
+    service.restart(ann, id);
+    const Json ended = service.job(ann, id, job["id"]);
+    EXPECT_EQ(ended["state"], "exited");
+    EXPECT_EQ(ended["exit_code"], 75);
+    bool told = false;
+    for (const Json& e : service.events(ann, id))
+      told |= e["kind"] == "job_finished" &&
+              e["message"].get<std::string>().find("run it again with --resume") != std::string::npos;
+    EXPECT_TRUE(told) << service.events(ann, id).dump();
+    service.remove(ann, id);
+  }
+  std::filesystem::remove_all(root);
+}

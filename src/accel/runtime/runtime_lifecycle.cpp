@@ -167,16 +167,24 @@ void RuntimeService::record_job_ends(Runtime& rt) {
     handles.push_back(job.handle);
   }
   // A job that ended before the kill has its status on file; one the kill ended has not, and
-  // its status is the signal's.
+  // its status is the signal's, as a shell reports it.
   const std::vector<JobStatus> statuses = executor_->poll_jobs(handles);
-  for (std::size_t i = 0; i < running.size(); ++i) {
-    Job& job = *running[i];
-    job.exit_code = statuses[i].exit_code;
-    job.state = job.exit_code ? "exited" : "killed";
-    if (!job.exit_code) job.exit_code = 128 + SIGKILL;
-    job.ended_at = now_seconds();
-    save(job);
-  }
+  const double now = now_seconds();
+  for (std::size_t i = 0; i < running.size(); ++i) record_job_end(rt, *running[i], statuses[i], 128 + SIGKILL, now);
+}
+
+void RuntimeService::record_job_end(Runtime& rt, Job& job, const JobStatus& status, std::optional<int> killed_code,
+                                    double now) {
+  job.state = status.exit_code ? "exited" : "killed";
+  job.exit_code = status.exit_code ? status.exit_code : killed_code;
+  job.ended_at = now;
+  save(job);
+  // The event is written whichever path saw the end (the tick, or a kill that found the job
+  // already gone), so a checkpointed job always tells its owner to resume.
+  const bool checkpointed = status.exit_code == kExitCheckpointed;
+  event(rt, "job_finished",
+        "job " + job.id + (status.exit_code ? " exited with " + std::to_string(*status.exit_code) : " was killed") +
+            (checkpointed ? " (stopped at SIGTERM after writing a checkpoint: run it again with --resume)" : ""));
 }
 
 void RuntimeService::finish_termination(Runtime& rt) {
@@ -297,19 +305,10 @@ void RuntimeService::tick() {
       busy.insert(running[i]->runtime_id);
       continue;
     }
-    Job& job = *running[i];
-    const std::string& id = job.id;
-    Runtime& rt = runtimes_.at(job.runtime_id);
-    job.exit_code = statuses[i].exit_code;
-    job.state = job.exit_code ? "exited" : "killed";
-    job.ended_at = now;
-    save(job);
+    Runtime& rt = runtimes_.at(running[i]->runtime_id);
     if (rt.state == "running") touch(rt);
     save(rt);
-    const bool checkpointed = job.exit_code == kExitCheckpointed;
-    event(rt, "job_finished",
-          "job " + id + (job.exit_code ? " exited with " + std::to_string(*job.exit_code) : " was killed") +
-              (checkpointed ? " (stopped at SIGTERM after writing a checkpoint: run it again with --resume)" : ""));
+    record_job_end(rt, *running[i], statuses[i], std::nullopt, now);
   }
   for (auto it = runtimes_.begin(); it != runtimes_.end();) {
     // Ended runtimes leave memory after a while (the database keeps them), so a long-running

@@ -135,6 +135,9 @@ class RuntimeService {
   bool has_running_job(const Runtime& rt) const;
   // Marks rt's running jobs ended: with the status each recorded, else killed (137).
   void record_job_ends(Runtime& rt);
+  // Records one job's end, with its job_finished event; killed_code is the exit code a job
+  // ended by a signal gets.
+  void record_job_end(Runtime& rt, Job& job, const JobStatus& status, std::optional<int> killed_code, double now);
   void begin_termination(Runtime& rt, const std::string& reason, double grace_s);
   void finish_termination(Runtime& rt);
   // Ends rt's processes now (the executor's kill): each running job ends with the status it
