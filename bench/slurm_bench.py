@@ -13,11 +13,13 @@ end DELETE, and its clients learn of the start from one watcher that lists the u
 machine more CPU than Slurm itself. Both ask for one T4 under QOS pro. In the idle measure each
 request comes 0.5-1.5 s after the last one ended (independent arrivals): one that follows a
 cancel at once races Slurm's scheduler pass at that job's end, a luck a steady flow of users
-does not have. Also timed: one call of each Slurm tool the executor uses, and a REST submit
+does not have. A third side: accel with a warm pool (--warm N allocations of the same tier and type kept
+started), in a service of its own that runs only while it is measured, idle and under load. Also timed:
+one call of each Slurm tool the executor uses, and a REST submit
 through slurmrestd (JWT), for docs/slurm.md's choice between the two.
 
 Run as root with the test cluster up (scripts/slurm-cluster/cluster.sh start):
-  python3 bench/slurm_bench.py [--accel build/accel] [--runtimes 1000] [--clients 100] [--idle 40]
+  python3 bench/slurm_bench.py [--accel build/accel] [--runtimes 1000] [--clients 100] [--idle 40] [--warm 2]
 """
 import argparse
 import json
@@ -78,16 +80,22 @@ class RawSlurm:
 class AccelOnSlurm:
     """accel serve (executor slurm) on a loopback port; POST a runtime, poll it until running, DELETE it."""
 
-    def __init__(self, accel, scratch):
+    def __init__(self, accel, scratch, warm=0):
+        scratch = os.path.join(scratch, f"accel-warm{warm}")
+        os.makedirs(scratch)
+        os.chmod(scratch, 0o755)
         self.data = os.path.join(scratch, "accel-data")
         config = os.path.join(scratch, "service.json")
+        executor = {"kind": "slurm", "account": ACCOUNT, "types": {"t4": {"gres": GRES, "simulated": True}},
+                    "tiers": {"bench": {"qos": QOS}}}
+        if warm:
+            executor["warm"] = [{"tier": "bench", "type": "t4", "count": warm}]
         with open(config, "w") as f:
             json.dump({
-                "discover_gpus": False, "tenant_uid_first": 470000, "tenant_uid_count": 100,
+                "discover_gpus": False, "tenant_uid_first": 470000 + 1000 * warm, "tenant_uid_count": 100,
                 "tiers": {"bench": {"accelerator_types": ["cpu", "t4"], "max_runtimes": 1000, "max_accelerated": 1000,
                                     "idle_timeout_s": 3600, "priority": 1}},
-                "executor": {"kind": "slurm", "account": ACCOUNT, "types": {"t4": {"gres": GRES, "simulated": True}},
-                             "tiers": {"bench": {"qos": QOS}}}}, f)
+                "executor": executor}, f)
         out = run([accel, "admin", "user", "add", "bench", "--tier", "bench", "--data-dir", self.data, "--config", config])
         self.token = next(w for w in out.split() if w.startswith("acc_"))
         port_file = os.path.join(scratch, "port")
@@ -144,6 +152,12 @@ class AccelOnSlurm:
         took = time.time() - t0
         self.call("DELETE", "/runtimes/" + runtime["id"])
         return took
+
+    def handed_out(self):
+        """Runtimes that started on a warm allocation (the service's /metrics)."""
+        with urllib.request.urlopen(self.base.removesuffix("/v1") + "/metrics", timeout=10) as reply:
+            lines = [l for l in reply.read().decode().splitlines() if l.startswith("accel_slurm_warm_handed_out_total")]
+        return sum(int(l.split()[-1]) for l in lines)
 
     def stop(self):
         self.stopping = True
@@ -232,6 +246,8 @@ def main():
     parser.add_argument("--runtimes", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--idle", type=int, default=40, help="runtimes made one at a time on the idle cluster")
+    parser.add_argument("--warm", type=int, default=2, help="a third side for the idle measure: accel with a warm "
+                        "pool of this many allocations (0: none)")
     parser.add_argument("--json", help="write the results here too")
     args = parser.parse_args()
     if os.geteuid() != 0 or subprocess.run(["sinfo"], capture_output=True).returncode != 0:
@@ -243,21 +259,49 @@ def main():
     results = {"tools_ms": tool_costs()}
     for name, ms in results["tools_ms"].items():
         print(f"{name:44s} {ms:7.1f} ms per call (median of 20)")
-    raw, accel = RawSlurm(scratch), AccelOnSlurm(os.path.abspath(args.accel), scratch)
+    accel_path = os.path.abspath(args.accel)
+    raw, accel = RawSlurm(scratch), AccelOnSlurm(accel_path, scratch)
+    warm = None
+    sides = [("raw Slurm (sbatch -> script starts)", raw), ("accel on Slurm (POST -> running)", accel)]
+
+    def idle(label, side):
+        latencies = []
+        for i in range(args.idle):
+            time.sleep(0.5 + (i * 0.618) % 1.0)  # independent arrivals, spread over Slurm's passes
+            latencies.append(side.one(i + 100000))
+        results[label + ", idle"] = summary(label + ", idle", latencies)
+
     try:
-        for label, side in (("raw Slurm (sbatch -> script starts)", raw), ("accel on Slurm (POST -> running)", accel)):
-            latencies = []
-            for i in range(args.idle):
-                time.sleep(0.5 + (i * 0.618) % 1.0)  # independent arrivals, spread over Slurm's passes
-                latencies.append(side.one(i + 100000))
-            results[label + ", idle"] = summary(label + ", idle", latencies)
-        for label, side in (("raw Slurm (sbatch -> script starts)", raw), ("accel on Slurm (POST -> running)", accel)):
+        for label, side in sides:
+            idle(label, side)
+        if args.warm:
+            # A service of its own, only while it is measured: its pool holds GPUs the others' runs would miss.
+            warm = AccelOnSlurm(accel_path, scratch, args.warm)
+            time.sleep(3)  # its pool starts
+            label = f"accel, warm pool of {args.warm} (POST -> running)"
+            idle(label, warm)
+            results[label + ", idle"]["warm"] = warm.handed_out()
+            print(f"  {warm.handed_out()} of {args.idle} started on a warm allocation")
+            served = warm.handed_out()
+            latencies, wall = load(warm, args.runtimes, args.clients)
+            results[label + ", load"] = summary(f"{label}, {args.clients} clients", latencies, wall, len(latencies))
+            results[label + ", load"]["warm"] = warm.handed_out() - served
+            print(f"  {warm.handed_out() - served} of {len(latencies)} started on a warm allocation")
+            warm.stop()
+            warm = None
+        for label, side in sides:
             latencies, wall = load(side, args.runtimes, args.clients)
             results[label + ", load"] = summary(f"{label}, {args.clients} clients", latencies, wall, len(latencies))
         ratio = results["accel on Slurm (POST -> running), load"]["starts_per_s"] / \
             results["raw Slurm (sbatch -> script starts), load"]["starts_per_s"]
         print(f"accel / raw Slurm starts per second: {ratio:.2f}")
+        if args.warm:
+            warm_ratio = results[f"accel, warm pool of {args.warm} (POST -> running), idle"]["p50_ms"] / \
+                results["raw Slurm (sbatch -> script starts), idle"]["p50_ms"]
+            print(f"accel with a warm pool / raw Slurm, idle p50: {warm_ratio:.2f}")
     finally:
+        if warm:
+            warm.stop()
         accel.stop()
         subprocess.run("squeue --noheader --format=%i --name=wrap | xargs -r scancel", shell=True, check=False)
         shutil.rmtree(scratch, ignore_errors=True)

@@ -1,8 +1,15 @@
 // What the Slurm executor reads from Slurm's tools, without a cluster: squeue and sacct lines,
-// job states as worker statuses, sizes, durations and time limits.
+// job states as worker statuses, sizes, durations and time limits; the executor's config.
 #include "accel/runtime/slurm_cli.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "accel/core/error.h"
+#include "accel/runtime/service_config.h"
 
 namespace accel::runtime::slurm {
 namespace {
@@ -81,3 +88,45 @@ TEST(SlurmCli, RunsAToolWithItsOutputAndADeadline) {
 
 }  // namespace
 }  // namespace accel::runtime::slurm
+
+namespace {
+
+// ServiceConfig::load of a config whose executor is `executor`; the error's words, or "".
+std::string load_error(const std::string& executor, accel::runtime::ServiceConfig* loaded = nullptr) {
+  const std::string path = "/tmp/accel_warm_config_" + std::to_string(getpid()) + ".json";
+  {
+    std::ofstream out(path);
+    out << R"({"executor": {"kind": "slurm", "types": {"cpu": {}, "t4": {"gres": "gpu:t4:1"}}, )" << executor << "}}";
+  }
+  std::string error;
+  try {
+    const accel::runtime::ServiceConfig config = accel::runtime::ServiceConfig::load(path);
+    if (loaded) *loaded = config;
+  } catch (const accel::ValueError& e) {
+    error = e.what();
+  }
+  std::remove(path.c_str());
+  return error;
+}
+
+}  // namespace
+
+TEST(SlurmConfig, WarmPoolsNameATierAndATypeItOffers) {
+  accel::runtime::ServiceConfig config;
+  EXPECT_EQ(load_error(R"("warm": [{"tier": "pro", "type": "t4", "count": 2}], "warm_max_age_s": 120)", &config), "");
+  ASSERT_EQ(config.slurm.warm.size(), 1u);
+  EXPECT_EQ(config.slurm.warm[0].tier, "pro");
+  EXPECT_EQ(config.slurm.warm[0].type, "t4");
+  EXPECT_EQ(config.slurm.warm[0].count, 2);
+  EXPECT_EQ(config.slurm.warm_max_age_s, 120);
+  // Each mistake is named, with what to change.
+  EXPECT_NE(load_error(R"("warm": [{"tier": "gold", "type": "t4"}])").find("names no tier"), std::string::npos);
+  EXPECT_NE(load_error(R"("warm": [{"tier": "pro", "type": "a100"}])").find("\"types\" does not map"),
+            std::string::npos);
+  EXPECT_NE(load_error(R"("warm": [{"tier": "free", "type": "t4", "count": 0}])").find("count must be 1..64"),
+            std::string::npos);
+  EXPECT_NE(load_error(R"("warm": [{"tier": "pro", "type": "t4"}, {"tier": "pro", "type": "t4"}])").find("twice"),
+            std::string::npos);
+  EXPECT_NE(load_error(R"("warm": {"tier": "pro"})").find("must be a list"), std::string::npos);
+  EXPECT_NE(load_error(R"("warm_max_age_s": 1)").find("warm_max_age_s must be 10..86400"), std::string::npos);
+}

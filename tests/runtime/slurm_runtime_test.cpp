@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 
 #include "service_fixture.h"
 
@@ -289,6 +290,105 @@ TEST_F(SlurmRuntimeTest, RestartEndsTheJobsAndKeepsTheAllocation) {
   EXPECT_EQ(runtime("paula", id)["worker"], before) << "the same Slurm job: no new wait in the queue";
   const std::string k = job("paula", id, {"true"});
   EXPECT_EQ(await_job_end("paula", id, k)["exit_code"], 0);
+}
+
+// The Slurm jobs of warm pools on the cluster ("<id>" of each running one named accel-warm-...).
+std::vector<std::string> running_warm_jobs() {
+  const CommandResult r = run_command("squeue --noheader --states=RUNNING --format='%i|%j'");
+  std::vector<std::string> ids;
+  std::istringstream lines(r.output);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("|accel-warm-") != std::string::npos) ids.push_back(line.substr(0, line.find('|')));
+  }
+  return ids;
+}
+
+std::string squeue_field(const std::string& job, const std::string& format) {
+  const CommandResult r = run_command("squeue --noheader --states=all --format=" + format + " --jobs=" + job);
+  return r.output.substr(0, r.output.find('\n'));
+}
+
+// A warm pool of one allocation for pro (paula) T4 runtimes.
+class SlurmWarmTest : public SlurmRuntimeTest {
+ protected:
+  std::string extra_config() const override {
+    std::string config = SlurmRuntimeTest::extra_config();
+    return config.insert(config.find("\"types\""), R"("warm": [{"tier": "pro", "type": "t4", "count": 1}], )");
+  }
+  void TearDown() override {
+    SlurmRuntimeTest::TearDown();
+    for (const std::string& job : running_warm_jobs()) run_command("scancel " + job);  // a failed test's leftovers
+  }
+  std::string metrics() {
+    httplib::Client c = client();
+    const auto r = c.Get("/metrics");
+    return r ? r->body : "";
+  }
+  // The pool's one ready allocation, once Slurm started it.
+  std::string await_warm(const std::string& other_than = "") {
+    std::string warm;
+    EXPECT_TRUE(wait_until(
+        [&] {
+          for (const std::string& job : running_warm_jobs())
+            if (job != other_than) warm = job;
+          return !warm.empty() &&
+                 metrics().find(R"(accel_slurm_warm_allocations{tier="pro",type="t4",state="ready"} 1)") !=
+                     std::string::npos;
+        },
+        30.0))
+        << metrics() << log();
+    return warm;
+  }
+};
+
+TEST_F(SlurmWarmTest, ARuntimeTakesAWarmAllocationAtOnceAndThePoolRefills) {
+  const std::string warm = await_warm();
+  ASSERT_FALSE(warm.empty());
+  const Reply created = post("paula", "/v1/runtimes", {{"type", "gpu:t4"}});
+  ASSERT_EQ(created.status, 201) << created.body.dump();
+  const std::string id = created.body["id"];
+  EXPECT_EQ(slurm_job(created.body), warm) << "the pool's allocation, not a new job";
+  EXPECT_EQ(created.body["state"], "running") << "no wait for Slurm: the allocation runs already";
+  EXPECT_TRUE(has_event("paula", id, "submitted", "a warm allocation"));
+  // It is the runtime's now: its comment names it, and its time limit is the tier's from the
+  // hand-out on (1441 minutes from the start, plus the minute it may have stood idle).
+  EXPECT_TRUE(wait_until(
+      [&] { return squeue_field(warm, "%k").find("runtime " + id + " of paula") != std::string::npos; }, 10.0))
+      << squeue_field(warm, "%k");
+  const std::string limit = squeue_field(warm, "%l");
+  EXPECT_TRUE(limit == "1-00:02:00" || limit == "1-00:03:00") << limit;
+  // A GPU of the cluster's, as any runtime's.
+  const std::string j = job("paula", id, {"sh", "-c", "echo CVD=$CUDA_VISIBLE_DEVICES"});
+  EXPECT_EQ(await_job_end("paula", id, j)["exit_code"], 0);
+  EXPECT_NE(output("paula", id, j).find("CVD="), std::string::npos);
+  EXPECT_EQ(output("paula", id, j).find("CVD=\n"), std::string::npos) << output("paula", id, j);
+  // The pool refills with a new allocation, and counts the hand-out.
+  const std::string next = await_warm(warm);
+  EXPECT_NE(next, warm);
+  EXPECT_NE(metrics().find(R"(accel_slurm_warm_handed_out_total{tier="pro",type="t4"} 1)"), std::string::npos);
+  // Another tier has no pool: its runtime waits for Slurm as before.
+  const std::string other = create("pete", "gpu:t4");
+  EXPECT_TRUE(has_event("pete", other, "submitted", "waiting for the cluster"));
+  // A graceful stop takes the unused allocation with it.
+  stop_daemon(SIGTERM);
+  EXPECT_TRUE(wait_until([&] { return squeue_field(next, "%T") != "RUNNING"; }, 20.0)) << squeue_field(next, "%T");
+}
+
+TEST_F(SlurmWarmTest, ARestartedServiceEndsWhatItsEarlierRunLeftAndNoRuntimeHolds) {
+  const std::string warm = await_warm();
+  ASSERT_FALSE(warm.empty());
+  const std::string id = create("paula", "cpu");
+  await_running("paula", id);
+  const std::string held = slurm_job(runtime("paula", id));
+  stop_daemon(SIGKILL);  // its warm allocation stays behind in Slurm
+  EXPECT_EQ(squeue_field(warm, "%T"), "RUNNING");
+  start_daemon();
+  // The runtime's job is re-adopted; the old warm one, which no runtime holds, is cancelled.
+  EXPECT_TRUE(wait_until([&] { return squeue_field(warm, "%T") != "RUNNING"; }, 20.0)) << squeue_field(warm, "%T");
+  EXPECT_NE(log().find("ended 1 worker(s) an earlier run of this service left"), std::string::npos) << log();
+  EXPECT_EQ(squeue_field(held, "%T"), "RUNNING");
+  EXPECT_EQ(state("paula", id), "running");
+  EXPECT_FALSE(await_warm(warm).empty()) << "the new run keeps its own pool";
 }
 
 }  // namespace

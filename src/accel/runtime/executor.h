@@ -125,6 +125,19 @@ class Executor {
   virtual int end_tenant(const Identity& who) = 0;
   // For events and logs: "worker 1234", "slurm job 77".
   virtual std::string describe(const Handle& handle) const = 0;
+
+  // Workers to keep started and idle, for start_worker to hand out at once where the engine
+  // starts them slowly (a cluster's scheduling pass): `count` of each spec, whose runtime fields
+  // (id, user, workdir) are empty. Called once, after the service re-adopted its runtimes.
+  virtual void keep_warm(const std::vector<std::pair<WorkerSpec, int>>& /*pools*/) {}
+  // Whether start_worker handed out a worker that already runs (a warm one).
+  virtual bool started_at_once(const Handle& /*worker*/) const { return false; }
+  // Ends the workers an earlier run of this service left in the engine that no runtime holds
+  // (`held`): a service killed between a delete and its cancel, or its warm ones. Returns how
+  // many; ExecutorUnavailable when the engine cannot say.
+  virtual int end_orphans(const std::vector<Handle>& /*held*/) { return 0; }
+  // Lines for the service's /metrics (Prometheus text), such as the warm pools.
+  virtual std::string metrics() const { return ""; }
 };
 
 }  // namespace accel::runtime

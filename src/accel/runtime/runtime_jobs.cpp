@@ -210,7 +210,7 @@ std::string RuntimeService::metrics() {
          std::to_string(running_jobs) + "\n";
   out += "# HELP accel_jobs_total Jobs started.\n# TYPE accel_jobs_total counter\naccel_jobs_total " +
          std::to_string(jobs_started_) + "\n";
-  return out;
+  return out + executor_->metrics();
 }
 
 }  // namespace accel::runtime

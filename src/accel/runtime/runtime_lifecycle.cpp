@@ -34,21 +34,26 @@ void RuntimeService::start(Runtime& rt, const Accelerator* accelerator) {
             "; the worker starts with the first job");
 }
 
-WorkerSpec RuntimeService::worker_spec(const Runtime& rt) {
-  const TierPolicy& tier = tier_of(rt.tier);
+WorkerSpec RuntimeService::worker_template(const std::string& tier_name, const std::string& type) const {
+  const TierPolicy& tier = tier_of(tier_name);
   WorkerSpec spec;
-  spec.runtime_id = rt.id;
-  spec.user = rt.user;
-  spec.tier = rt.tier;
-  spec.type = rt.type;
+  spec.tier = tier_name;
+  spec.type = type;
   // A cluster's own limit is the backstop: accel ends the runtime at its maximum lifetime, after
   // its warning and with its grace; the engine's checks are coarse (Slurm's every ~30 s), hence
   // the minute more.
   spec.time_limit_s = tier.max_lifetime_s + config_.preemption_grace_s + 60;
+  spec.limits = tier.runtime_limits;
+  return spec;
+}
+
+WorkerSpec RuntimeService::worker_spec(const Runtime& rt) {
+  WorkerSpec spec = worker_template(rt.tier, rt.type);
+  spec.runtime_id = rt.id;
+  spec.user = rt.user;
   spec.who = identity_of(rt.user);
   spec.workdir = rt.workdir;
   spec.env = lease_environment(rt);
-  spec.limits = tier.runtime_limits;
   return spec;
 }
 
@@ -74,7 +79,16 @@ void RuntimeService::submit(Runtime& rt) {
     throw;
   }
   save(rt);
-  event(rt, "submitted", executor_->describe(rt.worker) + ": waiting for the cluster to start it");
+  if (!executor_->started_at_once(rt.worker)) {
+    event(rt, "submitted", executor_->describe(rt.worker) + ": waiting for the cluster to start it");
+    return;
+  }
+  // A warm allocation runs already: the create answers "running", as on this machine.
+  event(rt, "submitted", executor_->describe(rt.worker) + ": a warm allocation, already started, taken at once");
+  WorkerStatus started;
+  started.state = WorkerStatus::State::running;
+  started.detail = executor_->describe(rt.worker) + " (a warm allocation)";
+  worker_started(rt, started);
 }
 
 void RuntimeService::worker_started(Runtime& rt, const WorkerStatus& status) {

@@ -337,7 +337,9 @@ Json RuntimeService::change_type(const User& user, const std::string& id, const 
     rt.requested_type = requested;
     rt.type = type;
     submit(rt);
-    event(rt, "type_changed", from + " -> " + rt.type + "; files kept; waiting for Slurm to start it");
+    event(rt, "type_changed",
+          from + " -> " + rt.type + "; files kept; " +
+              (rt.state == "running" ? "on a warm allocation" : "waiting for Slurm to start it"));
     return to_json(rt);
   }
   if (types.front() != "cpu") {

@@ -168,6 +168,10 @@ RuntimeService::RuntimeService(ServiceConfig config, std::string data_dir, bool 
   }
   for (std::size_t i = 0; i < inventory_.size(); ++i) inventory_index_[inventory_[i].id] = i;
   reconcile();
+  std::vector<std::pair<WorkerSpec, int>> warm;
+  for (const SlurmWarmPool& pool : config_.slurm.warm)
+    warm.emplace_back(worker_template(pool.tier, pool.type), pool.count);
+  executor_->keep_warm(warm);
   if (start_ticker) {
     ticker_ = std::thread([this] {
       std::string last_error;  // said once, not every tick while the cause lasts
@@ -401,6 +405,18 @@ void RuntimeService::reconcile() {
       if (auto rt = runtimes_.find(job.runtime_id); rt != runtimes_.end())
         event(rt->second, "adopted", "job " + id + " re-adopted");
     }
+  }
+  // What an earlier run left in the engine that no runtime holds (killed between a delete and
+  // its cancel; its warm allocations) would hold the cluster's GPUs until its time limit.
+  std::vector<Handle> held;
+  for (Runtime* rt : active_runtimes())
+    if (!rt->worker.empty()) held.push_back(rt->worker);
+  try {
+    if (const int orphans = executor_->end_orphans(held); orphans > 0)
+      std::fprintf(stderr, "accel serve: ended %d worker(s) an earlier run of this service left and no runtime holds\n",
+                   orphans);
+  } catch (const ExecutorUnavailable& e) {
+    std::fprintf(stderr, "accel serve: no look for an earlier run's leftover workers: %s\n", e.what());
   }
 }
 

@@ -126,6 +126,8 @@ class RuntimeService {
   // Hands the runtime to such an executor: "starting" until its engine runs it. On a refusal
   // the runtime ends ("refused by the cluster") and the ApiError goes on to the caller.
   void submit(Runtime& rt);
+  // The part of a worker's spec its tier and type decide (a warm pool's), and a runtime's whole.
+  WorkerSpec worker_template(const std::string& tier, const std::string& type) const;
   WorkerSpec worker_spec(const Runtime& rt);
   // What the executor's poll says of a runtime's worker: started, preempted and requeued, ended.
   void worker_started(Runtime& rt, const WorkerStatus& status);

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 
 #include "accel/core/error.h"
@@ -90,6 +91,26 @@ void load_executor(ServiceConfig& c, const nlohmann::json& e, const std::string&
         throw ValueError(where + ": tiers names '" + tier + "', which is not a tier of this service");
       s.tiers[tier] = {m.value("qos", std::string()), m.value("partition", std::string()), m.value("requeue", true)};
     }
+  }
+  s.warm_max_age_s = e.value("warm_max_age_s", s.warm_max_age_s);
+  if (s.warm_max_age_s < 10 || s.warm_max_age_s > 86400) throw ValueError(where + ": warm_max_age_s must be 10..86400");
+  if (!e.contains("warm")) return;
+  if (!e["warm"].is_array())
+    throw ValueError(where + ": \"warm\" must be a list like [{\"tier\": \"pro\", \"type\": \"t4\", \"count\": 1}]");
+  for (const auto& w : e["warm"]) {
+    SlurmWarmPool pool{w.value("tier", std::string()), w.value("type", std::string()), w.value("count", 1)};
+    const std::string named = "warm pool {tier " + pool.tier + ", type " + pool.type + "}";
+    if (!c.tiers.count(pool.tier)) throw ValueError(where + ": " + named + " names no tier of this service");
+    if (!s.types.count(pool.type)) throw ValueError(where + ": " + named + " names a type that \"types\" does not map");
+    const auto& allowed = c.tiers.at(pool.tier).accelerator_types;
+    if (std::find(allowed.begin(), allowed.end(), pool.type) == allowed.end())
+      throw ValueError(where + ": " + named + ": tier " + pool.tier + " does not offer type " + pool.type +
+                       ", so no runtime could take these allocations");
+    if (pool.count < 1 || pool.count > 64) throw ValueError(where + ": " + named + ": count must be 1..64");
+    for (const SlurmWarmPool& other : s.warm)
+      if (other.tier == pool.tier && other.type == pool.type)
+        throw ValueError(where + ": " + named + " is listed twice");
+    s.warm.push_back(pool);
   }
 }
 

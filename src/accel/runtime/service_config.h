@@ -71,6 +71,13 @@ struct SlurmTierMapping {
   bool requeue = true;    // preempted: requeued (the runtime starts again), else cancelled (it ends)
 };
 
+// Allocations the service keeps running, idle, for new runtimes of one tier and type: a create
+// takes one at once instead of waiting for Slurm's scheduling pass (docs/slurm.md).
+struct SlurmWarmPool {
+  std::string tier, type;
+  int count = 1;
+};
+
 struct SlurmConfig {
   std::string bin_dir;  // where sbatch, squeue, scancel, srun, sstat, sacct are; "" = /usr/bin
   std::string account;  // --account, "" = the service user's default
@@ -80,6 +87,8 @@ struct SlurmConfig {
   double poll_s = 0.05;           // how often waiting runtimes' start beacons are looked for (a stat each)
   double status_s = 1.0;          // squeue's answer is asked anew when older than this
   double command_timeout_s = 20;  // a Slurm tool that takes longer counts as no answer
+  std::vector<SlurmWarmPool> warm;
+  double warm_max_age_s = 600;  // an unused warm allocation is replaced after this (its time limit runs)
 };
 
 struct ServiceConfig {

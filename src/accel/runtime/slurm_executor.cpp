@@ -67,6 +67,14 @@ SlurmExecutor::SlurmExecutor(SlurmConfig config, bool isolating, std::string mon
                 ", ProctrackType=" + proctrack + "), and rlimits per process"
           : "a Slurm allocation per runtime (slurmctld did not answer at start-up: " + first_line(shown.err) +
                 "), and rlimits per process";
+  // This service's mark in its jobs' comments: the orphans it may cancel are its own, not those
+  // of another service on the same Slurm account.
+  std::uint64_t hash = 14695981039346656037ull;  // FNV-1a of the state folder
+  for (const char c : std::filesystem::weakly_canonical(state_dir).string())
+    hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  char tag[17];
+  std::snprintf(tag, sizeof tag, "%016llx", static_cast<unsigned long long>(hash));
+  tag_ = std::string(tag).substr(0, 10);
   poller_ = std::thread([this] { poll_pending(); });
   canceller_ = std::thread([this] { cancel_doomed(); });
 }
@@ -75,8 +83,14 @@ SlurmExecutor::~SlurmExecutor() {
   stopping_ = true;
   pending_changed_.notify_all();
   doomed_changed_.notify_all();
+  warm_changed_.notify_all();
   if (poller_.joinable()) poller_.join();
+  if (warmer_.joinable()) warmer_.join();
   if (canceller_.joinable()) canceller_.join();  // after its last batch: no killed runtime lives on
+  // No runtime took these: they leave with the service, not at their time limit.
+  std::vector<std::string> idle;
+  for (const WarmWorker& w : warm_) idle.push_back(w.id);
+  cancel_now(idle);
 }
 
 std::string SlurmExecutor::confinement() const { return confinement_; }
@@ -101,20 +115,21 @@ slurm::ToolResult SlurmExecutor::run(std::vector<std::string> argv) const {
   return slurm::run_tool(argv, config_.command_timeout_s);
 }
 
-Handle SlurmExecutor::start_worker(const WorkerSpec& spec) {
+SlurmExecutor::Submitted SlurmExecutor::submit(const WorkerSpec& spec, const std::string& name,
+                                               const std::string& comment, const std::vector<std::string>& extra) {
   const auto type = config_.types.find(spec.type);
   if (type == config_.types.end())
-    throw ApiError(503, "this service's Slurm mapping offers no runtime type " + spec.type);
-  std::filesystem::create_directories(spec.workdir);
-  local_.hand_over(spec.workdir, spec.who);
+    return {std::nullopt, "this service's Slurm mapping offers no runtime type " + spec.type};
   const SlurmTierMapping tier = config_.tiers.count(spec.tier) ? config_.tiers.at(spec.tier) : SlurmTierMapping{};
   std::vector<std::string> argv = {tool("sbatch"),
                                    "--parsable",
-                                   "--job-name=accel-" + spec.runtime_id,
+                                   "--job-name=accel-" + name,
                                    "--output=/dev/null",
                                    "--chdir=/",
-                                   "--comment=accel runtime " + spec.runtime_id + " of " + spec.user,
+                                   "--comment=" + comment,
                                    tier.requeue ? "--requeue" : "--no-requeue"};
+  const std::size_t asked_from = argv.size();
+  argv.insert(argv.end(), extra.begin(), extra.end());
   const std::string partition = tier.partition.empty() ? type->second.partition : tier.partition;
   if (!partition.empty()) argv.push_back("--partition=" + partition);
   if (!tier.qos.empty()) argv.push_back("--qos=" + tier.qos);
@@ -129,22 +144,32 @@ Handle SlurmExecutor::start_worker(const WorkerSpec& spec) {
   // a preemption's or accel's SIGTERM leaves the allocation to the jobs for their grace. Its environment is Slurm's
   // default (--export=NONE would have slurmd build root's login environment first: a second more per start, measured in
   // bench/slurm_bench.py's runs).
-  const std::string mark = beacons_ + "/" + spec.runtime_id;
+  const std::string mark = beacons_ + "/" + name;
   std::filesystem::remove(mark);  // a change of type submits the runtime again
   argv.emplace_back("--wrap=trap '' TERM; : > " + slurm::shell_quote(mark) + "; exec sleep infinity");
   const slurm::ToolResult submitted = run(argv);
   const std::optional<std::string> id = slurm::parse_job_id(submitted.out);
-  if (submitted.status != 0 || !id) {
-    std::string asked;  // what was asked for, for the operator to set against the cluster's limits
-    for (std::size_t i = 7; i + 1 < argv.size(); ++i) asked += " " + argv[i];
-    throw ApiError(503, "Slurm did not take the runtime (" + first_line(submitted.err) + "; asked for" + asked +
+  if (submitted.status == 0 && id) return {id, ""};
+  std::string asked;  // what was asked for, for the operator to set against the cluster's limits
+  for (std::size_t i = asked_from; i + 1 < argv.size(); ++i) asked += " " + argv[i];
+  return {std::nullopt, "Slurm did not take the runtime (" + first_line(submitted.err) + "; asked for" + asked +
                             "): check the executor's mapping for tier " + spec.tier + " and type " + spec.type +
-                            " against the cluster's partitions and QOS (docs/slurm.md)");
-  }
-  const Handle handle = kHandlePrefix + *id + ":" + spec.runtime_id;
+                            " against the cluster's partitions and QOS (docs/slurm.md)"};
+}
+
+Handle SlurmExecutor::start_worker(const WorkerSpec& spec) {
+  if (!config_.types.count(spec.type))
+    throw ApiError(503, "this service's Slurm mapping offers no runtime type " + spec.type);
+  std::filesystem::create_directories(spec.workdir);
+  local_.hand_over(spec.workdir, spec.who);
+  if (std::optional<Handle> warm = take_warm(spec)) return *warm;
+  const Submitted submitted =
+      submit(spec, spec.runtime_id, "accel " + tag_ + " runtime " + spec.runtime_id + " of " + spec.user);
+  if (!submitted.id) throw ApiError(503, submitted.error);
+  const Handle handle = kHandlePrefix + *submitted.id + ":" + spec.runtime_id;
   {
     std::lock_guard<std::mutex> lock(pending_mutex_);
-    pending_[*id] = handle;
+    pending_[*submitted.id] = handle;
   }
   pending_changed_.notify_all();
   return handle;
@@ -350,18 +375,23 @@ void SlurmExecutor::cancel_doomed() {
     std::vector<std::string> ids;
     ids.swap(doomed_);
     lock.unlock();
-    // A plain cancel would take KillWait (5 s here, 30 s by default) with the worker ignoring
-    // SIGTERM, its GPU held all along: SIGUSR1 (which it does not ignore) to the batch steps
-    // ends the allocations at once; then the cancel, for jobs still pending. About 50 ms from
-    // the call to the GPU free (bench/slurm_bench.py).
-    std::vector<std::string> usr1 = {tool("scancel"), "--batch", "--signal=USR1"};
-    std::vector<std::string> cancel = {tool("scancel")};
-    usr1.insert(usr1.end(), ids.begin(), ids.end());
-    cancel.insert(cancel.end(), ids.begin(), ids.end());
-    run(usr1);
-    run(cancel);
+    cancel_now(ids);
     lock.lock();
   }
+}
+
+void SlurmExecutor::cancel_now(const std::vector<std::string>& ids) {
+  if (ids.empty()) return;
+  // A plain cancel would take KillWait (5 s here, 30 s by default) with the worker ignoring
+  // SIGTERM, its GPU held all along: SIGUSR1 (which it does not ignore) to the batch steps
+  // ends the allocations at once; then the cancel, for jobs still pending. About 50 ms from
+  // the call to the GPU free (bench/slurm_bench.py).
+  std::vector<std::string> usr1 = {tool("scancel"), "--batch", "--signal=USR1"};
+  std::vector<std::string> cancel = {tool("scancel")};
+  usr1.insert(usr1.end(), ids.begin(), ids.end());
+  cancel.insert(cancel.end(), ids.begin(), ids.end());
+  run(usr1);
+  run(cancel);
 }
 
 std::string SlurmExecutor::requeue_reason(const Handle& worker) {

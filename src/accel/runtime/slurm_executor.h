@@ -24,7 +24,9 @@
 #include <condition_variable>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -59,6 +61,10 @@ class SlurmExecutor final : public Executor {
   Usage usage(const Handle& worker) override;
   int end_tenant(const Identity& who) override { return local_.end_tenant(who); }
   std::string describe(const Handle& handle) const override;
+  void keep_warm(const std::vector<std::pair<WorkerSpec, int>>& pools) override;
+  bool started_at_once(const Handle& worker) const override;
+  int end_orphans(const std::vector<Handle>& held) override;
+  std::string metrics() const override;
 
   // "slurm:<id>:<runtime>" -> "<id>"; "" for a handle of another executor.
   static std::string job_id(const Handle& handle);
@@ -66,7 +72,25 @@ class SlurmExecutor final : public Executor {
   static std::string job_name(const Handle& handle);
 
  private:
+  // A warm allocation (slurm_warm.cpp): started, idle, kept for the next runtime of its pool.
+  struct WarmWorker {
+    std::string id, name;  // Slurm job id; the job is accel-<name>, its beacon <beacons>/<name>
+    std::size_t pool = 0;  // index in warm_pools_
+    bool started = false;
+    std::chrono::steady_clock::time_point started_at;
+  };
+  struct Submitted {
+    std::optional<std::string> id;
+    std::string error;  // Slurm's refusal, with what was asked for
+  };
+
   std::string tool(const char* name) const { return bin_dir_ + "/" + name; }
+  // sbatch of a worker for `spec`, named accel-<name>, writing its beacon <beacons>/<name>.
+  Submitted submit(const WorkerSpec& spec, const std::string& name, const std::string& comment,
+                   const std::vector<std::string>& extra = {});
+  void cancel_now(const std::vector<std::string>& ids);     // the canceller's two calls, here and now
+  std::optional<Handle> take_warm(const WorkerSpec& spec);  // a started warm worker of the spec's pool
+  void tend_warm();                                         // the warmer's loop: refill, recycle, adopt
   slurm::ToolResult run(std::vector<std::string> argv) const;
   // squeue for these job ids, one call; ExecutorUnavailable when slurmctld does not answer.
   std::map<std::string, slurm::QueuedJob> queue(const std::vector<std::string>& ids) const;
@@ -99,6 +123,17 @@ class SlurmExecutor final : public Executor {
   std::atomic<bool> stopping_{false};
   std::thread poller_;
   std::thread canceller_;
+  std::string tag_;  // this service's mark in its jobs' comments ("accel <tag> ..."), from its state folder
+  // The warm pools: what to keep, what is kept, and the hand-outs whose time limit and comment
+  // the warmer still has to set (scontrol, off the service's lock).
+  std::vector<std::pair<WorkerSpec, int>> warm_pools_;
+  mutable std::mutex warm_mutex_;
+  std::condition_variable warm_changed_;
+  bool warm_kick_ = false;
+  std::vector<WarmWorker> warm_;
+  std::vector<std::vector<std::string>> adoptions_;
+  std::map<std::string, std::size_t> handed_out_;  // "tier/type" -> runtimes started on a warm worker
+  std::thread warmer_;
 };
 
 }  // namespace accel::runtime
