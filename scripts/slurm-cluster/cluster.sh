@@ -10,7 +10,7 @@
 #
 # QOS (one per tier of accel's defaults; docs/slurm.md): free < pro < pro_plus < enterprise, each
 # preempting those below it by requeue after GraceTime (3 s here, to keep tests short), with the
-# tier's max lifetime as MaxWall.
+# tier's max lifetime (and what accel asks more) as MaxWall.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 CMD=${1:-status}
@@ -87,11 +87,12 @@ start)
     sacctmgr -i modify qos where name="$1" set Priority="$2" PreemptMode=requeue GraceTime=3 MaxWall="$3" \
       Flags=DenyOnLimit >/dev/null
   }
-  # MaxWall: the tier's max lifetime, plus the minute and a half accel asks more (docs/slurm.md).
-  add_qos free 10 12:02:00 ''
-  add_qos pro 100 24:02:00 free
-  add_qos pro_plus 1000 24:02:00 free,pro
-  add_qos enterprise 10000 7-00:02:00 free,pro,pro_plus
+  # MaxWall: the tier's max lifetime, plus what accel asks more (grace and a minute, and for a
+  # warm allocation its warm_max_age_s and 2 minutes: 10 min here; docs/slurm.md).
+  add_qos free 10 12:15:00 ''
+  add_qos pro 100 24:15:00 free
+  add_qos pro_plus 1000 24:15:00 free,pro
+  add_qos enterprise 10000 7-00:15:00 free,pro,pro_plus
   id "$REST_USER" >/dev/null 2>&1 || useradd -r -M -d /nonexistent -s /usr/sbin/nologin "$REST_USER"
   sacctmgr -i add user root,"$REST_USER" Account=accel QOS=free,pro,pro_plus,enterprise DefaultQOS=free \
     >/dev/null 2>&1 || true

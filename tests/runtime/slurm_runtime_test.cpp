@@ -292,32 +292,42 @@ TEST_F(SlurmRuntimeTest, RestartEndsTheJobsAndKeepsTheAllocation) {
   EXPECT_EQ(await_job_end("paula", id, k)["exit_code"], 0);
 }
 
-// The Slurm jobs of warm pools on the cluster ("<id>" of each running one named accel-warm-...).
-std::vector<std::string> running_warm_jobs() {
-  const CommandResult r = run_command("squeue --noheader --states=RUNNING --format='%i|%j'");
-  std::vector<std::string> ids;
-  std::istringstream lines(r.output);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.find("|accel-warm-") != std::string::npos) ids.push_back(line.substr(0, line.find('|')));
-  }
-  return ids;
-}
-
 std::string squeue_field(const std::string& job, const std::string& format) {
   const CommandResult r = run_command("squeue --noheader --states=all --format=" + format + " --jobs=" + job);
   return r.output.substr(0, r.output.find('\n'));
 }
 
-// A warm pool of one allocation for pro (paula) T4 runtimes.
+// A warm pool of one allocation for pro (paula) T4 runtimes, recycled after a minute.
 class SlurmWarmTest : public SlurmRuntimeTest {
  protected:
   std::string extra_config() const override {
     std::string config = SlurmRuntimeTest::extra_config();
-    return config.insert(config.find("\"types\""), R"("warm": [{"tier": "pro", "type": "t4", "count": 1}], )");
+    return config.insert(config.find("\"types\""), R"("warm": [{"tier": "pro", "type": "t4", "count": 1}], )"
+                                                   R"("warm_max_age_s": )" +
+                                                       std::to_string(warm_max_age_s()) + ", ");
   }
+  virtual int warm_max_age_s() const { return 60; }
   void TearDown() override {
+    const std::string id = service_id();
     SlurmRuntimeTest::TearDown();
-    for (const std::string& job : running_warm_jobs()) run_command("scancel " + job);  // a failed test's leftovers
+    for (const std::string& job : warm_jobs(id)) run_command("scancel " + job);  // a failed test's leftovers
+  }
+  // The service's id, the mark in its jobs' comments.
+  std::string service_id() const {
+    std::string id;
+    std::ifstream(dir_ / "data" / "slurm" / "service-id") >> id;
+    return id;
+  }
+  // This service's warm jobs that run, by their comment ("accel <service id> warm pro/t4").
+  static std::vector<std::string> warm_jobs(const std::string& service) {
+    const CommandResult r = run_command("squeue --noheader --states=RUNNING --format='%i|%k'");
+    std::vector<std::string> ids;
+    std::istringstream lines(r.output);
+    for (std::string line; std::getline(lines, line);) {
+      if (!service.empty() && line.find("|accel " + service + " warm ") != std::string::npos)
+        ids.push_back(line.substr(0, line.find('|')));
+    }
+    return ids;
   }
   std::string metrics() {
     httplib::Client c = client();
@@ -329,7 +339,7 @@ class SlurmWarmTest : public SlurmRuntimeTest {
     std::string warm;
     EXPECT_TRUE(wait_until(
         [&] {
-          for (const std::string& job : running_warm_jobs())
+          for (const std::string& job : warm_jobs(service_id()))
             if (job != other_than) warm = job;
           return !warm.empty() &&
                  metrics().find(R"(accel_slurm_warm_allocations{tier="pro",type="t4",state="ready"} 1)") !=
@@ -344,19 +354,25 @@ class SlurmWarmTest : public SlurmRuntimeTest {
 TEST_F(SlurmWarmTest, ARuntimeTakesAWarmAllocationAtOnceAndThePoolRefills) {
   const std::string warm = await_warm();
   ASSERT_FALSE(warm.empty());
+  // Waiting, it asks for the tier's limit (1441 minutes: 24 h, the grace and a minute) plus its
+  // most idle time and a margin (1 + 2 minutes), and sits behind every real request.
+  EXPECT_EQ(squeue_field(warm, "%l"), "1-00:05:00");
+  EXPECT_EQ(squeue_field(warm, "%y"), "1000000");
   const Reply created = post("paula", "/v1/runtimes", {{"type", "gpu:t4"}});
   ASSERT_EQ(created.status, 201) << created.body.dump();
   const std::string id = created.body["id"];
   EXPECT_EQ(slurm_job(created.body), warm) << "the pool's allocation, not a new job";
   EXPECT_EQ(created.body["state"], "running") << "no wait for Slurm: the allocation runs already";
   EXPECT_TRUE(has_event("paula", id, "submitted", "a warm allocation"));
-  // It is the runtime's now: its comment names it, and its time limit is the tier's from the
-  // hand-out on (1441 minutes from the start, plus the minute it may have stood idle).
+  // It is the runtime's now: its comment names it, its nice is a runtime's, and its time limit
+  // is the tier's from the hand-out on (1441 minutes from the start, plus the minute it may
+  // have stood idle).
   EXPECT_TRUE(wait_until(
       [&] { return squeue_field(warm, "%k").find("runtime " + id + " of paula") != std::string::npos; }, 10.0))
       << squeue_field(warm, "%k");
   const std::string limit = squeue_field(warm, "%l");
   EXPECT_TRUE(limit == "1-00:02:00" || limit == "1-00:03:00") << limit;
+  EXPECT_EQ(squeue_field(warm, "%y"), "0");
   // A GPU of the cluster's, as any runtime's.
   const std::string j = job("paula", id, {"sh", "-c", "echo CVD=$CUDA_VISIBLE_DEVICES"});
   EXPECT_EQ(await_job_end("paula", id, j)["exit_code"], 0);
@@ -380,6 +396,12 @@ TEST_F(SlurmWarmTest, ARestartedServiceEndsWhatItsEarlierRunLeftAndNoRuntimeHold
   const std::string id = create("paula", "cpu");
   await_running("paula", id);
   const std::string held = slurm_job(runtime("paula", id));
+  // Another service's job on the same account: not this one's to end.
+  const CommandResult other = run_command(
+      "sbatch --parsable --account=accel --qos=pro --output=/dev/null --comment='accel 0123456789ab warm pro/t4' "
+      "--wrap='exec sleep 600'");
+  ASSERT_EQ(other.status, 0) << other.output;
+  raw_jobs_.push_back(other.output.substr(0, other.output.find_first_of(";\n")));
   stop_daemon(SIGKILL);  // its warm allocation stays behind in Slurm
   EXPECT_EQ(squeue_field(warm, "%T"), "RUNNING");
   start_daemon();
@@ -387,8 +409,26 @@ TEST_F(SlurmWarmTest, ARestartedServiceEndsWhatItsEarlierRunLeftAndNoRuntimeHold
   EXPECT_TRUE(wait_until([&] { return squeue_field(warm, "%T") != "RUNNING"; }, 20.0)) << squeue_field(warm, "%T");
   EXPECT_NE(log().find("ended 1 worker(s) an earlier run of this service left"), std::string::npos) << log();
   EXPECT_EQ(squeue_field(held, "%T"), "RUNNING");
+  const std::string other_state = squeue_field(raw_jobs_.back(), "%T");
+  EXPECT_TRUE(other_state == "RUNNING" || other_state == "PENDING") << other_state;
   EXPECT_EQ(state("paula", id), "running");
   EXPECT_FALSE(await_warm(warm).empty()) << "the new run keeps its own pool";
+}
+
+// The same pool, recycled after 10 s.
+class SlurmWarmRecycleTest : public SlurmWarmTest {
+ protected:
+  int warm_max_age_s() const override { return 10; }
+};
+
+TEST_F(SlurmWarmRecycleTest, AnAllocationIdleLongerThanTheMaxAgeIsReplaced) {
+  const std::string warm = await_warm();
+  ASSERT_FALSE(warm.empty());
+  EXPECT_EQ(squeue_field(warm, "%l"), "1-00:04:00");  // the tier's 1441 minutes, 10 s and the 2 minutes' margin
+  // Its time limit runs while it waits: after 10 s a new one takes its place.
+  EXPECT_TRUE(wait_until([&] { return squeue_field(warm, "%T") != "RUNNING"; }, 30.0)) << squeue_field(warm, "%T");
+  EXPECT_FALSE(await_warm(warm).empty());
+  EXPECT_NE(metrics().find(R"(accel_slurm_warm_handed_out_total{tier="pro",type="t4"} 0)"), std::string::npos);
 }
 
 }  // namespace

@@ -67,20 +67,16 @@ SlurmExecutor::SlurmExecutor(SlurmConfig config, bool isolating, std::string mon
                 ", ProctrackType=" + proctrack + "), and rlimits per process"
           : "a Slurm allocation per runtime (slurmctld did not answer at start-up: " + first_line(shown.err) +
                 "), and rlimits per process";
-  // This service's mark in its jobs' comments: the orphans it may cancel are its own, not those
-  // of another service on the same Slurm account.
-  std::uint64_t hash = 14695981039346656037ull;  // FNV-1a of the state folder
-  for (const char c : std::filesystem::weakly_canonical(state_dir).string())
-    hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-  char tag[17];
-  std::snprintf(tag, sizeof tag, "%016llx", static_cast<unsigned long long>(hash));
-  tag_ = std::string(tag).substr(0, 10);
+  tag_ = service_id(state_dir);
   poller_ = std::thread([this] { poll_pending(); });
   canceller_ = std::thread([this] { cancel_doomed(); });
 }
 
 SlurmExecutor::~SlurmExecutor() {
   stopping_ = true;
+  // Past each loop's check of stopping_ and into its wait: the notifications below reach them.
+  { std::lock_guard<std::mutex> lock(pending_mutex_); }
+  { std::lock_guard<std::mutex> lock(warm_mutex_); }
   pending_changed_.notify_all();
   doomed_changed_.notify_all();
   warm_changed_.notify_all();
@@ -89,7 +85,11 @@ SlurmExecutor::~SlurmExecutor() {
   if (canceller_.joinable()) canceller_.join();  // after its last batch: no killed runtime lives on
   // No runtime took these: they leave with the service, not at their time limit.
   std::vector<std::string> idle;
-  for (const WarmWorker& w : warm_) idle.push_back(w.id);
+  std::error_code ec;
+  for (const WarmWorker& w : warm_) {
+    idle.push_back(w.id);
+    std::filesystem::remove(beacons_ + "/" + w.name, ec);
+  }
   cancel_now(idle);
 }
 

@@ -77,7 +77,10 @@ class SlurmExecutor final : public Executor {
     std::string id, name;  // Slurm job id; the job is accel-<name>, its beacon <beacons>/<name>
     std::size_t pool = 0;  // index in warm_pools_
     bool started = false;
-    std::chrono::steady_clock::time_point started_at;
+    std::chrono::steady_clock::time_point submitted_at;
+    std::chrono::steady_clock::time_point started_at;  // when Slurm started it (its beacon's time)
+    std::chrono::steady_clock::time_point seen_at;     // when squeue (or its beacon) last said it runs
+    bool unseen_said = false;                          // running without a beacon: said once
   };
   struct Submitted {
     std::optional<std::string> id;
@@ -88,9 +91,12 @@ class SlurmExecutor final : public Executor {
   // sbatch of a worker for `spec`, named accel-<name>, writing its beacon <beacons>/<name>.
   Submitted submit(const WorkerSpec& spec, const std::string& name, const std::string& comment,
                    const std::vector<std::string>& extra = {});
-  void cancel_now(const std::vector<std::string>& ids);     // the canceller's two calls, here and now
-  std::optional<Handle> take_warm(const WorkerSpec& spec);  // a started warm worker of the spec's pool
-  void tend_warm();                                         // the warmer's loop: refill, recycle, adopt
+  void cancel_now(const std::vector<std::string>& ids);              // the canceller's two calls, here and now
+  std::optional<Handle> take_warm(const WorkerSpec& spec);           // a started warm worker of the spec's pool
+  void tend_warm();                                                  // the warmer's loop: refill, recycle, adopt
+  void adopt(const std::vector<std::vector<std::string>>& updates);  // the hand-outs' scontrol calls
+  // This service's id, made once in its state folder: the mark in its jobs' comments.
+  static std::string service_id(const std::string& state_dir);
   slurm::ToolResult run(std::vector<std::string> argv) const;
   // squeue for these job ids, one call; ExecutorUnavailable when slurmctld does not answer.
   std::map<std::string, slurm::QueuedJob> queue(const std::vector<std::string>& ids) const;
@@ -123,7 +129,7 @@ class SlurmExecutor final : public Executor {
   std::atomic<bool> stopping_{false};
   std::thread poller_;
   std::thread canceller_;
-  std::string tag_;  // this service's mark in its jobs' comments ("accel <tag> ..."), from its state folder
+  std::string tag_;  // this service's mark in its jobs' comments ("accel <tag> ..."): service_id()
   // The warm pools: what to keep, what is kept, and the hand-outs whose time limit and comment
   // the warmer still has to set (scontrol, off the service's lock).
   std::vector<std::pair<WorkerSpec, int>> warm_pools_;
@@ -132,6 +138,7 @@ class SlurmExecutor final : public Executor {
   bool warm_kick_ = false;
   std::vector<WarmWorker> warm_;
   std::vector<std::vector<std::string>> adoptions_;
+  std::string update_said_;                        // the last scontrol refusal logged, said once
   std::map<std::string, std::size_t> handed_out_;  // "tier/type" -> runtimes started on a warm worker
   std::thread warmer_;
 };

@@ -3,17 +3,22 @@
 // A runtime on Slurm waits for the cluster's next scheduling pass (0.2-0.9 s on the idle test
 // cluster, seconds on a busy one). A warm pool keeps `count` allocations of one tier and type
 // started and idle; a create of that tier and type takes one at once, and the warmer submits its
-// replacement. Each warm job is what the runtime's own would be (partition, gres, QOS, time
-// limit, memory and CPUs), so nothing changes hands in Slurm but its name-bearing comment and its
-// time limit, which the warmer extends by the time it stood idle. Warm jobs wait behind every
-// real request (--nice), are recycled after warm_max_age_s, and leave with the service.
+// replacement. Each warm job is what the runtime's own would be (partition, gres, QOS, memory,
+// CPUs, requeue) with two differences that the hand-out undoes: a time limit longer by the most
+// it may stand idle, lowered at the hand-out to the tier's counted from then (a job's owner may
+// lower its limit), and a nice value that keeps it behind every real request, set back to 0
+// (which takes a Slurm operator). Warm jobs are recycled after warm_max_age_s and leave with
+// the service.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <random>
 #include <sstream>
 
+#include "accel/core/error.h"
 #include "accel/runtime/slurm_executor.h"
 
 namespace accel::runtime {
@@ -23,23 +28,56 @@ constexpr const char* kWarmPrefix = "warm-";
 // Behind every waiting request: a warm job starts only on capacity no runtime asks for.
 constexpr const char* kWarmNice = "--nice=1000000";
 constexpr double kRefusedRetryS = 30;  // a pool Slurm refused is asked again after this
+constexpr double kLimitMarginS = 120;  // the warmer looks every status_s: a warm job may outstay its age a little
 
 std::string pool_name(const WorkerSpec& spec) { return spec.tier + "/" + spec.type; }
 
-std::string random_hex() {
+std::string random_hex(int digits) {
   std::random_device random;
-  char hex[9];
-  std::snprintf(hex, sizeof hex, "%08x", static_cast<unsigned>(random()));
-  return hex;
+  std::string out;
+  while (static_cast<int>(out.size()) < digits) {
+    char hex[9];
+    std::snprintf(hex, sizeof hex, "%08x", static_cast<unsigned>(random()));
+    out += hex;
+  }
+  return out.substr(0, digits);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point then) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - then).count();
 }
 
+std::chrono::steady_clock::time_point steady_after(double seconds) {
+  return std::chrono::steady_clock::now() +
+         std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds));
+}
+
 }  // namespace
 
+std::string SlurmExecutor::service_id(const std::string& state_dir) {
+  // Random, not derived from the path: two services with the same data dir path on two hosts
+  // of one Slurm account must not take each other's jobs for orphans.
+  const std::string path = state_dir + "/service-id";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd >= 0) {
+    const std::string id = random_hex(12);
+    const bool written = ::write(fd, id.data(), id.size()) == static_cast<ssize_t>(id.size()) && ::fsync(fd) == 0;
+    ::close(fd);
+    if (!written) throw Error("executor slurm: cannot write " + path + " (the service's id for its Slurm jobs)");
+    return id;
+  }
+  std::string id;
+  std::ifstream(path) >> id;
+  if (id.size() != 12 || id.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    throw ValueError("executor slurm: " + path +
+                     " is not a service id (12 hex digits); remove it only if no Slurm job of this service runs, "
+                     "and the service makes a new one");
+  }
+  return id;
+}
+
 void SlurmExecutor::keep_warm(const std::vector<std::pair<WorkerSpec, int>>& pools) {
+  std::lock_guard<std::mutex> lock(warm_mutex_);
   if (pools.empty() || warmer_.joinable()) return;
   warm_pools_ = pools;
   warmer_ = std::thread([this] { tend_warm(); });
@@ -54,15 +92,23 @@ std::optional<Handle> SlurmExecutor::take_warm(const WorkerSpec& spec) {
   auto taken = warm_.end();
   for (auto it = warm_.begin(); it != warm_.end(); ++it) {
     const WorkerSpec& pool = warm_pools_[it->pool].first;
-    if (!it->started || pool.tier != spec.tier || pool.type != spec.type) continue;
+    // Only one Slurm said runs lately (a preempted or ended one is dropped at the next look),
+    // and that has its time limit's margin left.
+    if (!it->started || pool.tier != spec.tier || pool.type != spec.type ||
+        seconds_since(it->seen_at) > 3 * config_.status_s || seconds_since(it->started_at) > config_.warm_max_age_s)
+      continue;
     if (taken == warm_.end() || it->started_at < taken->started_at) taken = it;  // the oldest: it is recycled first
   }
   if (taken == warm_.end()) return std::nullopt;
-  // Slurm counts its time limit from the start: the runtime gets its full one from now on.
-  const double idle_s = seconds_since(taken->started_at) + config_.poll_s;
-  adoptions_.push_back({tool("scontrol"), "update", "JobId=" + taken->id,
-                        "TimeLimit=" + std::to_string(slurm::time_limit_minutes(spec.time_limit_s + idle_s)),
-                        "Comment=accel " + tag_ + " runtime " + spec.runtime_id + " of " + spec.user});
+  // Slurm counts a time limit from the job's start: the runtime gets its tier's from now on.
+  const double idle_s = seconds_since(taken->started_at);
+  const std::string job = "JobId=" + taken->id;
+  const std::string scontrol = tool("scontrol");
+  adoptions_.push_back(
+      {scontrol, "update", job, "TimeLimit=" + std::to_string(slurm::time_limit_minutes(spec.time_limit_s + idle_s))});
+  adoptions_.push_back({scontrol, "update", job, "Nice=0"});
+  adoptions_.push_back(
+      {scontrol, "update", job, "Comment=accel " + tag_ + " runtime " + spec.runtime_id + " of " + spec.user});
   ++handed_out_[pool_name(spec)];
   const Handle handle = "slurm:" + taken->id + ":" + taken->name;
   warm_.erase(taken);
@@ -71,74 +117,97 @@ std::optional<Handle> SlurmExecutor::take_warm(const WorkerSpec& spec) {
   return handle;
 }
 
+void SlurmExecutor::adopt(const std::vector<std::vector<std::string>>& updates) {
+  for (const auto& argv : updates) {
+    const slurm::ToolResult updated = run(argv);
+    if (updated.status == 0) continue;
+    const std::string why = updated.err.substr(0, updated.err.find('\n'));
+    // The runtime ended before its update came: nothing to set.
+    if (why.find("Invalid job id") != std::string::npos || why.find("already completed") != std::string::npos) continue;
+    std::string what = argv[2] + " " + argv[3];
+    if (what.size() > 80) what = what.substr(0, 80) + "...";
+    const bool denied = why.find("ccess") != std::string::npos || why.find("ermission") != std::string::npos;
+    std::lock_guard<std::mutex> lock(warm_mutex_);
+    if (why == update_said_) continue;
+    update_said_ = why;
+    std::fprintf(stderr, "accel serve: scontrol update %s of a warm allocation's hand-out failed: %s%s\n", what.c_str(),
+                 why.c_str(),
+                 denied ? " (Nice=0 takes a Slurm operator: sacctmgr modify user NAME set AdminLevel=Operator; "
+                          "without it, a runtime on a warm allocation that is preempted and requeued waits behind "
+                          "every other request)"
+                        : "");
+  }
+}
+
 void SlurmExecutor::tend_warm() {
   std::vector<std::chrono::steady_clock::time_point> retry_at(warm_pools_.size());
   std::vector<std::string> said(warm_pools_.size());  // each pool's last refusal, said once
-  std::string update_said;
   auto asked_at = std::chrono::steady_clock::time_point{};
   std::unique_lock<std::mutex> lock(warm_mutex_);
   while (!stopping_) {
-    // Time limits and comments of the runtimes that took a warm job.
     std::vector<std::vector<std::string>> adoptions;
     adoptions.swap(adoptions_);
+    std::vector<std::pair<std::string, std::string>> unstarted;  // id, name
+    for (const WarmWorker& w : warm_)
+      if (!w.started) unstarted.emplace_back(w.id, w.name);
+    const bool ask = seconds_since(asked_at) >= config_.status_s && !warm_.empty();
+    std::vector<std::string> ids;
+    for (const WarmWorker& w : warm_) ids.push_back(w.id);
     lock.unlock();
-    for (const auto& argv : adoptions) {
-      const slurm::ToolResult updated = run(argv);
-      const std::string why = updated.err.substr(0, updated.err.find('\n'));
-      if (updated.status != 0 && why != update_said) {
-        std::fprintf(stderr,
-                     "accel serve: %s did not take effect (%s): a runtime on a warm allocation keeps the time limit "
-                     "the allocation started with; the service's Slurm user must be an operator "
-                     "(sacctmgr modify user NAME set AdminLevel=Operator) to extend it\n",
-                     argv[2].c_str(), why.c_str());
-        update_said = why;
-      }
+
+    // Off the lock (a create waits for it under the service's): the hand-outs' updates, the
+    // beacons (a shared file system may stall) and squeue.
+    adopt(adoptions);
+    std::map<std::string, std::chrono::steady_clock::time_point> started;
+    for (const auto& [id, name] : unstarted) {
+      std::error_code ec;
+      const auto written = std::filesystem::last_write_time(beacons_ + "/" + name, ec);
+      if (ec) continue;
+      const double ago = std::chrono::duration<double>(std::filesystem::file_time_type::clock::now() - written).count();
+      started[id] = steady_after(-std::max(0.0, ago));  // its start, not when it was noticed
     }
-    lock.lock();
-    // Started: their beacons, a stat each.
-    for (WarmWorker& w : warm_) {
-      if (!w.started && std::filesystem::exists(beacons_ + "/" + w.name)) {
-        w.started = true;
-        w.started_at = std::chrono::steady_clock::now();
-      }
-    }
-    // Ended or preempted (a warm job of a preemptible tier yields to real demand), from one
-    // squeue call every status_s; recycled when idle for warm_max_age_s.
-    std::vector<std::string> doomed;
-    if (seconds_since(asked_at) >= config_.status_s && !warm_.empty()) {
-      std::vector<std::string> ids;
-      for (const WarmWorker& w : warm_) ids.push_back(w.id);
-      lock.unlock();
-      std::optional<std::map<std::string, slurm::QueuedJob>> queued;
+    std::optional<std::map<std::string, slurm::QueuedJob>> queued;
+    if (ask) {
       try {
         queued = queue(ids);
       } catch (const ExecutorUnavailable&) {
-        // the runtimes' poll says so; the pools wait for it to answer
+        // the runtimes' poll says so; meanwhile no warm job is seen, so none is handed out
       }
       asked_at = std::chrono::steady_clock::now();
-      lock.lock();
-      for (auto it = warm_.begin(); queued && it != warm_.end();) {
-        // Only the warmer adds warm jobs: every one here was asked for.
-        const auto q = queued->find(it->id);
-        const bool gone = q == queued->end();
-        // A started one that waits again was preempted and requeued: it is no longer ready.
-        const bool alive =
-            !gone && (q->second.state == "RUNNING" ||
-                      (!it->started && (q->second.state == "PENDING" || q->second.state == "CONFIGURING")));
-        if (!alive) {
-          if (!gone) doomed.push_back(it->id);
-          it = warm_.erase(it);
-        } else {
-          ++it;
-        }
-      }
     }
+
+    lock.lock();
+    std::vector<WarmWorker> dropped;
+    const auto now = std::chrono::steady_clock::now();
     for (auto it = warm_.begin(); it != warm_.end();) {
-      if (it->started && seconds_since(it->started_at) > config_.warm_max_age_s) {
-        doomed.push_back(it->id);
-        it = warm_.erase(it);
-      } else {
+      if (const auto s = started.find(it->id); s != started.end() && !it->started) {
+        it->started = true;
+        it->started_at = s->second;
+        it->seen_at = now;
+      }
+      bool keep = true;
+      if (queued && std::find(ids.begin(), ids.end(), it->id) != ids.end()) {
+        const auto q = queued->find(it->id);
+        const std::string state = q == queued->end() ? "" : q->second.state;
+        if (state == "RUNNING") {
+          if (it->started) it->seen_at = now;
+          if (!it->started && seconds_since(it->submitted_at) > 30 && !it->unseen_said) {
+            std::fprintf(stderr,
+                         "accel serve: warm allocation %s runs in Slurm but its start beacon never appeared in %s: the "
+                         "data dir must be on a file system the nodes share (docs/slurm.md)\n",
+                         it->id.c_str(), beacons_.c_str());
+            it->unseen_said = true;
+          }
+        }
+        // Gone, ended, or (started before) waiting again: a preempted job requeued is no longer ready.
+        keep = state == "RUNNING" || (!it->started && (state == "PENDING" || state == "CONFIGURING"));
+      }
+      if (it->started && seconds_since(it->started_at) > config_.warm_max_age_s) keep = false;  // its limit runs
+      if (keep) {
         ++it;
+      } else {
+        dropped.push_back(*it);
+        it = warm_.erase(it);
       }
     }
     // Refill: each pool back to its count.
@@ -146,27 +215,37 @@ void SlurmExecutor::tend_warm() {
       const auto& [spec, count] = warm_pools_[p];
       while (!stopping_ && std::chrono::steady_clock::now() >= retry_at[p] &&
              std::count_if(warm_.begin(), warm_.end(), [p](const WarmWorker& w) { return w.pool == p; }) < count) {
-        const std::string name = kWarmPrefix + tag_ + "-" + random_hex();
+        const std::string name = kWarmPrefix + tag_ + "-" + random_hex(8);
+        WorkerSpec warm = spec;
+        warm.time_limit_s += config_.warm_max_age_s + kLimitMarginS;  // lowered at the hand-out
         lock.unlock();
-        const Submitted submitted = submit(spec, name, "accel " + tag_ + " warm " + pool_name(spec), {kWarmNice});
+        const Submitted submitted = submit(warm, name, "accel " + tag_ + " warm " + pool_name(spec), {kWarmNice});
         lock.lock();
         if (!submitted.id) {
-          retry_at[p] = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                               std::chrono::duration<double>(kRefusedRetryS));
-          if (submitted.error != said[p])
-            std::fprintf(stderr, "accel serve: warm pool %s: %s; asked again every %g s\n", pool_name(spec).c_str(),
-                         submitted.error.c_str(), kRefusedRetryS);
+          retry_at[p] = steady_after(kRefusedRetryS);
+          if (submitted.error != said[p]) {
+            std::fprintf(stderr,
+                         "accel serve: warm pool %s: %s (a warm job asks for the tier's time limit plus "
+                         "warm_max_age_s and 2 minutes: the QOS's MaxWall must allow it); asked again every %g s\n",
+                         pool_name(spec).c_str(), submitted.error.c_str(), kRefusedRetryS);
+          }
           said[p] = submitted.error;
           break;
         }
         said[p].clear();
-        warm_.push_back({*submitted.id, name, p, false, {}});
+        warm_.push_back({*submitted.id, name, p, false, std::chrono::steady_clock::now(), {}, {}, false});
       }
     }
-    if (!doomed.empty()) {
-      std::lock_guard<std::mutex> pending(pending_mutex_);
-      doomed_.insert(doomed_.end(), doomed.begin(), doomed.end());
+    if (!dropped.empty()) {
+      lock.unlock();
+      std::error_code ec;
+      for (const WarmWorker& w : dropped) std::filesystem::remove(beacons_ + "/" + w.name, ec);
+      {
+        std::lock_guard<std::mutex> pending(pending_mutex_);
+        for (const WarmWorker& w : dropped) doomed_.push_back(w.id);
+      }
       doomed_changed_.notify_all();
+      lock.lock();
     }
     // Quick while a warm job waits to start (its beacon), else at squeue's pace.
     const bool waiting = std::any_of(warm_.begin(), warm_.end(), [](const WarmWorker& w) { return !w.started; });
@@ -174,32 +253,44 @@ void SlurmExecutor::tend_warm() {
                            [this] { return stopping_.load() || warm_kick_; });
     warm_kick_ = false;
   }
+  // The last hand-outs' updates still go out: their runtimes live on after the service.
+  std::vector<std::vector<std::string>> adoptions;
+  adoptions.swap(adoptions_);
+  lock.unlock();
+  adopt(adoptions);
 }
 
 int SlurmExecutor::end_orphans(const std::vector<Handle>& held) {
   std::set<std::string> kept;
   for (const Handle& worker : held) kept.insert(job_id(worker));
   const slurm::ToolResult listed =
-      run({tool("squeue"), "--noheader", "--user=" + std::to_string(geteuid()), "--format=%i|%k"});
+      run({tool("squeue"), "--noheader", "--user=" + std::to_string(geteuid()), "--format=%i|%j|%k"});
   if (listed.status != 0)
     throw ExecutorUnavailable("squeue did not answer: " + listed.err.substr(0, listed.err.find('\n')));
-  // Only this service's: its mark opens the comment, which accel sets on every job it submits.
+  // Only this service's: its id opens the comment, which accel sets on every job it submits.
   const std::string mark = "accel " + tag_ + " ";
   std::vector<std::string> orphans;
   std::istringstream lines(listed.out);
+  std::error_code ec;
   for (std::string line; std::getline(lines, line);) {
-    const auto bar = line.find('|');
-    if (bar == std::string::npos) continue;
-    const std::string id = line.substr(0, bar);
-    if (line.compare(bar + 1, mark.size(), mark) == 0 && !kept.count(id)) orphans.push_back(id);
+    std::vector<std::string> f;
+    std::istringstream fields(line);
+    for (std::string field; f.size() < 2 && std::getline(fields, field, '|');) f.push_back(field);
+    std::string comment;
+    std::getline(fields, comment);  // the rest: a comment may hold a '|'
+    if (f.size() < 2 || comment.compare(0, mark.size(), mark) != 0 || kept.count(f[0])) continue;
+    orphans.push_back(f[0]);
+    // Its beacon goes too (a name of accel's own: accel-<runtime id> or accel-warm-...).
+    if (f[1].rfind("accel-", 0) == 0 && f[1].find('/') == std::string::npos && f[1].size() > 6)
+      std::filesystem::remove(beacons_ + "/" + f[1].substr(6), ec);
   }
   cancel_now(orphans);
   return static_cast<int>(orphans.size());
 }
 
 std::string SlurmExecutor::metrics() const {
-  if (warm_pools_.empty()) return "";
   std::lock_guard<std::mutex> lock(warm_mutex_);
+  if (warm_pools_.empty()) return "";
   std::string out =
       "# HELP accel_slurm_warm_allocations Warm Slurm allocations kept for new runtimes: ready (started, idle) or "
       "waiting for the cluster to start them.\n# TYPE accel_slurm_warm_allocations gauge\n";
