@@ -83,8 +83,10 @@ SlurmExecutor::~SlurmExecutor() {
   if (poller_.joinable()) poller_.join();
   if (warmer_.joinable()) warmer_.join();
   if (canceller_.joinable()) canceller_.join();  // after its last batch: no killed runtime lives on
-  // No runtime took these: they leave with the service, not at their time limit.
+  // No runtime took these, and the warmer may have dropped some after the canceller's last
+  // batch: they leave with the service, not at their time limit.
   std::vector<std::string> idle;
+  idle.swap(doomed_);
   std::error_code ec;
   for (const WarmWorker& w : warm_) {
     idle.push_back(w.id);

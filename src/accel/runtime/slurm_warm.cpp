@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -29,6 +31,7 @@ constexpr const char* kWarmPrefix = "warm-";
 constexpr const char* kWarmNice = "--nice=1000000";
 constexpr double kRefusedRetryS = 30;  // a pool Slurm refused is asked again after this
 constexpr double kLimitMarginS = 120;  // the warmer looks every status_s: a warm job may outstay its age a little
+constexpr double kStartMarginS = 10;   // Slurm's start of a warm job, before its beacon
 
 std::string pool_name(const WorkerSpec& spec) { return spec.tier + "/" + spec.type; }
 
@@ -56,18 +59,35 @@ std::chrono::steady_clock::time_point steady_after(double seconds) {
 
 std::string SlurmExecutor::service_id(const std::string& state_dir) {
   // Random, not derived from the path: two services with the same data dir path on two hosts
-  // of one Slurm account must not take each other's jobs for orphans.
+  // of one Slurm account must not take each other's jobs for orphans. Written whole or not at
+  // all (a temporary file, synced, then linked into place), so a crash leaves no half an id.
   const std::string path = state_dir + "/service-id";
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd >= 0) {
-    const std::string id = random_hex(12);
-    const bool written = ::write(fd, id.data(), id.size()) == static_cast<ssize_t>(id.size()) && ::fsync(fd) == 0;
-    ::close(fd);
-    if (!written) throw Error("executor slurm: cannot write " + path + " (the service's id for its Slurm jobs)");
+  const auto read = [&path] {
+    std::string id;
+    std::ifstream(path) >> id;
     return id;
+  };
+  if (!std::filesystem::exists(path)) {
+    const std::string id = random_hex(12);
+    const std::string temporary = path + ".new-" + id;
+    const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    const bool written =
+        fd >= 0 && ::write(fd, id.data(), id.size()) == static_cast<ssize_t>(id.size()) && ::fsync(fd) == 0;
+    const int error = errno;
+    if (fd >= 0) ::close(fd);
+    const bool linked = written && (::link(temporary.c_str(), path.c_str()) == 0 || errno == EEXIST);
+    const int link_error = errno;
+    ::unlink(temporary.c_str());
+    if (!written || !linked) {
+      throw Error("executor slurm: cannot write " + path +
+                  " (the service's id for its Slurm jobs): " + std::strerror(written ? link_error : error));
+    }
+    if (const int dir = ::open(state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
+      ::fsync(dir);  // the name survives a power loss with the jobs that carry it
+      ::close(dir);
+    }
   }
-  std::string id;
-  std::ifstream(path) >> id;
+  const std::string id = read();
   if (id.size() != 12 || id.find_first_not_of("0123456789abcdef") != std::string::npos) {
     throw ValueError("executor slurm: " + path +
                      " is not a service id (12 hex digits); remove it only if no Slurm job of this service runs, "
@@ -100,8 +120,10 @@ std::optional<Handle> SlurmExecutor::take_warm(const WorkerSpec& spec) {
     if (taken == warm_.end() || it->started_at < taken->started_at) taken = it;  // the oldest: it is recycled first
   }
   if (taken == warm_.end()) return std::nullopt;
-  // Slurm counts a time limit from the job's start: the runtime gets its tier's from now on.
-  const double idle_s = seconds_since(taken->started_at);
+  // Slurm counts a time limit from the job's start: the runtime gets its tier's from now on. The
+  // start is its beacon's time, a little after Slurm's (and clocks differ): a margin, well
+  // inside the 2 minutes the warm job asked for more, keeps the new limit at or after the tier's.
+  const double idle_s = seconds_since(taken->started_at) + kStartMarginS;
   const std::string job = "JobId=" + taken->id;
   const std::string scontrol = tool("scontrol");
   adoptions_.push_back(
@@ -177,7 +199,7 @@ void SlurmExecutor::tend_warm() {
     }
 
     lock.lock();
-    std::vector<WarmWorker> dropped;
+    std::vector<WarmWorker> dropped;  // to cancel: squeue last listed them under their own name
     const auto now = std::chrono::steady_clock::now();
     for (auto it = warm_.begin(); it != warm_.end();) {
       if (const auto s = started.find(it->id); s != started.end() && !it->started) {
@@ -185,10 +207,13 @@ void SlurmExecutor::tend_warm() {
         it->started_at = s->second;
         it->seen_at = now;
       }
-      bool keep = true;
+      bool keep = true, listed = true;
       if (queued && std::find(ids.begin(), ids.end(), it->id) != ids.end()) {
         const auto q = queued->find(it->id);
-        const std::string state = q == queued->end() ? "" : q->second.state;
+        // Gone, or the id is another job's now (a controller that lost its state hands ids out
+        // again): nothing of this warm job to cancel.
+        listed = q != queued->end() && q->second.name == "accel-" + it->name;
+        const std::string state = listed ? q->second.state : "";
         if (state == "RUNNING") {
           if (it->started) it->seen_at = now;
           if (!it->started && seconds_since(it->submitted_at) > 30 && !it->unseen_said) {
@@ -199,14 +224,16 @@ void SlurmExecutor::tend_warm() {
             it->unseen_said = true;
           }
         }
-        // Gone, ended, or (started before) waiting again: a preempted job requeued is no longer ready.
+        // Ended, or (started before) waiting again: a preempted job requeued is no longer ready.
         keep = state == "RUNNING" || (!it->started && (state == "PENDING" || state == "CONFIGURING"));
       }
-      if (it->started && seconds_since(it->started_at) > config_.warm_max_age_s) keep = false;  // its limit runs
+      // Its limit runs while it waits; one that never shows its beacon is no use either.
+      const double age = it->started ? seconds_since(it->started_at) : seconds_since(it->submitted_at);
+      if (age > config_.warm_max_age_s && (it->started || it->unseen_said)) keep = false;
       if (keep) {
         ++it;
       } else {
-        dropped.push_back(*it);
+        if (listed) dropped.push_back(*it);
         it = warm_.erase(it);
       }
     }
@@ -261,8 +288,11 @@ void SlurmExecutor::tend_warm() {
 }
 
 int SlurmExecutor::end_orphans(const std::vector<Handle>& held) {
-  std::set<std::string> kept;
-  for (const Handle& worker : held) kept.insert(job_id(worker));
+  std::set<std::string> kept, held_names;
+  for (const Handle& worker : held) {
+    kept.insert(job_id(worker));
+    held_names.insert(job_name(worker));
+  }
   const slurm::ToolResult listed =
       run({tool("squeue"), "--noheader", "--user=" + std::to_string(geteuid()), "--format=%i|%j|%k"});
   if (listed.status != 0)
@@ -280,9 +310,13 @@ int SlurmExecutor::end_orphans(const std::vector<Handle>& held) {
     std::getline(fields, comment);  // the rest: a comment may hold a '|'
     if (f.size() < 2 || comment.compare(0, mark.size(), mark) != 0 || kept.count(f[0])) continue;
     orphans.push_back(f[0]);
-    // Its beacon goes too (a name of accel's own: accel-<runtime id> or accel-warm-...).
-    if (f[1].rfind("accel-", 0) == 0 && f[1].find('/') == std::string::npos && f[1].size() > 6)
-      std::filesystem::remove(beacons_ + "/" + f[1].substr(6), ec);
+    // Its beacon goes too: a name of accel's own (accel-<runtime id>, accel-warm-...), unless a
+    // held runtime's job has the same (a runtime submitted again after a change of type).
+    const std::string name = f[1].rfind("accel-", 0) == 0 ? f[1].substr(6) : "";
+    const bool plain = !name.empty() && name.find_first_not_of(
+                                            "abcdefghijklmnopqrstuvwxyz"
+                                            "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == std::string::npos;
+    if (plain && !held_names.count("accel-" + name)) std::filesystem::remove(beacons_ + "/" + name, ec);
   }
   cancel_now(orphans);
   return static_cast<int>(orphans.size());
