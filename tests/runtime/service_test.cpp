@@ -194,10 +194,11 @@ TEST_F(ServiceTest, TheQueueServesHigherPriorityFirst) {
 
 TEST_F(ServiceTest, PreemptionSendsSigtermFirstAndWaitsTheGracePeriod) {
   const std::string victim = create("alice", "gpu:t4");
-  // Its checkpoint takes 0.5 s of the 1 s grace; the runtime ends when the job does.
+  // Its checkpoint takes 0.3 s of the 1 s grace (room for a loaded machine: a CI run once took
+  // more than the other 0.5 s); the runtime ends when the job does.
   const std::string job = this->job("alice", victim,
                                     {"sh", "-c",
-                                     "trap 'echo got SIGTERM; sleep 0.5; echo saved; exit 75' TERM; echo ready; "
+                                     "trap 'echo got SIGTERM; sleep 0.3; echo saved; exit 75' TERM; echo ready; "
                                      "while :; do sleep 0.05; done"});
   ASSERT_TRUE(wait_until([&] { return output("alice", victim, job).find("ready") != std::string::npos; }, 5));
   const auto asked = std::chrono::steady_clock::now();
@@ -206,7 +207,7 @@ TEST_F(ServiceTest, PreemptionSendsSigtermFirstAndWaitsTheGracePeriod) {
   ASSERT_TRUE(wait_until([&] { return output("alice", victim, job).find("got SIGTERM") != std::string::npos; }, 5));
   EXPECT_EQ(state("alice", victim), "terminating");  // the grace period runs
   ASSERT_TRUE(wait_until([&] { return state("paula", winner) == "running"; }, 5));
-  EXPECT_GE(std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count(), 0.45);
+  EXPECT_GE(std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count(), 0.25);
   EXPECT_NE(output("alice", victim, job).find("saved"), std::string::npos);
   const Json ended = runtime("alice", victim);
   EXPECT_EQ(ended["state"], "terminated");

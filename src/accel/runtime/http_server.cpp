@@ -13,6 +13,7 @@
 #include <optional>
 #include <regex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 
 namespace accel::runtime::http {
@@ -89,7 +90,7 @@ struct Server::State {
   std::atomic<std::size_t> connections{0};
   std::mutex by_address_mutex;
   std::unordered_map<std::string, std::size_t> by_address;  // open connections per client address
-  asio::io_context io{1};
+  asio::io_context io{limits.loop_threads};
   tcp::acceptor acceptor{io};
   asio::thread_pool workers;
 
@@ -383,7 +384,11 @@ void Server::serve() {
     setrlimit(RLIMIT_NOFILE, &files);
   }
   state_->accept();
+  // Each connection is on a strand of its own, so the loop may run on several threads.
+  std::vector<std::thread> loops;
+  for (int i = 1; i < state_->limits.loop_threads; ++i) loops.emplace_back([this] { state_->io.run(); });
   state_->io.run();
+  for (std::thread& loop : loops) loop.join();
 }
 
 void Server::stop() { state_->io.stop(); }

@@ -56,6 +56,10 @@ struct ServerLimits {
   double header_timeout_s = 10;  // from the end of the last answer (or the connection) to a whole header
   double body_timeout_s = 30;
   int handler_threads = 64;  // requests in flight at once (they may block on a commit)
+  // Threads running the event loop (reads, parsing, routing, writes). One was saturated at 100
+  // clients on a 2-core Zen 3 (a whole core, 37% of it in the kernel); two gave 10-20% more
+  // runtimes/s and a lower p99 (docs/performance.md).
+  int loop_threads = 2;
   std::size_t max_connections = 20000;
   // Open connections from one client address: one host cannot take all of max_connections.
   // Beyond it a new connection gets a 503 and is closed.
