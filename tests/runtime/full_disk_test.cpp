@@ -89,6 +89,12 @@ TEST_F(ServiceTest, ATenantWhoFillsTheDiskNeitherStopsTheServiceNorMakesItLoseSt
   EXPECT_EQ(refused.status, 503) << refused.body;
   EXPECT_NE(refused.body["error"].get<std::string>().find("nothing was changed"), std::string::npos) << refused.body;
   EXPECT_EQ(get("paula", "/v1/runtimes").status, 200);
+  EXPECT_EQ(get("paula", "/v1/runtimes/" + worker).status, 200);
+  // A runtime not in memory is looked up in the database, which cannot answer now: 503 (it
+  // once answered 200 with a body of null).
+  const Reply unreadable = get("paula", "/v1/runtimes/rt-00000000000ff");
+  EXPECT_EQ(unreadable.status, 503) << unreadable.body;
+  EXPECT_NE(unreadable.body.dump().find("cannot read its database"), std::string::npos) << unreadable.body;
   const Json jobs_in_memory = get("paula", "/v1/runtimes/" + worker + "/jobs").body;
   ASSERT_GE(jobs_in_memory.size(), 1u);
 

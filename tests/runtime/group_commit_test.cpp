@@ -7,9 +7,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <set>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -121,8 +124,8 @@ TEST(GroupCommit, ConcurrentWritersShareTransactionsAndLoseNothing) {
 
 TEST(Combiner, RunsEveryOperationOnceAndNeverTwoAtATime) {
   std::atomic<int> inside{0}, overlaps{0}, commits{0};
-  std::vector<int> ran;                   // written without a lock: the combiner runs one operation at a time
-  Combiner combiner([&] { ++commits; });  // may overlap the next batch's operations, by design
+  std::vector<int> ran;  // written without a lock: the combiner runs one operation at a time
+  Combiner combiner([&] { ++commits; });
   std::vector<std::thread> threads;
   for (int t = 0; t < 16; ++t) {
     threads.emplace_back([&, t] {
@@ -160,6 +163,39 @@ TEST(Combiner, AnOperationsErrorGoesToItsCallerAndACommitErrorToEveryone) {
   } catch (const std::runtime_error& e) {
     EXPECT_STREQ(e.what(), "disk full");
   }
+}
+
+// The event loop queues an operation and goes on: submit() returns before the operation's batch
+// is committed, and `done` comes after the commit, on the combiner's thread.
+TEST(Combiner, SubmitReturnsAtOnceAndDoneFollowsTheCommit) {
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool commit_may_finish = false, committed = false;
+  std::vector<std::string> seen;  // in order
+  Combiner combiner([&] {
+    std::unique_lock<std::mutex> lock(mutex);
+    changed.wait(lock, [&] { return commit_may_finish; });
+    committed = true;
+  });
+  int done_calls = 0;
+  std::exception_ptr outcome = std::make_exception_ptr(std::runtime_error("not called"));
+  combiner.submit([&] { seen.push_back("op"); },
+                  [&](std::exception_ptr error) {
+                    std::lock_guard<std::mutex> lock(mutex);
+                    seen.push_back(committed ? "done after commit" : "done before commit");
+                    outcome = error;
+                    ++done_calls;
+                    changed.notify_all();
+                  });
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    EXPECT_EQ(done_calls, 0);  // the commit is held: submit() returned without waiting for it
+    commit_may_finish = true;
+    changed.notify_all();
+    ASSERT_TRUE(changed.wait_for(lock, std::chrono::seconds(10), [&] { return done_calls == 1; }));
+  }
+  EXPECT_EQ(outcome, nullptr);
+  EXPECT_EQ(seen, (std::vector<std::string>{"op", "done after commit"}));
 }
 
 TEST(SequentialIds, GrowWithTimeAreUniqueAcrossThreadsAndStayAboveLoadedOnes) {

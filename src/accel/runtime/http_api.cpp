@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <functional>
+#include <optional>
 #include <utility>
 
 namespace accel::runtime {
@@ -66,6 +67,10 @@ Json page(const Json& all, const http::Request& req, http::Response& res) {
 
 using Handler = std::function<void(const User&, const http::Request&, http::Response&)>;
 
+// Bodies up to this size are parsed on the event loop; a larger one (up to the 1 MiB limit,
+// milliseconds of parsing) goes to a worker so that it holds up no other connection.
+constexpr std::size_t kParseOnLoopBytes = 4096;
+
 // Routes whose changes must be stored before they are answered: all but reads and heartbeats (a
 // heartbeat only moves an idle clock; refusing it while the database is down would let the
 // idle timeout end runtimes whose users are there).
@@ -79,6 +84,17 @@ std::string storage_trouble(const std::string& failure) {
   if (failure.find("locked") != std::string::npos || failure.find("busy") != std::string::npos)
     return "its database is locked by another writer";
   return "its database cannot be written";
+}
+
+// A read that needed the database while commits fail (a record no longer in memory): 503 that
+// says so, not the message for a change that was kept.
+[[noreturn]] void rethrow_as_read_error(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const DatabaseUnavailable& e) {
+    throw ApiError(503, "the service cannot read its database right now (" + storage_trouble(e.what()) +
+                            "); retry in a few seconds");
+  }
 }
 
 // A state route's result as its answer: JSON as it is, a runtime record described (create and
@@ -152,20 +168,56 @@ HttpApi::HttpApi(RuntimeService& service)
       });
     };
   };
-  // The rest go through the combiner (combiner.h): in arrival order, one commit per batch.
-  // Parsing the request and printing the answer stay on the request's own worker thread.
-  const auto combined = [this, answer_errors, refuse_changes_while_failing, stored](int status, auto op) {
-    return [this, status, op, answer_errors, refuse_changes_while_failing, stored](const http::Request& req,
-                                                                                   http::Response& res) {
-      answer_errors(res, [&] {
-        const User user = service_.authenticate(req.get_header_value("Authorization"));
-        refuse_changes_while_failing(req);
-        const Json body = parse_body(req);
-        decltype(op(user, req, body)) result;
-        stored(req, [&] { combiner_->run([&] { result = op(user, req, body); }); });
-        send_json(res, status, answer_json(service_, result));
-      });
+  // The rest go through the combiner (combiner.h): in arrival order, one commit per batch. They
+  // start on the event loop when that cannot block (a token seen lately, a small body), else on
+  // a worker; the combiner's thread runs and commits them; the answer is printed back on the loop.
+  const auto combined = [this, answer_errors, refuse_changes_while_failing](int status, auto op) {
+    using Result = decltype(op(User{}, http::Request{}, Json{}));
+    // After the commit: the outcome as an answer. A read or a heartbeat whose batch could not be
+    // committed still answers (it changed nothing that must be stored); an operation that failed
+    // (no result) answers its own error, whatever the route.
+    const auto answer = [this, status, answer_errors](const std::shared_ptr<const http::Request>& req,
+                                                      const std::shared_ptr<std::optional<Result>>& result,
+                                                      std::exception_ptr error) {
+      return [this, status, answer_errors, req, result, error](http::Response& res) {
+        answer_errors(res, [&] {
+          if (error && !result->has_value() && !must_store(*req)) rethrow_as_read_error(error);
+          if (error && (!result->has_value() || must_store(*req))) std::rethrow_exception(error);
+          send_json(res, status, answer_json(service_, **result));
+        });
+      };
     };
+    const auto start = [this, op, answer, refuse_changes_while_failing](const User& user,
+                                                                        const std::shared_ptr<const http::Request>& req,
+                                                                        const http::Reply& reply) {
+      refuse_changes_while_failing(*req);
+      auto body = std::make_shared<const Json>(parse_body(*req));
+      auto result = std::make_shared<std::optional<Result>>();
+      combiner_->submit([this, op, user, req, body, result] { result->emplace(op(user, *req, *body)); },
+                        [answer, req, result, reply](std::exception_ptr error) { reply(answer(req, result, error)); });
+    };
+    const auto fail = [answer_errors](const http::Reply& reply, std::exception_ptr error) {
+      reply(
+          [answer_errors, error](http::Response& res) { answer_errors(res, [&] { std::rethrow_exception(error); }); });
+    };
+    return http::AsyncHandler(
+        [this, start, fail](const std::shared_ptr<const http::Request>& req, const http::Reply& reply) {
+          try {
+            const std::string header = req->get_header_value("Authorization");
+            if (req->body.size() <= kParseOnLoopBytes) {
+              if (auto user = service_.known_user(header)) return start(*user, req, reply);
+            }
+          } catch (...) {
+            return fail(reply, std::current_exception());
+          }
+          server_->offload([this, start, fail, req, reply] {
+            try {
+              start(service_.authenticate(req->get_header_value("Authorization")), req, reply);
+            } catch (...) {
+              fail(reply, std::current_exception());
+            }
+          });
+        });
   };
   s.route("GET", "/", [](const http::Request&, http::Response& res) {
     res.set_content(web_page_html(), "text/html; charset=utf-8");
@@ -187,40 +239,37 @@ HttpApi::HttpApi(RuntimeService& service)
   s.route("GET", "/v1/runtimes", authed([this](const User& u, const http::Request& req, http::Response& res) {
             send_json(res, 200, page(service_.list(u), req, res));
           }));
-  s.route("GET", R"(/v1/runtimes/([\w-]+))",
-          combined(200, [this](const User& u, const http::Request& req, const Json&) {
+  s.route("GET", "/v1/runtimes/{id}", combined(200, [this](const User& u, const http::Request& req, const Json&) {
             return service_.get(u, req.matches[1]);
           }));
-  s.route("DELETE", R"(/v1/runtimes/([\w-]+))",
-          combined(200, [this](const User& u, const http::Request& req, const Json&) {
+  s.route("DELETE", "/v1/runtimes/{id}", combined(200, [this](const User& u, const http::Request& req, const Json&) {
             return service_.remove_runtime(u, req.matches[1]);
           }));
-  s.route("POST", R"(/v1/runtimes/([\w-]+)/restart)",
+  s.route("POST", "/v1/runtimes/{id}/restart",
           authed([this](const User& u, const http::Request& req, http::Response& res) {
             send_json(res, 200, service_.restart(u, req.matches[1]));
           }));
-  s.route("POST", R"(/v1/runtimes/([\w-]+)/change-type)",
+  s.route("POST", "/v1/runtimes/{id}/change-type",
           authed([this](const User& u, const http::Request& req, http::Response& res) {
             send_json(res, 200, service_.change_type(u, req.matches[1], parse_body(req)));
           }));
-  s.route("POST", R"(/v1/runtimes/([\w-]+)/heartbeat)",
+  s.route("POST", "/v1/runtimes/{id}/heartbeat",
           combined(200, [this](const User& u, const http::Request& req, const Json&) {
             return service_.heartbeat(u, req.matches[1]);
           }));
-  s.route("POST", R"(/v1/runtimes/([\w-]+)/jobs)",
+  s.route("POST", "/v1/runtimes/{id}/jobs",
           authed([this](const User& u, const http::Request& req, http::Response& res) {
             send_json(res, 201, service_.run_job(u, req.matches[1], parse_body(req)));
           }));
-  s.route("GET", R"(/v1/runtimes/([\w-]+)/jobs)",
-          authed([this](const User& u, const http::Request& req, http::Response& res) {
+  s.route("GET", "/v1/runtimes/{id}/jobs", authed([this](const User& u, const http::Request& req, http::Response& res) {
             send_json(res, 200, page(service_.jobs(u, req.matches[1]), req, res));
           }));
-  s.route("GET", R"(/v1/runtimes/([\w-]+)/jobs/([\w-]+))",
+  s.route("GET", "/v1/runtimes/{id}/jobs/{job}",
           combined(200, [this](const User& u, const http::Request& req, const Json&) {
             return service_.job(u, req.matches[1], req.matches[2]);
           }));
   // Output from ?offset=N; X-Accel-Next-Offset and X-Accel-Job-Done tell a client how to go on.
-  s.route("GET", R"(/v1/runtimes/([\w-]+)/jobs/([\w-]+)/output)",
+  s.route("GET", "/v1/runtimes/{id}/jobs/{job}/output",
           authed([this](const User& u, const http::Request& req, http::Response& res) {
             const std::size_t offset = count_param(req, "offset", 0, 999'999'999'999'999);
             bool done = false;
@@ -229,22 +278,34 @@ HttpApi::HttpApi(RuntimeService& service)
             res.set_header("X-Accel-Job-Done", done ? "true" : "false");
             res.set_content(text, "text/plain");
           }));
-  s.route("GET", R"(/v1/runtimes/([\w-]+)/resources)",
+  s.route("GET", "/v1/runtimes/{id}/resources",
           authed([this](const User& u, const http::Request& req, http::Response& res) {
             send_json(res, 200, service_.resources(u, req.matches[1]));
           }));
-  s.route("GET", R"(/v1/runtimes/([\w-]+)/events)",
+  s.route("GET", "/v1/runtimes/{id}/events",
           authed([this](const User& u, const http::Request& req, http::Response& res) {
             send_json(res, 200, service_.events(u, req.matches[1]));
           }));
 }
 
-// The server first: its workers may still run a request that uses the combiner.
-HttpApi::~HttpApi() { server_.reset(); }
+// The server's workers first (they may queue operations), then the combiner (its answers go to
+// the server's loop, stopped by then: they are dropped with the connections), then the server.
+HttpApi::~HttpApi() {
+  server_->stop_and_wait();
+  combiner_.reset();  // serve() may have done both already
+  server_.reset();
+}
 
 int HttpApi::bind(const std::string& host, int port) { return server_->bind(host, port); }
 
-void HttpApi::serve() { server_->serve(); }
+// Returns once nothing more can change: the loops stopped, the workers finished, and what they
+// queued ran and was committed (else a create that arrived with the signal could start a
+// runtime after the service's shutdown ended the others).
+void HttpApi::serve() {
+  server_->serve();
+  server_->stop_and_wait();
+  combiner_.reset();
+}
 void HttpApi::stop() { server_->stop(); }
 
 }  // namespace accel::runtime

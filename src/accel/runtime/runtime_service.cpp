@@ -225,26 +225,40 @@ const TierPolicy& RuntimeService::tier_of(const std::string& tier) const {
   return it->second;
 }
 
-User RuntimeService::authenticate(const std::string& header) {
-  const std::string prefix = "Bearer ";
-  if (header.rfind(prefix, 0) != 0 || header.size() == prefix.size()) {
+namespace {
+const std::string kBearer = "Bearer ";
+
+std::string bearer_token(const std::string& header) {
+  if (header.rfind(kBearer, 0) != 0 || header.size() == kBearer.size()) {
     throw ApiError(401, "missing token: send 'Authorization: Bearer TOKEN' (accel admin user add prints one)");
   }
-  const std::string token_hash = hash_token(header.substr(prefix.size()));
+  return header.substr(kBearer.size());
+}
+}  // namespace
+
+std::optional<User> RuntimeService::known_user(const std::string& header) {
+  return cached_user(hash_token(bearer_token(header)));
+}
+
+std::optional<User> RuntimeService::cached_user(const std::string& token_hash) {
+  std::lock_guard<std::mutex> lock(users_mutex_);
+  if (auto it = known_users_.find(token_hash);
+      it != known_users_.end() && now_seconds() - it->second.second < kUserCacheS)
+    return it->second.first;
+  return std::nullopt;
+}
+
+User RuntimeService::authenticate(const std::string& header) {
   // Known tokens are remembered for a few seconds: the database lookup shares the connection
   // with the commits, and every request would wait for the transaction in progress. Users are
   // added by `accel admin` in another process: an unknown token always asks the database.
-  const double now = now_seconds();
-  {
-    std::lock_guard<std::mutex> lock(users_mutex_);
-    if (auto it = known_users_.find(token_hash); it != known_users_.end() && now - it->second.second < kUserCacheS)
-      return it->second.first;
-  }
+  const std::string token_hash = hash_token(bearer_token(header));
+  if (auto user = cached_user(token_hash)) return *user;
   auto user = store_->user_by_token_hash(token_hash);
   if (!user) throw ApiError(401, "unknown token");
   std::lock_guard<std::mutex> lock(users_mutex_);
   if (known_users_.size() > 10000) known_users_.clear();  // bounded: a flood of tokens cannot grow it
-  known_users_[token_hash] = {*user, now};
+  known_users_[token_hash] = {*user, now_seconds()};
   return *user;
 }
 

@@ -70,7 +70,11 @@ class RuntimeService {
   RuntimeService(ServiceConfig config, std::string data_dir, bool start_ticker = true);
   ~RuntimeService();
 
+  // The header's user; throws ApiError 401. May read the database (a token not seen lately).
   User authenticate(const std::string& authorization_header);
+  // The same from memory only, for callers that must not block: nullopt when the token was not
+  // looked up lately (call authenticate() where blocking is fine).
+  std::optional<User> known_user(const std::string& authorization_header);
 
   Json runtime_types(const User& user);
   Json create(const User& user, const Json& body);
@@ -201,6 +205,7 @@ class RuntimeService {
   std::uint64_t requests_ = 0;
   std::string executor_error_;  // the executor's engine's last failure to answer, said once
 
+  std::optional<User> cached_user(const std::string& token_hash);
   std::mutex users_mutex_;
   std::unordered_map<std::string, std::pair<User, double>> known_users_;  // token hash -> user, when looked up
 };
