@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <iterator>
 #include <thread>
+#include <unordered_map>
 
 #include "accel/core/error.h"
 
@@ -110,6 +111,19 @@ Store::~Store() {
   for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
   if (checkpointer_) sqlite3_close(checkpointer_);
   sqlite3_close(db_);
+}
+
+sqlite3_stmt* Store::put_statement(const std::string& table) {
+  // Prepared once per table and kept: looked up by its SQL text, every put built that text and
+  // compared it with the others' (their first 12 characters are the same).
+  sqlite3_stmt*& kept = upserts_[table];
+  if (!kept) {
+    kept = statement("INSERT INTO " + table +
+                     " (id, owner, doc) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc");
+  }
+  sqlite3_reset(kept);
+  sqlite3_clear_bindings(kept);
+  return kept;
 }
 
 sqlite3_stmt* Store::statement(const std::string& sql) {
@@ -266,20 +280,20 @@ bool Store::release_reserve() {
 
 void Store::commit(const std::vector<Change>& batch) {
   // Only the last put of each record in the batch is written: a runtime saved on create and
-  // again on start is one row write, and one document built.
-  std::map<std::pair<std::string, std::string>, std::size_t> last_put;
+  // again on start is one row write, and one document built. Keyed "table/id" in a hash map:
+  // time-ordered ids share their first dozen characters, which a tree compares at every level.
+  std::unordered_map<std::string, std::size_t> last_put;
+  last_put.reserve(batch.size());
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    if (const Put* put = std::get_if<Put>(&batch[i])) last_put[{put->table, put->id}] = i;
+    if (const Put* put = std::get_if<Put>(&batch[i])) last_put[put->table + '/' + put->id] = i;
   }
   std::lock_guard<std::mutex> lock(mutex_);
   exec("BEGIN IMMEDIATE");
   try {
     for (std::size_t i = 0; i < batch.size(); ++i) {
       if (const Put* put = std::get_if<Put>(&batch[i])) {
-        if (last_put.at({put->table, put->id}) != i) continue;
-        sqlite3_stmt* s =
-            statement("INSERT INTO " + put->table +
-                      " (id, owner, doc) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc");
+        if (last_put.at(put->table + '/' + put->id) != i) continue;
+        sqlite3_stmt* s = put_statement(put->table);
         const std::string doc = put->doc().dump();
         sqlite3_bind_text(s, 1, put->id.c_str(), -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(s, 2, put->owner.c_str(), -1, SQLITE_TRANSIENT);
@@ -287,7 +301,12 @@ void Store::commit(const std::vector<Change>& batch) {
         ACCEL_SQLITE_CHECK(db_, sqlite3_step(s), SQLITE_DONE);
       } else {
         const Event& event = std::get<Event>(batch[i]);
-        sqlite3_stmt* s = statement("INSERT INTO events (runtime_id, time, kind, message) VALUES (?, ?, ?, ?)");
+        if (!insert_event_) {
+          insert_event_ = statement("INSERT INTO events (runtime_id, time, kind, message) VALUES (?, ?, ?, ?)");
+        }
+        sqlite3_stmt* s = insert_event_;
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
         sqlite3_bind_text(s, 1, event.runtime_id.c_str(), -1, SQLITE_TRANSIENT);
         sqlite3_bind_double(s, 2, event.time);
         sqlite3_bind_text(s, 3, event.kind.c_str(), -1, SQLITE_TRANSIENT);

@@ -116,13 +116,16 @@ class Store {
   bool change_user(const char* sql, std::initializer_list<std::string> values);
   void enqueue(Change change);
   void commit(const std::vector<Change>& batch);
-  sqlite3_stmt* statement(const std::string& sql);  // prepared once, reset for each use
+  sqlite3_stmt* statement(const std::string& sql);        // prepared once, reset for each use
+  sqlite3_stmt* put_statement(const std::string& table);  // the same, for commit()'s upserts
 
   sqlite3* db_ = nullptr;
   sqlite3* checkpointer_ = nullptr;  // used by checkpoint() only
   std::string path_;
   std::mutex mutex_;  // the connection and its statements
   std::map<std::string, sqlite3_stmt*> statements_;
+  std::map<std::string, sqlite3_stmt*> upserts_;  // table -> statements_'s upsert
+  sqlite3_stmt* insert_event_ = nullptr;          // statements_'s
 
   std::mutex queue_mutex_;
   std::condition_variable committed_;
