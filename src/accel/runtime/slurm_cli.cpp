@@ -32,6 +32,11 @@ std::vector<std::string> split(const std::string& line, char separator) {
 
 }  // namespace
 
+std::string first_line(const std::string& text) {
+  std::string line = text.substr(0, text.find('\n'));
+  return line.empty() ? "(no message)" : line;
+}
+
 ToolResult run_tool(const std::vector<std::string>& argv, double timeout_s) {
   int out_pipe[2], err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0) throw Error(std::string("cannot make a pipe: ") + std::strerror(errno));

@@ -21,6 +21,8 @@ struct ToolResult {
 // and friends), stdin from /dev/null; kills it after `timeout_s`. Throws Error when it cannot
 // start.
 ToolResult run_tool(const std::vector<std::string>& argv, double timeout_s);
+// A tool's message as the service quotes it: its first line, or "(no message)".
+std::string first_line(const std::string& text);
 
 // One job as squeue prints it with kSqueueFormat.
 struct QueuedJob {

@@ -18,11 +18,6 @@ namespace {
 
 constexpr const char* kHandlePrefix = "slurm:";
 
-std::string first_line(const std::string& text) {
-  std::string line = text.substr(0, text.find('\n'));
-  return line.empty() ? "(no message)" : line;
-}
-
 std::string joined(const std::vector<std::string>& ids) {
   std::string out;
   for (const std::string& id : ids) out += (out.empty() ? "" : ",") + id;
@@ -65,7 +60,7 @@ SlurmExecutor::SlurmExecutor(SlurmConfig config, bool isolating, std::string mon
       shown.status == 0
           ? "a Slurm allocation per runtime (partition, gres and QOS by the cluster; TaskPlugin=" + task +
                 ", ProctrackType=" + proctrack + "), and rlimits per process"
-          : "a Slurm allocation per runtime (slurmctld did not answer at start-up: " + first_line(shown.err) +
+          : "a Slurm allocation per runtime (slurmctld did not answer at start-up: " + slurm::first_line(shown.err) +
                 "), and rlimits per process";
   tag_ = service_id(state_dir);
   poller_ = std::thread([this] { poll_pending(); });
@@ -154,7 +149,7 @@ SlurmExecutor::Submitted SlurmExecutor::submit(const WorkerSpec& spec, const std
   if (submitted.status == 0 && id) return {id, ""};
   std::string asked;  // what was asked for, for the operator to set against the cluster's limits
   for (std::size_t i = asked_from; i + 1 < argv.size(); ++i) asked += " " + argv[i];
-  return {std::nullopt, "Slurm did not take the runtime (" + first_line(submitted.err) + "; asked for" + asked +
+  return {std::nullopt, "Slurm did not take the runtime (" + slurm::first_line(submitted.err) + "; asked for" + asked +
                             "): check the executor's mapping for tier " + spec.tier + " and type " + spec.type +
                             " against the cluster's partitions and QOS (docs/slurm.md)"};
 }
@@ -216,7 +211,7 @@ std::map<std::string, slurm::QueuedJob> SlurmExecutor::queue(const std::vector<s
   if (listed.status == 0) return slurm::parse_squeue(listed.out);
   // None of them is known any more (squeue fails when no id of the list is).
   if (listed.err.find("Invalid job id") != std::string::npos) return {};
-  throw ExecutorUnavailable("squeue did not answer: " + first_line(listed.err));
+  throw ExecutorUnavailable("squeue did not answer: " + slurm::first_line(listed.err));
 }
 
 std::vector<WorkerStatus> SlurmExecutor::poll_workers(const std::vector<Handle>& workers) {
@@ -413,7 +408,7 @@ bool SlurmExecutor::end_jobs(const Handle& worker, const std::vector<Handle>& jo
     if (p.pid > 0 && LocalExecutor::start_time(p.pid) == p.start) ::kill(p.pid, SIGKILL);
   }
   const slurm::ToolResult steps = run({tool("squeue"), "--noheader", "--steps", "--format=%i", "--jobs=" + id});
-  if (steps.status != 0) throw ExecutorUnavailable("squeue did not answer: " + first_line(steps.err));
+  if (steps.status != 0) throw ExecutorUnavailable("squeue did not answer: " + slurm::first_line(steps.err));
   std::vector<std::string> argv = {tool("scancel"), "--signal=KILL", "--name=" + job_name(worker)};
   std::istringstream lines(steps.out);
   for (std::string step; lines >> step;) {
@@ -455,7 +450,7 @@ Usage SlurmExecutor::usage(const Handle& worker) {
     usage.cpu_seconds = cpu;
     usage.allocation.emplace_back("measured_by", "sstat (the steps' largest resident size, their CPU time)");
   } else {
-    usage.allocation.emplace_back("measured_by", "nothing: sstat said " + first_line(stat.err));
+    usage.allocation.emplace_back("measured_by", "nothing: sstat said " + slurm::first_line(stat.err));
   }
   return usage;
 }

@@ -143,7 +143,7 @@ void SlurmExecutor::adopt(const std::vector<std::vector<std::string>>& updates) 
   for (const auto& argv : updates) {
     const slurm::ToolResult updated = run(argv);
     if (updated.status == 0) continue;
-    const std::string why = updated.err.substr(0, updated.err.find('\n'));
+    const std::string why = slurm::first_line(updated.err);
     // The runtime ended before its update came: nothing to set.
     if (why.find("Invalid job id") != std::string::npos || why.find("already completed") != std::string::npos) continue;
     std::string what = argv[2] + " " + argv[3];
@@ -295,8 +295,7 @@ int SlurmExecutor::end_orphans(const std::vector<Handle>& held) {
   }
   const slurm::ToolResult listed =
       run({tool("squeue"), "--noheader", "--user=" + std::to_string(geteuid()), "--format=%i|%j|%k"});
-  if (listed.status != 0)
-    throw ExecutorUnavailable("squeue did not answer: " + listed.err.substr(0, listed.err.find('\n')));
+  if (listed.status != 0) throw ExecutorUnavailable("squeue did not answer: " + slurm::first_line(listed.err));
   // Only this service's: its id opens the comment, which accel sets on every job it submits.
   const std::string mark = "accel " + tag_ + " ";
   std::vector<std::string> orphans;
