@@ -263,27 +263,32 @@ User RuntimeService::authenticate(const std::string& header) {
 }
 
 Json RuntimeService::to_json(const Runtime& rt) const {
-  Json j = {{"id", rt.id},
-            {"user", rt.user},
-            {"tier", rt.tier},
-            {"requested_type", rt.requested_type},
-            {"type", rt.type},
-            {"accelerator", rt.accelerator_id},
-            {"state", rt.state},
-            {"reason", rt.reason},
-            {"priority", rt.priority},
-            {"preemptible", rt.preemptible},
-            {"background_execution", rt.background},
-            {"created_at", rt.created_at},
-            {"started_at", rt.started_at},
-            {"ended_at", rt.ended_at},
-            {"last_activity", rt.last_activity},
-            {"terminate_at", rt.terminate_at},
-            {"warned_idle", rt.warned_idle},
-            {"warned_lifetime", rt.warned_lifetime},
-            {"worker", rt.worker},
-            {"workdir", rt.workdir},
-            {"pending_reason", rt.pending_reason}};
+  // Fields emplaced into the object one by one: the {{key, value}, ...} form builds a
+  // two-element array per field first, and took 2.5x as long (every answer and every stored
+  // document calls this).
+  Json j = Json::object();
+  Json::object_t& o = *j.get_ptr<Json::object_t*>();
+  o.emplace("id", rt.id);
+  o.emplace("user", rt.user);
+  o.emplace("tier", rt.tier);
+  o.emplace("requested_type", rt.requested_type);
+  o.emplace("type", rt.type);
+  o.emplace("accelerator", rt.accelerator_id);
+  o.emplace("state", rt.state);
+  o.emplace("reason", rt.reason);
+  o.emplace("priority", rt.priority);
+  o.emplace("preemptible", rt.preemptible);
+  o.emplace("background_execution", rt.background);
+  o.emplace("created_at", rt.created_at);
+  o.emplace("started_at", rt.started_at);
+  o.emplace("ended_at", rt.ended_at);
+  o.emplace("last_activity", rt.last_activity);
+  o.emplace("terminate_at", rt.terminate_at);
+  o.emplace("warned_idle", rt.warned_idle);
+  o.emplace("warned_lifetime", rt.warned_lifetime);
+  o.emplace("worker", rt.worker);
+  o.emplace("workdir", rt.workdir);
+  o.emplace("pending_reason", rt.pending_reason);
   if (rt.deleted) j["deleted"] = true;
   // By the index: comparing the id with every accelerator's was most of this function's time
   // on a machine of 100 (every answer and every stored document calls it).
