@@ -5,7 +5,8 @@
 // framework beats on this CPU with this GEMM library. bench/train_bench.py prints each
 // configuration's epoch time against it.
 //
-//   gemm_ceiling --batch-size 512 [--threads 2]      -> one JSON line
+//   gemm_ceiling --batch-size 512 [--threads 2] [--dtype bfloat16]      -> one JSON line
+// (--dtype: the operands' type, as autocast runs the GEMMs; float32 by default)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -45,22 +46,26 @@ double best_seconds(const Gemm& g, int repeats) {
 int main(int argc, char** argv) {
   std::int64_t batch = 64;
   int threads = 0;
+  DType dtype = DType::Float32;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--batch-size") batch = std::atoll(argv[i + 1]);
     if (flag == "--threads") threads = std::atoi(argv[i + 1]);
+    if (flag == "--dtype") dtype = parse_dtype(argv[i + 1]);
   }
   set_num_threads(threads);
   Generator gen(1);
-  const Tensor x = rand({batch, 784}, gen), w1 = rand({256, 784}, gen), b1 = rand({256}, gen);
-  const Tensor h = rand({batch, 256}, gen), w2 = rand({10, 256}, gen), b2 = rand({10}, gen);
-  const Tensor g2 = rand({batch, 10}, gen), g1 = rand({batch, 256}, gen);
+  const auto random = [&](Shape shape) { return rand(shape, gen).to(dtype); };
+  const auto empty_like_step = [&](Shape shape) { return empty(shape, dtype); };
+  const Tensor x = random({batch, 784}), w1 = random({256, 784}), b1 = random({256});
+  const Tensor h = random({batch, 256}), w2 = random({10, 256}), b2 = random({10});
+  const Tensor g2 = random({batch, 10}), g1 = random({batch, 256});
   const std::vector<Gemm> step{
-      {"layer 1 forward (+bias, relu)", x, w1.t(), empty({batch, 256}), b1, true},
-      {"layer 2 forward (+bias)", h, w2.t(), empty({batch, 10}), b2, false},
-      {"layer 2 input gradient", g2, w2, empty({batch, 256}), Tensor(), false},
-      {"layer 2 weight gradient", g2.t(), h, empty({10, 256}), Tensor(), false},
-      {"layer 1 weight gradient", g1.t(), x, empty({256, 784}), Tensor(), false},
+      {"layer 1 forward (+bias, relu)", x, w1.t(), empty_like_step({batch, 256}), b1, true},
+      {"layer 2 forward (+bias)", h, w2.t(), empty_like_step({batch, 10}), b2, false},
+      {"layer 2 input gradient", g2, w2, empty_like_step({batch, 256}), Tensor(), false},
+      {"layer 2 weight gradient", g2.t(), h, empty_like_step({10, 256}), Tensor(), false},
+      {"layer 1 weight gradient", g1.t(), x, empty_like_step({256, 784}), Tensor(), false},
   };
   double per_step = 0.0, flops = 0.0;
   std::string parts;
@@ -73,9 +78,10 @@ int main(int argc, char** argv) {
   }
   const double steps = static_cast<double>((60000 + batch - 1) / batch);
   std::printf(
-      "{\"batch_size\": %lld, \"threads\": %d, \"gemm_seconds_per_step\": %.9f, \"gemm_seconds_per_epoch\": %.6f, "
+      "{\"batch_size\": %lld, \"dtype\": \"%s\", \"threads\": %d, \"gemm_seconds_per_step\": %.9f, "
+      "\"gemm_seconds_per_epoch\": %.6f, "
       "\"gflops\": %.1f, \"microseconds\": {%s}}\n",
-      static_cast<long long>(batch), get_num_threads(), per_step, per_step * steps, flops / per_step * 1e-9,
-      parts.c_str());
+      static_cast<long long>(batch), std::string(dtype_name(dtype)).c_str(), get_num_threads(), per_step,
+      per_step * steps, flops / per_step * 1e-9, parts.c_str());
   return 0;
 }
