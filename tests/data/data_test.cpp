@@ -193,6 +193,34 @@ TEST(DataLoader, ScalesPixelsToUnitRangeLikeToTensor) {
   EXPECT_THROW(data::DataLoader(images, zeros({1}, DType::Int64), {.batch_size = 0}), ValueError);
 }
 
+// batch_into writes a batch into tensors the caller owns (a captured step's input buffers): the
+// same values as batch(), in the same memory; a batch that does not fit leaves them alone.
+TEST(DataLoader, BatchIntoFillsTheCallersTensorsOrSaysTheyDoNotFit) {
+  Generator gen(6);
+  for (const Tensor& inputs : {randn({10, 3}, gen), randint(0, 256, {10, 3}, gen).to(DType::UInt8)}) {
+    data::DataLoader loader(inputs, arange(10), {.batch_size = 4, .shuffle = true, .seed = 2});
+    data::Batch out{full({4, 3}, -1.0), full({4}, -1.0, DType::Int64)};
+    const void* where = out.inputs.raw_data();
+    for (std::size_t i = 0; i < 2; ++i) {
+      ASSERT_TRUE(loader.batch_into(i, out));
+      EXPECT_EQ(out.inputs.raw_data(), where);
+      const data::Batch expected = loader.batch(i);
+      EXPECT_EQ(out.inputs.to_vector<float>(), expected.inputs.to_vector<float>()) << "batch " << i;
+      EXPECT_EQ(out.labels.to_vector<std::int64_t>(), expected.labels.to_vector<std::int64_t>()) << "batch " << i;
+    }
+    const std::vector<float> before = out.inputs.to_vector<float>();
+    EXPECT_FALSE(loader.batch_into(2, out));  // the short last batch: 2 rows
+    data::Batch wrong_dtype{zeros({4, 3}, DType::Float64), zeros({4}, DType::Int64)};
+    EXPECT_FALSE(loader.batch_into(0, wrong_dtype));
+    data::Batch wrong_labels{zeros({4, 3}), zeros({4}, DType::Int32)};
+    EXPECT_FALSE(loader.batch_into(0, wrong_labels));
+    data::Batch strided{zeros({3, 4}).t(), zeros({4}, DType::Int64)};
+    EXPECT_FALSE(loader.batch_into(0, strided));
+    EXPECT_EQ(out.inputs.to_vector<float>(), before);
+    EXPECT_THROW(loader.batch_into(3, out), ValueError);  // past the end, as batch() says
+  }
+}
+
 TEST(BatchPrefetcher, DeliversTheLoadersBatchesInOrderFromAnyStart) {
   Generator gen(4);
   const Tensor x = randn({50, 3}, gen);

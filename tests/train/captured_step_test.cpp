@@ -99,6 +99,32 @@ TEST(CapturedStep, ReplayMatchesEagerBitForBitAndAllocatesNothing) {
   EXPECT_EQ(values(captured_setup.model), values(eager_setup.model));
 }
 
+// A batch written straight into the step's own input buffers (as fit gathers it) replays as a
+// batch that run() copies there: the same losses and weights, bit for bit.
+TEST(CapturedStep, ABatchWrittenIntoItsOwnBuffersReplaysAsACopiedOne) {
+  Trainee copied_setup(true), in_place_setup(true);
+  train::CapturedStep copied = copied_setup.step(true), in_place = in_place_setup.step(true);
+  Batches batches;
+  EXPECT_FALSE(in_place.input_buffers().first.defined());  // none before the step has warmed up
+  for (int i = 0; i < 6; ++i) {
+    const auto [x, y] = batches.next();
+    const float expected = copied.run(x, y).item<float>();
+    auto [x_buffer, y_buffer] = in_place.input_buffers();
+    if (!x_buffer.defined()) {
+      EXPECT_EQ(in_place.run(x, y).item<float>(), expected) << "step " << i;
+      continue;
+    }
+    const void* where = x_buffer.raw_data();
+    copy_(x_buffer, x);
+    copy_(y_buffer, y);
+    EXPECT_EQ(in_place.run(x_buffer, y_buffer).item<float>(), expected) << "step " << i;
+    EXPECT_EQ(in_place.input_buffers().first.raw_data(), where);
+  }
+  EXPECT_TRUE(in_place.replaying()) << in_place.fallback_reason();
+  EXPECT_EQ(values(in_place_setup.model), values(copied_setup.model));
+  EXPECT_FALSE(copied_setup.step(false).input_buffers().first.defined());  // eager steps have none
+}
+
 // Dropout draws its mask on the device from a counter kept there (Philox): the step is captured,
 // and each replay draws a new mask, the same as eager steps draw.
 TEST(CapturedStep, ADropoutStepIsCapturedAndReplaysTheMasksEagerStepsDraw) {

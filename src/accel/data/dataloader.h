@@ -52,6 +52,11 @@ class DataLoader {
   std::size_t size() const;
   // parallel = false gathers on the calling thread alone (a background prefetching thread).
   Batch batch(std::size_t index, bool parallel = true) const;
+  // Batch `index` written into `out` in place, when out's tensors are contiguous CPU tensors of
+  // exactly its shapes and dtypes (a captured step's own input buffers, say): no allocation and
+  // no copy after. Returns false, and leaves `out` alone, when they are not (a short last batch);
+  // options.device plays no part.
+  bool batch_into(std::size_t index, Batch& out, bool parallel = true) const;
   // The sample indices of batch `index` in the current order.
   std::vector<std::int64_t> batch_indices(std::size_t index) const;
   // Reshuffles (when shuffling) for the next epoch.
@@ -67,6 +72,7 @@ class DataLoader {
 
  private:
   void shuffle_order();
+  void gather(const std::vector<std::int64_t>& rows, Batch& out, bool parallel) const;
 
   Tensor inputs_, labels_;
   DataLoaderOptions options_;

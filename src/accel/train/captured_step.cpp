@@ -19,6 +19,11 @@ void CapturedStep::recapture() {
   state_ = State::WarmUp;
 }
 
+std::pair<Tensor, Tensor> CapturedStep::input_buffers() const {
+  if (state_ != State::Capture && state_ != State::Replay) return {};
+  return {inputs_, labels_};
+}
+
 bool CapturedStep::same_layout(const Tensor& inputs, const Tensor& labels) const {
   return inputs.shape() == inputs_.shape() && inputs.dtype() == inputs_.dtype() &&
          inputs.device() == inputs_.device() && labels.shape() == labels_.shape() &&
@@ -41,8 +46,8 @@ Tensor CapturedStep::run(const Tensor& inputs, const Tensor& labels) {
   if (!same_layout(inputs, labels)) return step_(inputs, labels);
   {
     autograd::NoGradGuard no_grad;
-    copy_(inputs_, inputs);
-    copy_(labels_, labels);
+    if (inputs.raw_data() != inputs_.raw_data()) copy_(inputs_, inputs);
+    if (labels.raw_data() != labels_.raw_data()) copy_(labels_, labels);
   }
   if (state_ == State::Replay) {
     recording_->replay();

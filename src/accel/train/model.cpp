@@ -563,7 +563,16 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
       if (sigterm && sigterm->requested() && i == group_of(i).first) throw interrupted(epoch, i);
       if (tuner && tuner->threads() != get_num_threads()) set_num_threads(tuner->threads());
       const auto step_start = std::chrono::steady_clock::now();
-      const data::Batch batch = prefetched ? prefetched->next() : loader.batch(static_cast<std::size_t>(i));
+      // A replaying step on the CPU takes its batch gathered straight into its own input buffers.
+      data::Batch batch;
+      if (const auto [x_buffer, y_buffer] = step.input_buffers();
+          !prefetched && c.accumulate == 1 && x_buffer.defined() && x_buffer.device().is_cpu()) {
+        batch = {x_buffer, y_buffer};
+        if (!loader.batch_into(static_cast<std::size_t>(i), batch)) batch = {};
+      }
+      if (!batch.inputs.defined()) {
+        batch = prefetched ? prefetched->next() : loader.batch(static_cast<std::size_t>(i));
+      }
       const Tensor loss =
           c.accumulate == 1 ? step.run(batch.inputs, batch.labels) : micro_step(i, batch.inputs, batch.labels);
       if (tuner) tuner->record(std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count());
