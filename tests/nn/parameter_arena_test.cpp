@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "accel/nn/layers.h"
+#include "accel/ops/autocast.h"
 #include "accel/ops/ops.h"
 #include "accel/optim/optimizer.h"
 #include "accel/tensor/flat_arena.h"
@@ -175,5 +176,36 @@ TEST(ParameterArena, BadMembersAreTypedErrorsNamingTheTensor) {
     FAIL() << "mixed devices were packed";
   } catch (const DeviceError& e) {
     EXPECT_NE(std::string(e.what()).find("tensor 1 is on sim:0"), std::string::npos) << e.what();
+  }
+}
+
+// Gradient rules write a packed weight's gradient straight into its slot (the linear layer's
+// weight product, autocast's cast back to float32) instead of the engine copying it there. The
+// slot is offered only while it holds nothing: a weight used twice, by two nodes or twice by one,
+// still gets both contributions summed. Each case against the same weights unpacked.
+TEST(ParameterArena, GradientsWrittenStraightIntoTheirSlotsMatchSeparateTensors) {
+  const auto grads_of = [](bool packed, const std::function<Tensor(const Tensor&, const Tensor&)>& loss_of) {
+    Generator g(4);
+    Tensor w = randn({6, 6}, g).requires_grad_(), b = randn({6}, g).requires_grad_();
+    if (packed) pack_into_arena({w, b});
+    loss_of(w, b).backward();
+    std::vector<float> out = w.grad().to_vector<float>();
+    for (float v : b.grad().to_vector<float>()) out.push_back(v);
+    if (packed) EXPECT_TRUE(grad_at_home(w) && grad_at_home(b));
+    return out;
+  };
+  Generator data(8);
+  const Tensor x = randn({5, 6}, data), c = randn({6, 6}, data);  // c: the two uses get different gradients
+  const std::vector<std::function<Tensor(const Tensor&, const Tensor&)>> cases{
+      [&](const Tensor& w, const Tensor& b) { return sum(linear(x, w, b)); },                      // one use
+      [&](const Tensor& w, const Tensor& b) { return sum(linear(relu(linear(x, w, b)), w, b)); },  // two nodes
+      [&](const Tensor& w, const Tensor& b) { return sum(mul(linear(w, w, b), c)); },              // one node, twice
+      [&](const Tensor& w, const Tensor& b) {
+        const amp::Autocast autocast(DeviceType::CPU, DType::BFloat16);  // the cast's rule writes the slot
+        return sum(linear(x, w, b).to(DType::Float32));
+      },
+  };
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    EXPECT_EQ(grads_of(true, cases[i]), grads_of(false, cases[i])) << "case " << i;
   }
 }

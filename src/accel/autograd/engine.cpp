@@ -1,5 +1,6 @@
 #include "accel/autograd/engine.h"
 
+#include <algorithm>
 #include <unordered_map>
 
 #include "accel/autograd/grad_mode.h"
@@ -11,6 +12,25 @@ namespace accel::autograd {
 namespace {
 
 thread_local bool grad_enabled = true;
+thread_local const std::vector<Tensor>* destinations = nullptr;  // the running rule's (gradient_destination)
+
+// The arena slots a node's rule may write its leaf inputs' gradients into: those of leaves that
+// have a slot and no gradient yet, each offered once (a leaf that is two inputs of one node gets
+// its gradients summed, not written over each other). Empty when there is none.
+std::vector<Tensor> destinations_for(const Node& node) {
+  std::vector<Tensor> out;
+  const auto& inputs = node.inputs();
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const TensorImpl* leaf = inputs[i].leaf.get();
+    if (!leaf || !leaf->grad_home || leaf->grad) continue;
+    const bool repeated = std::any_of(inputs.begin(), inputs.end(),
+                                      [&](const Edge& e) { return e.leaf.get() == leaf && &e != &inputs[i]; });
+    if (repeated) continue;
+    out.resize(inputs.size());
+    out[i] = Tensor(inputs[i].leaf->grad_home);
+  }
+  return out;
+}
 
 // Adds `grad` into an accumulated gradient. The first contribution is kept as is when nothing
 // else references it (the common case), which saves a copy per parameter per step.
@@ -36,7 +56,7 @@ void accumulate_leaf(TensorImpl& leaf, const Tensor& grad) {
     if (leaf.grad) {
       add_(home, grad);
     } else {
-      copy_(home, grad);
+      if (grad.impl_ptr() != leaf.grad_home) copy_(home, grad);  // else the rule wrote it there
       leaf.grad = leaf.grad_home;
     }
     return;
@@ -47,6 +67,10 @@ void accumulate_leaf(TensorImpl& leaf, const Tensor& grad) {
 }  // namespace
 
 bool is_grad_enabled() { return grad_enabled; }
+
+Tensor gradient_destination(std::size_t input) {
+  return destinations && input < destinations->size() ? (*destinations)[input] : Tensor();
+}
 void set_grad_enabled(bool enabled) { grad_enabled = enabled; }
 
 std::vector<Tensor> Node::apply(const Tensor& grad_output) const {
@@ -127,7 +151,16 @@ void backward(const Tensor& root, const Tensor& gradient) {
     if (found == grads.end() || !found->second) continue;
     const Tensor grad_output(std::move(found->second));
     grads.erase(found);
-    std::vector<Tensor> input_grads = node->apply(grad_output);
+    const std::vector<Tensor> slots = destinations_for(*node);
+    destinations = &slots;
+    std::vector<Tensor> input_grads;
+    try {
+      input_grads = node->apply(grad_output);
+    } catch (...) {
+      destinations = nullptr;
+      throw;
+    }
+    destinations = nullptr;
     for (std::size_t i = 0; i < node->inputs().size(); ++i) {
       const Edge& edge = node->inputs()[i];
       if (!edge.needed() || i >= input_grads.size() || !input_grads[i].defined()) continue;

@@ -105,7 +105,16 @@ Tensor linear_impl(const Tensor& input_, const Tensor& weight_, const Tensor& bi
                          y.defined() ? detail::relu_grad(grad_output, y) : detail::as_dtype_of(grad_output, x);
                      Tensor gx, gw, gb;
                      if (need[0]) gx = mm(g, w);
-                     if (need[1]) gw = mm(g.t(), x);
+                     if (need[1]) {
+                       Tensor slot = autograd::gradient_destination(1);  // the weight's arena slot
+                       if (slot.defined() && slot.shape() == w.shape() && slot.dtype() == g.dtype() &&
+                           slot.is_contiguous() && x.shape()[0] > 0) {
+                         gemm_into(g.t(), x, slot);
+                         gw = slot;
+                       } else {
+                         gw = mm(g.t(), x);
+                       }
+                     }
                      if (need[2]) gb = sum(g, {0});
                      return std::vector<Tensor>{gx, gw, gb};
                    });

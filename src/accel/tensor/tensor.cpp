@@ -292,7 +292,15 @@ Tensor Tensor::to(DType target) const {
   backend_for(device()).copy(desc(*this, "to"), desc(out, "to"), stream_of(out));
   if (!is_floating_point(target)) return out;  // integer results carry no gradient
   const DType source = dtype();
-  return tracked(out, *this, "ToDTypeBackward", [source](const Tensor& g) { return g.to(source); });
+  return tracked(out, *this, "ToDTypeBackward", [source](const Tensor& g) {
+    // Autocast's cast of a parameter: its gradient converted straight into the arena's slot.
+    Tensor slot = autograd::gradient_destination(0);
+    if (!slot.defined() || slot.dtype() != source || slot.shape() != g.shape() || !slot.is_contiguous()) {
+      return g.to(source);
+    }
+    backend_for(g.device()).copy(desc(g, "to"), desc(slot, "to"), stream_of(slot));
+    return slot;
+  });
 }
 
 Tensor Tensor::to(Device target) const {
