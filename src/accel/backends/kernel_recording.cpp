@@ -226,6 +226,10 @@ void mark_uncapturable(const std::string& reason) {
   if (active && !active->invalid_) active->invalid_ = reason;
 }
 
+bool from_capture_pool(const memory::Allocator& allocator) {
+  return active && &allocator == static_cast<const memory::Allocator*>(active->pool_);
+}
+
 Backend* capture_backend_for(Device device) {
   return active && active->device_ == device ? active->recorder_.get() : nullptr;
 }

@@ -4,7 +4,9 @@
 // without the ops layer (no validation, no shape inference, no autograd tape, no allocation).
 // Tensors allocated during capture come from the recording's private pool, which keeps their
 // memory for the recording's lifetime: replay writes where the capture wrote, and nothing
-// else is ever given that memory. On CUDA the same recording is what a CUDA Graph captures.
+// outside the recording is ever given that memory (a block freed during the capture may serve
+// a later tensor of the same capture: the replay repeats that order, as CUDA Graphs' pools do). On CUDA the same
+// recording is what a CUDA Graph captures.
 //
 // What cannot be replayed marks the capture invalid (mark_uncapturable): a value read on the
 // host (item(), to_vector()), a mask drawn on the host (dropout). The caller then keeps running
@@ -43,6 +45,7 @@ class KernelRecording {
   friend void mark_uncapturable(const std::string& reason);
   friend Backend* capture_backend_for(Device device);
   friend void retain_for_replay(std::shared_ptr<const void> owner);
+  friend bool from_capture_pool(const memory::Allocator& allocator);
   Device device_;
   std::vector<std::function<void()>> calls_;
   std::vector<std::shared_ptr<const void>> retained_;
@@ -68,6 +71,10 @@ bool is_capturing();
 // Keeps `owner` (a buffer's storage) alive as long as the active recording (if any): a replay
 // writes into every buffer it recorded, including ones made before the capture.
 void retain_for_replay(std::shared_ptr<const void> owner);
+// True for memory from the active recording's own pool, which keeps it for the recording's
+// lifetime: such a buffer needs no retain_for_replay, and holding it would make every
+// gradient made in the capture look shared (the autograd engine then copies it).
+bool from_capture_pool(const memory::Allocator& allocator);
 // Marks the active capture (if any) as not replayable, with the reason.
 void mark_uncapturable(const std::string& reason);
 

@@ -13,7 +13,8 @@ TensorDesc make(const Tensor& t, const std::vector<std::int64_t>& sizes, const s
     throw ShapeError(std::string(op) + ": tensors of up to " + std::to_string(kMaxDims) + " dims are supported, got " +
                      std::to_string(sizes.size()) + " dims; reshape to fewer");
   }
-  if (is_capturing()) retain_for_replay(t.impl().storage);  // a replay writes here again
+  // A replay writes here again: memory from before the capture must outlive the recording.
+  if (is_capturing() && !from_capture_pool(t.impl().storage->allocator())) retain_for_replay(t.impl().storage);
   TensorDesc d;
   d.data = t.raw_data();
   d.dtype = t.dtype();

@@ -19,6 +19,7 @@ class Storage {
   void* data() const { return data_; }
   std::size_t nbytes() const { return nbytes_; }
   Device device() const { return allocator_->device(); }
+  const memory::Allocator& allocator() const { return *allocator_; }
 
  private:
   memory::Allocator* allocator_;
