@@ -149,6 +149,12 @@ TEST(Matmul, MatchesNaiveProductIncludingTransposedViews) {
   const Tensor sliced = random_tensor({7, 9}, 9).slice(1, 2, 7);  // row stride 9
   expect_all_near(matmul(sliced, b).to_vector<float>(),
                   naive_matmul(sliced.contiguous().to_vector<float>(), b.to_vector<float>(), 7, 5, 3), 1e-5f);
+  // Two operands GEMM cannot read in place (broadcast rows): each is copied, and both copies
+  // live until the product has run (the first one freed early could be the second's block).
+  const Tensor row_a = random_tensor({1, 4}, 10), row_b = random_tensor({1, 4}, 11);
+  const Tensor ea = row_a.expand({4, 4}), eb = row_b.expand({4, 4});
+  expect_all_near(matmul(ea, eb).to_vector<float>(),
+                  naive_matmul(ea.contiguous().to_vector<float>(), eb.contiguous().to_vector<float>(), 4, 4, 4), 1e-5f);
   expect_error_mentions<ShapeError>([&] { matmul(a, a); }, {"matmul", "[7, 5]"});
   expect_error_mentions<ShapeError>([&] { matmul(zeros({2, 3, 4}), b); }, {"2-D"});
 }

@@ -29,9 +29,11 @@ GemmOperand as_gemm_operand(const Tensor& t) {
 // out = epilogue(a @ b): the one GEMM call every op here makes.
 void gemm_into(const Tensor& a, const Tensor& b, Tensor& out, const Tensor& bias = Tensor(), bool relu = false) {
   // The operand's strides as GEMM reads them: the unit stride on the right dim even where a
-  // size-1 dim carries another stride.
-  const auto operand = [](const Tensor& t) {
-    const GemmOperand g = as_gemm_operand(t);
+  // size-1 dim carries another stride. Both operands are held until the GEMM has run: one that
+  // needed a contiguous copy would otherwise free it first, and the other's copy could take
+  // the same block.
+  const GemmOperand a_operand = as_gemm_operand(a), b_operand = as_gemm_operand(b);
+  const auto operand = [](const GemmOperand& g) {
     TensorDesc d = desc(g.tensor, "gemm");
     d.strides[0] = g.transposed ? 1 : g.lead;
     d.strides[1] = g.transposed ? g.lead : 1;
@@ -42,7 +44,7 @@ void gemm_into(const Tensor& a, const Tensor& b, Tensor& out, const Tensor& bias
   TensorDesc c = desc(out, "gemm");
   c.strides[0] = std::max<std::int64_t>(out.shape()[1], 1);
   c.strides[1] = 1;
-  backend_for(out.device()).gemm(operand(a), operand(b), c, epilogue, stream_of(out));
+  backend_for(out.device()).gemm(operand(a_operand), operand(b_operand), c, epilogue, stream_of(out));
 }
 
 Tensor mm(const Tensor& a, const Tensor& b) {
