@@ -14,6 +14,19 @@ namespace {
 thread_local bool grad_enabled = true;
 thread_local const std::vector<Tensor>* destinations = nullptr;  // the running rule's (gradient_destination)
 
+// Offers `slots` to the rule that runs in its lifetime, then restores what was offered before (a
+// rule may run a backward of its own).
+class DestinationScope {
+ public:
+  explicit DestinationScope(const std::vector<Tensor>& slots) : previous_(destinations) { destinations = &slots; }
+  ~DestinationScope() { destinations = previous_; }
+  DestinationScope(const DestinationScope&) = delete;
+  DestinationScope& operator=(const DestinationScope&) = delete;
+
+ private:
+  const std::vector<Tensor>* previous_;
+};
+
 // The arena slots a node's rule may write its leaf inputs' gradients into: those of leaves that
 // have a slot and no gradient yet, each offered once (a leaf that is two inputs of one node gets
 // its gradients summed, not written over each other). Empty when there is none.
@@ -151,16 +164,12 @@ void backward(const Tensor& root, const Tensor& gradient) {
     if (found == grads.end() || !found->second) continue;
     const Tensor grad_output(std::move(found->second));
     grads.erase(found);
-    const std::vector<Tensor> slots = destinations_for(*node);
-    destinations = &slots;
     std::vector<Tensor> input_grads;
-    try {
+    {
+      const std::vector<Tensor> slots = destinations_for(*node);
+      const DestinationScope offered(slots);
       input_grads = node->apply(grad_output);
-    } catch (...) {
-      destinations = nullptr;
-      throw;
     }
-    destinations = nullptr;
     for (std::size_t i = 0; i < node->inputs().size(); ++i) {
       const Edge& edge = node->inputs()[i];
       if (!edge.needed() || i >= input_grads.size() || !input_grads[i].defined()) continue;

@@ -46,8 +46,8 @@ Tensor CapturedStep::run(const Tensor& inputs, const Tensor& labels) {
   if (!same_layout(inputs, labels)) return step_(inputs, labels);
   {
     autograd::NoGradGuard no_grad;
-    if (inputs.raw_data() != inputs_.raw_data()) copy_(inputs_, inputs);
-    if (labels.raw_data() != labels_.raw_data()) copy_(labels_, labels);
+    if (inputs.impl_ptr() != inputs_.impl_ptr()) copy_(inputs_, inputs);  // not the buffer itself
+    if (labels.impl_ptr() != labels_.impl_ptr()) copy_(labels_, labels);
   }
   if (state_ == State::Replay) {
     recording_->replay();
