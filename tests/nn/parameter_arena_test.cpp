@@ -5,6 +5,7 @@
 
 #include <functional>
 
+#include "accel/backends/kernel_recording.h"
 #include "accel/nn/layers.h"
 #include "accel/ops/autocast.h"
 #include "accel/ops/ops.h"
@@ -208,4 +209,25 @@ TEST(ParameterArena, GradientsWrittenStraightIntoTheirSlotsMatchSeparateTensors)
   for (std::size_t i = 0; i < cases.size(); ++i) {
     EXPECT_EQ(grads_of(true, cases[i]), grads_of(false, cases[i])) << "case " << i;
   }
+}
+
+// ... and the slot is written by the rule itself: a captured backward of a packed weight records
+// no copy into the arena after the weight's gradient product (it recorded one before).
+TEST(ParameterArena, ABackwardWritesAPackedWeightsGradientWithoutACopy) {
+  Generator g(4);
+  Tensor w = randn({6, 6}, g).requires_grad_();
+  pack_into_arena({w});
+  const Tensor x = randn({5, 6}, g);
+  KernelRecording recording(kCPU);
+  {
+    const CaptureScope capture(recording);
+    sum(linear(x, w, Tensor())).backward();
+  }
+  std::string calls;
+  for (const char* name : recording.call_names()) calls += std::string(name) + " ";
+  // sum's backward, then the weight's gradient product, which is the last call: nothing copies
+  // its result into the arena.
+  ASSERT_FALSE(recording.call_names().empty());
+  EXPECT_STREQ(recording.call_names().back(), "gemm") << calls;
+  EXPECT_TRUE(grad_at_home(w));
 }

@@ -125,6 +125,20 @@ TEST(CapturedStep, ABatchWrittenIntoItsOwnBuffersReplaysAsACopiedOne) {
   EXPECT_FALSE(copied_setup.step(false).input_buffers().first.defined());  // eager steps have none
 }
 
+// A capture keeps what its calls touch alive: memory from before it through a reference (a
+// replay writes there again), its own pool's blocks through the pool. Only the first are
+// referenced: a gradient made during the capture must not look shared, or the autograd engine
+// copies it before accumulating.
+TEST(CapturedStep, ACaptureRetainsMemoryFromBeforeItButNotItsOwnPools) {
+  const Tensor before = ones({4});
+  KernelRecording recording(kCPU);
+  const CaptureScope capture(recording);
+  const Tensor made = add(before, before);
+  EXPECT_EQ(made.impl().storage.use_count(), 1);
+  EXPECT_GT(before.impl().storage.use_count(), 1);
+  EXPECT_EQ(made.to_vector<float>(), std::vector<float>(4, 2.0f));
+}
+
 // Dropout draws its mask on the device from a counter kept there (Philox): the step is captured,
 // and each replay draws a new mask, the same as eager steps draw.
 TEST(CapturedStep, ADropoutStepIsCapturedAndReplaysTheMasksEagerStepsDraw) {

@@ -84,11 +84,11 @@ class RecordingBackend final : public Backend {
   memory::Allocator& allocator() override { return pool_; }
 
   void synchronize(const Stream& s) override {
-    keep([&real = real_, s] { real.synchronize(s); });
+    keep(__func__, [&real = real_, s] { real.synchronize(s); });
   }
   Event record_event(const Stream& s) override { return real_.record_event(s); }
   void wait_event(const Stream& s, const Event& e) override {
-    keep([&real = real_, s, e] { real.wait_event(s, e); });
+    keep(__func__, [&real = real_, s, e] { real.wait_event(s, e); });
   }
   void copy_from_host(void* dst, const void* src, std::size_t n, const Stream& s) override {
     mark_uncapturable("a copy from host memory (the host buffer may not exist at replay)");
@@ -99,93 +99,94 @@ class RecordingBackend final : public Backend {
     real_.copy_to_host(dst, src, n, s);
   }
   void copy(const TensorDesc& src, const TensorDesc& dst, const Stream& s) override {
-    keep([&real = real_, src, dst, s] { real.copy(src, dst, s); });
+    keep(__func__, [&real = real_, src, dst, s] { real.copy(src, dst, s); });
   }
   void fill(const TensorDesc& dst, double value, const Stream& s) override {
-    keep([&real = real_, dst, value, s] { real.fill(dst, value, s); });
+    keep(__func__, [&real = real_, dst, value, s] { real.fill(dst, value, s); });
   }
   void dropout_mask(const TensorDesc& dst, double p, std::uint64_t seed, std::uint64_t* offset,
                     const Stream& s) override {
-    keep([&real = real_, dst, p, seed, offset, s] { real.dropout_mask(dst, p, seed, offset, s); });
+    keep(__func__, [&real = real_, dst, p, seed, offset, s] { real.dropout_mask(dst, p, seed, offset, s); });
   }
   void binary(BinaryOp op, const TensorDesc& a, const TensorDesc& b, const TensorDesc& out, const Stream& s) override {
-    keep([&real = real_, op, a, b, out, s] { real.binary(op, a, b, out, s); });
+    keep(__func__, [&real = real_, op, a, b, out, s] { real.binary(op, a, b, out, s); });
   }
   void binary_scalar(BinaryOp op, const TensorDesc& a, double scalar, const TensorDesc& out, const Stream& s) override {
-    keep([&real = real_, op, a, scalar, out, s] { real.binary_scalar(op, a, scalar, out, s); });
+    keep(__func__, [&real = real_, op, a, scalar, out, s] { real.binary_scalar(op, a, scalar, out, s); });
   }
   void unary(UnaryOp op, const TensorDesc& in, const TensorDesc& out, const Stream& s) override {
-    keep([&real = real_, op, in, out, s] { real.unary(op, in, out, s); });
+    keep(__func__, [&real = real_, op, in, out, s] { real.unary(op, in, out, s); });
   }
   void relu_backward(const TensorDesc& grad, const TensorDesc& out, const TensorDesc& dst, const Stream& s) override {
-    keep([&real = real_, grad, out, dst, s] { real.relu_backward(grad, out, dst, s); });
+    keep(__func__, [&real = real_, grad, out, dst, s] { real.relu_backward(grad, out, dst, s); });
   }
   void eq(const TensorDesc& a, const TensorDesc& b, const TensorDesc& out, const Stream& s) override {
-    keep([&real = real_, a, b, out, s] { real.eq(a, b, out, s); });
+    keep(__func__, [&real = real_, a, b, out, s] { real.eq(a, b, out, s); });
   }
   void gemm(const TensorDesc& a, const TensorDesc& b, const TensorDesc& c, const GemmEpilogue& epilogue,
             const Stream& s) override {
     const std::optional<TensorDesc> bias = epilogue.bias ? std::optional<TensorDesc>(*epilogue.bias) : std::nullopt;
-    keep([&real = real_, a, b, c, bias, beta = epilogue.beta, relu = epilogue.relu, s] {
+    keep(__func__, [&real = real_, a, b, c, bias, beta = epilogue.beta, relu = epilogue.relu, s] {
       real.gemm(a, b, c, GemmEpilogue{bias ? &*bias : nullptr, beta, relu}, s);
     });
   }
   void sum(const TensorDesc& in, const TensorDesc& out, const Stream& s) override {
-    keep([&real = real_, in, out, s] { real.sum(in, out, s); });
+    keep(__func__, [&real = real_, in, out, s] { real.sum(in, out, s); });
   }
   void argmax(const TensorDesc& in, const TensorDesc& out, const Stream& s) override {
-    keep([&real = real_, in, out, s] { real.argmax(in, out, s); });
+    keep(__func__, [&real = real_, in, out, s] { real.argmax(in, out, s); });
   }
   void log_softmax(const TensorDesc& in, const TensorDesc& out, const Stream& s) override {
-    keep([&real = real_, in, out, s] { real.log_softmax(in, out, s); });
+    keep(__func__, [&real = real_, in, out, s] { real.log_softmax(in, out, s); });
   }
   void log_softmax_backward(const TensorDesc& grad, const TensorDesc& out, const TensorDesc& dst,
                             const Stream& s) override {
-    keep([&real = real_, grad, out, dst, s] { real.log_softmax_backward(grad, out, dst, s); });
+    keep(__func__, [&real = real_, grad, out, dst, s] { real.log_softmax_backward(grad, out, dst, s); });
   }
   void softmax_cross_entropy(const TensorDesc& logits, const TensorDesc& targets, const TensorDesc& probs,
                              const TensorDesc& loss, const Stream& s) override {
-    keep([&real = real_, logits, targets, probs, loss, s] {
+    keep(__func__, [&real = real_, logits, targets, probs, loss, s] {
       real.softmax_cross_entropy(logits, targets, probs, loss, s);
     });
   }
   void softmax_cross_entropy_backward(const TensorDesc& probs, const TensorDesc& targets, const TensorDesc& grad_loss,
                                       const TensorDesc& dlogits, const Stream& s) override {
-    keep([&real = real_, probs, targets, grad_loss, dlogits, s] {
+    keep(__func__, [&real = real_, probs, targets, grad_loss, dlogits, s] {
       real.softmax_cross_entropy_backward(probs, targets, grad_loss, dlogits, s);
     });
   }
   void adam_step(std::span<const ParamBuffers> params, const AdamHyper& hyper, const Stream& s) override {
     if (!hyper.device_step) mark_uncapturable("an Adam step whose count is on the host (pack the model's parameters)");
-    keep([&real = real_, params = std::vector<ParamBuffers>(params.begin(), params.end()), hyper, s] {
+    keep(__func__, [&real = real_, params = std::vector<ParamBuffers>(params.begin(), params.end()), hyper, s] {
       real.adam_step(params, hyper, s);
     });
   }
   void sgd_step(std::span<const ParamBuffers> params, const SgdHyper& hyper, const Stream& s) override {
     if (hyper.first_step) mark_uncapturable("SGD's first momentum step (its host flag changes after it)");
-    keep([&real = real_, params = std::vector<ParamBuffers>(params.begin(), params.end()), hyper, s] {
+    keep(__func__, [&real = real_, params = std::vector<ParamBuffers>(params.begin(), params.end()), hyper, s] {
       real.sgd_step(params, hyper, s);
     });
   }
   void unscale_and_check_finite(std::span<const GradSpan> grads, const float* scale, float* found_inf,
                                 const Stream& s) override {
-    keep([&real = real_, grads = std::vector<GradSpan>(grads.begin(), grads.end()), scale, found_inf, s] {
+    keep(__func__, [&real = real_, grads = std::vector<GradSpan>(grads.begin(), grads.end()), scale, found_inf, s] {
       real.unscale_and_check_finite(grads, scale, found_inf, s);
     });
   }
   void update_scale(float* scale, std::int32_t* tracker, const float* found_inf, double growth, double backoff,
                     std::int32_t interval, const Stream& s) override {
-    keep([&real = real_, scale, tracker, found_inf, growth, backoff, interval, s] {
+    keep(__func__, [&real = real_, scale, tracker, found_inf, growth, backoff, interval, s] {
       real.update_scale(scale, tracker, found_inf, growth, backoff, interval, s);
     });
   }
 
  private:
-  // Runs the call now (the capture is a real step) and keeps it for replay.
+  // Runs the call now (the capture is a real step) and keeps it for replay, with its name.
   template <typename F>
-  void keep(F call) {
+  void keep(const char* name, F call) {
     call();
     recording_.calls_.emplace_back(std::move(call));
+    recording_.names_.push_back(name);
   }
   Backend& real_;
   KernelRecording& recording_;

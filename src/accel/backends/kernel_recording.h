@@ -34,6 +34,8 @@ class KernelRecording {
 
   Device device() const { return device_; }
   std::size_t size() const { return calls_.size(); }
+  // The backend method of each recorded call, in order ("gemm", "copy", "adam_step", ...).
+  const std::vector<const char*>& call_names() const { return names_; }
   // Why the capture cannot be replayed (the first reason), or nothing.
   const std::optional<std::string>& invalid_reason() const { return invalid_; }
   // Runs every recorded call again. Throws ValueError for an invalid recording.
@@ -48,6 +50,7 @@ class KernelRecording {
   friend bool from_capture_pool(const memory::Allocator& allocator);
   Device device_;
   std::vector<std::function<void()>> calls_;
+  std::vector<const char*> names_;  // __func__ of each call's backend method
   std::vector<std::shared_ptr<const void>> retained_;
   std::optional<std::string> invalid_;
   PrivatePool* pool_;  // frees itself once the recording is gone and no tensor holds a block
