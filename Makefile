@@ -44,10 +44,10 @@ asan: deps-test
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure --no-tests=error -j2
 
 format-check: deps-test
-	git ls-files '*.h' '*.cpp' | xargs clang-format --dry-run -Werror
+	git ls-files '*.h' '*.cpp' '*.cu' '*.cuh' | xargs clang-format --dry-run -Werror
 
 format:
-	git ls-files '*.h' '*.cpp' | xargs clang-format -i
+	git ls-files '*.h' '*.cpp' '*.cu' '*.cuh' | xargs clang-format -i
 
 bench: deps-bench build
 	bench/setup-venv.sh >/dev/null

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # The GPU checks, in one call on a GPU machine (see docs/hardware.md, docs/memory.md): unpacks
 # the bundle from scripts/make-gpu-bundle.sh, then
+#   0. the CUDA backend (cuda-backend.log): the backend-ops harness on cuda:0 against the CPU,
+#      the seed's model trained with --device cuda (5 epochs, batch 64) while nvidia-smi and
+#      accel smi look at the process, and bench/gpu_train_bench.py (accel against PyTorch eager,
+#      torch.compile reduce-overhead and JAX jit at batch 64, 512, 4096, with the GEMM floor),
 #   1. accel smi / accel info next to nvidia-smi (the same --query-gpu fields side by side),
 #   2. the test suites (the CudaAllocator tests run for real there),
 #   3. the CUDA allocator benchmark next to PyTorch's caching allocator, and the seed model's
@@ -20,7 +24,26 @@ export LD_LIBRARY_PATH="$PWD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # The test binaries name the source and build folders of the machine that built them.
 if [ "$PWD" != /work/main ] && [ ! -e /work/main ]; then mkdir -p /work && ln -s "$PWD" /work/main; fi
 A=$PWD/build/accel
+DATA=$PWD/data/fashion-mnist  # from the bundle
 step() { printf '\n===== %s\n' "$*"; }
+{
+  step "CUDA backend: the backend-ops harness and the device math on cuda:0"
+  timeout 120 build/tests/accel_tests --gtest_filter='BackendOps*:CudaDeviceMath*:Module*Cuda*:TensorDevice*'
+  step "CUDA backend: accel train --device cuda --epochs 5 --batch-size 64, with nvidia-smi and accel smi during it"
+  timeout 240 "$A" train --device cuda --data "$DATA" --epochs 5 --batch-size 64 --json >"$OUT/train-cuda.log" 2>&1 &
+  trainer=$!
+  sleep 8
+  nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv
+  "$A" smi | tail -6
+  wait $trainer
+  echo "accel train exit status $?"
+  cat "$OUT/train-cuda.log"
+  step "CUDA backend: --amp bf16 and --amp fp16, 2 epochs at batch 512"
+  timeout 90 "$A" train --device cuda --data "$DATA" --epochs 2 --batch-size 512 --amp bf16 | tail -4
+  timeout 90 "$A" train --device cuda --data "$DATA" --epochs 2 --batch-size 512 --amp fp16 | tail -4
+  step "CUDA backend: speed against PyTorch eager, torch.compile and JAX (bench/gpu_train_bench.py)"
+  timeout 300 python3 bench/gpu_train_bench.py --accel "$A" --data "$DATA" --epochs 3
+} 2>&1 | tee "$OUT/cuda-backend.log"
 {
   step "machine"
   nvidia-smi -L; uname -r; nproc
@@ -60,9 +83,9 @@ step() { printf '\n===== %s\n' "$*"; }
   # it: the plugin wheel (jax-cuda13-pjrt, 135 MB) is larger than what reaches this machine.
   step "XLA through PJRT: JAX's CUDA plugin"
   if ACCEL_PJRT_PLUGIN=cuda "$A" info --xla | grep -E 'XLA|PJRT'; then
-    if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
-      ACCEL_PJRT_PLUGIN=cuda timeout 300 "$A" train --device xla --epochs 2 --batch-size 512
-      timeout 300 "$A" train --device cuda --epochs 2 --batch-size 512
+    if [ -f "$DATA/train-images-idx3-ubyte.gz" ]; then
+      ACCEL_PJRT_PLUGIN=cuda timeout 300 "$A" train --device xla --data "$DATA" --epochs 2 --batch-size 512
+      timeout 300 "$A" train --device cuda --data "$DATA" --epochs 2 --batch-size 512
     else
       echo "no Fashion-MNIST on this machine: accel train cannot run here"
     fi

@@ -2,7 +2,7 @@
 #include <cstdio>
 #include <string>
 
-#include "accel/backends/cpu/cpu_backend.h"
+#include "accel/backends/backend.h"
 #include "accel/memory/device_allocators.h"
 #include "accel/train/model.h"
 #include "accel/train/seed_trainer.h"
@@ -23,11 +23,17 @@ std::string mib_text(std::int64_t bytes) {
   return text;
 }
 
+// What ran the GEMMs: the device's backend says (an XLA device's compiler picks its own).
+std::string gemm_library(Device device) {
+  if (device.is_cpu() || device.is_sim() || device.is_cuda()) return backend_for(device).gemm_library();
+  return "the XLA compiler's";
+}
+
 void print_json(const train::TrainReport& report, const train::SeedConfig& config) {
   std::printf(
       "{\"device\": \"%s\", \"simulated\": %s, \"gemm\": \"%s\", \"batch_size\": %lld, \"accumulate\": %d, "
       "\"amp\": \"%s\", \"step\": \"%s\", \"peak_allocated\": %lld, \"epochs\": [",
-      report.device_text.c_str(), report.device.is_sim() ? "true" : "false", cpu::gemm_library_description().c_str(),
+      report.device_text.c_str(), report.device.is_sim() ? "true" : "false", gemm_library(report.device).c_str(),
       static_cast<long long>(config.batch_size), config.accumulate, config.amp.c_str(), report.step_mode.c_str(),
       static_cast<long long>(report.memory.peak_allocated));
   for (std::size_t i = 0; i < report.epochs.size(); ++i) {

@@ -14,7 +14,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "accel/backends/tensor_desc.h"
@@ -70,11 +73,20 @@ struct SgdHyper {
   bool first_step;  // momentum buffers are initialised with the gradient on the first step
 };
 
+// A recorded list of kernel calls made into one launch (a CUDA Graph).
+class ReplayGraph {
+ public:
+  virtual ~ReplayGraph() = default;
+  virtual void launch() = 0;  // runs every captured call, in order, on the stream captured
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual Device device() const = 0;
   virtual memory::Allocator& allocator() = 0;
+  // What computes this backend's GEMMs, for reports ("oneDNN 2.6.3 (avx512_core_bf16)").
+  virtual std::string gemm_library() = 0;
 
   // ---- streams and events ----
   Stream default_stream() const { return Stream{device(), 0}; }
@@ -83,6 +95,14 @@ class Backend {
   virtual Event record_event(const Stream& stream) = 0;
   // Work queued on `stream` after this call starts only after `event` has completed.
   virtual void wait_event(const Stream& stream, const Event& event) = 0;
+  // Captures what `calls` queue on the default stream as one graph, without running it. Null
+  // where calls run directly (the CPU: *why_not left empty) or the calls cannot be captured
+  // (*why_not says why; then run them directly).
+  virtual std::unique_ptr<ReplayGraph> capture_graph(const std::function<void()>& calls, std::string* why_not) {
+    (void)calls;
+    (void)why_not;
+    return nullptr;
+  }
 
   // ---- copies (asynchronous on the stream: host buffers stay valid until it synchronises) ----
   virtual void copy_from_host(void* dst, const void* host_src, std::size_t nbytes, const Stream& stream) = 0;
@@ -90,6 +110,11 @@ class Backend {
   // dst = src elementwise over dst's sizes, through both strides, converting any dtype to any.
   virtual void copy(const TensorDesc& src, const TensorDesc& dst, const Stream& stream) = 0;
   virtual void fill(const TensorDesc& dst, double value, const Stream& stream) = 0;  // any dtype, contiguous
+  // dst [rows, features] = src [n, features] at rows `index` (int64 [rows]): a batch gathered
+  // from a data set on the device. src and dst contiguous, one dtype (any). An index outside
+  // [0, n) is a recorded kernel error (ValueError), its row left as it was.
+  virtual void gather_rows(const TensorDesc& src, const TensorDesc& index, const TensorDesc& dst,
+                           const Stream& stream) = 0;
   // Dropout's mask on the device (contiguous, floating): element i is 1 / (1 - p) when the
   // Philox draw (core/philox.h) for (seed, *offset + i / 4, lane i % 4) is below 1 - p, else 0;
   // then *offset (device memory) grows by the blocks used, so a replayed recording draws anew.

@@ -82,6 +82,7 @@ class RecordingBackend final : public Backend {
 
   Device device() const override { return real_.device(); }
   memory::Allocator& allocator() override { return pool_; }
+  std::string gemm_library() override { return real_.gemm_library(); }
 
   void synchronize(const Stream& s) override {
     keep(__func__, [&real = real_, s] { real.synchronize(s); });
@@ -103,6 +104,9 @@ class RecordingBackend final : public Backend {
   }
   void fill(const TensorDesc& dst, double value, const Stream& s) override {
     keep(__func__, [&real = real_, dst, value, s] { real.fill(dst, value, s); });
+  }
+  void gather_rows(const TensorDesc& src, const TensorDesc& index, const TensorDesc& dst, const Stream& s) override {
+    keep(__func__, [&real = real_, src, index, dst, s] { real.gather_rows(src, index, dst, s); });
   }
   void dropout_mask(const TensorDesc& dst, double p, std::uint64_t seed, std::uint64_t* offset,
                     const Stream& s) override {
@@ -209,8 +213,22 @@ KernelRecording::~KernelRecording() {
   pool_->orphan();
 }
 
-void KernelRecording::replay() const {
+void KernelRecording::replay() {
   if (invalid_) throw ValueError("replay: the capture cannot be replayed: " + *invalid_);
+  if (!graph_tried_) {
+    graph_tried_ = true;
+    std::string why_not;
+    graph_ = backend_for(device_).capture_graph(
+        [this] {
+          for (const auto& call : calls_) call();
+        },
+        &why_not);
+    replay_mode_ = graph_ ? "as one CUDA Graph" : why_not.empty() ? "" : "call by call: " + why_not;
+  }
+  if (graph_) {
+    graph_->launch();
+    return;
+  }
   for (const auto& call : calls_) call();
 }
 

@@ -38,8 +38,13 @@ class KernelRecording {
   const std::vector<const char*>& call_names() const { return names_; }
   // Why the capture cannot be replayed (the first reason), or nothing.
   const std::optional<std::string>& invalid_reason() const { return invalid_; }
-  // Runs every recorded call again. Throws ValueError for an invalid recording.
-  void replay() const;
+  // Runs every recorded call again. Throws ValueError for an invalid recording. The first
+  // replay asks the backend to capture the calls as one graph (a CUDA Graph); later replays
+  // launch it, or run the calls one by one where the backend has none.
+  void replay();
+  // How replays run: "" (call by call, as on the CPU), "as one CUDA Graph", or "call by call:
+  // <why the graph capture failed>"; empty before the first replay.
+  const std::string& replay_mode() const { return replay_mode_; }
 
  private:
   friend class RecordingBackend;
@@ -55,6 +60,9 @@ class KernelRecording {
   std::optional<std::string> invalid_;
   PrivatePool* pool_;  // frees itself once the recording is gone and no tensor holds a block
   std::unique_ptr<Backend> recorder_;
+  bool graph_tried_ = false;
+  std::unique_ptr<ReplayGraph> graph_;
+  std::string replay_mode_;
 };
 
 // Records the calls this thread makes through backend_for(recording.device()) until it ends.

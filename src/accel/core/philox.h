@@ -12,7 +12,7 @@ namespace accel {
 
 // The four 32-bit outputs for `counter` under `seed` (Random123's philox4x32_10 with
 // ctr = {counter lo, counter hi, 0, 0} and key = {seed lo, seed hi}).
-inline std::array<std::uint32_t, 4> philox4x32(std::uint64_t seed, std::uint64_t counter) {
+constexpr std::array<std::uint32_t, 4> philox4x32(std::uint64_t seed, std::uint64_t counter) {
   constexpr std::uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u, kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
   std::uint32_t c0 = static_cast<std::uint32_t>(counter), c1 = static_cast<std::uint32_t>(counter >> 32), c2 = 0,
                 c3 = 0;
@@ -35,6 +35,6 @@ inline std::array<std::uint32_t, 4> philox4x32(std::uint64_t seed, std::uint64_t
 }
 
 // Uniform in [0, 1) from the top 24 bits of a draw: every float32 of that form.
-inline float philox_uniform(std::uint32_t draw) { return static_cast<float>(draw >> 8) * (1.0f / 16777216.0f); }
+constexpr float philox_uniform(std::uint32_t draw) { return static_cast<float>(draw >> 8) * (1.0f / 16777216.0f); }
 
 }  // namespace accel

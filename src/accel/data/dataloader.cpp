@@ -90,9 +90,11 @@ void DataLoader::restore(std::vector<std::int64_t> order, const std::string& shu
   }
   gen_.set_state(shuffle_state);
   order_ = std::move(order);
+  ++order_version_;
 }
 
 void DataLoader::shuffle_order() {
+  ++order_version_;
   for (std::size_t i = order_.size(); i > 1; --i) {  // Fisher-Yates
     std::swap(order_[i - 1], order_[gen_.below(i)]);
   }

@@ -62,10 +62,17 @@ class DataLoader {
   // Reshuffles (when shuffling) for the next epoch.
   void next_epoch();
   std::int64_t num_samples() const { return static_cast<std::int64_t>(order_.size()); }
+  std::int64_t batch_size() const { return options_.batch_size; }
+  // The data set as given (contiguous, on the host).
+  const Tensor& inputs() const { return inputs_; }
+  const Tensor& labels() const { return labels_; }
 
   // What a checkpoint keeps to carry on mid-epoch with the same batches: the current order and
   // the shuffling generator (Generator::state()).
   const std::vector<std::int64_t>& order() const { return order_; }
+  // Grows whenever the order changes (a shuffle, a restore): a copy of it elsewhere knows when
+  // it is stale.
+  std::uint64_t order_version() const { return order_version_; }
   std::string shuffle_state() const { return gen_.state(); }
   // Restores both; throws ValueError when `order` is not a permutation of this loader's samples.
   void restore(std::vector<std::int64_t> order, const std::string& shuffle_state);
@@ -78,6 +85,7 @@ class DataLoader {
   DataLoaderOptions options_;
   Generator gen_;
   std::vector<std::int64_t> order_;
+  std::uint64_t order_version_ = 0;
 };
 
 }  // namespace accel::data

@@ -48,6 +48,13 @@ Tensor sum_to(const Tensor& a, const Shape& shape);
 // Index of the maximum along dim, int64.
 Tensor argmax(const Tensor& a, std::int64_t dim, bool keepdim = false);
 
+// ---- indexing ----
+// out[r] = source[rows[r]] along the first dimension, on source's device (a batch gathered from
+// a data set kept there). source and out contiguous of one dtype, out [len(rows), ...source's
+// other dims], rows int64 on the same device. Not differentiable. An index out of range is a
+// ValueError (on an asynchronous device, at its next synchronisation).
+void take_rows_into(const Tensor& source, const Tensor& rows, const Tensor& out);
+
 // ---- comparison ----
 Tensor eq(const Tensor& a, const Tensor& b);  // bool, broadcasting
 

@@ -50,6 +50,8 @@ class CapturedStep {
   void recapture();
   // Kernel calls replayed per step (0 until captured).
   std::size_t kernels() const { return recording_ ? recording_->size() : 0; }
+  // How the replays run (KernelRecording::replay_mode): "" call by call, "as one CUDA Graph", ...
+  std::string replay_mode() const { return recording_ ? recording_->replay_mode() : ""; }
   // Why steps run eagerly ("disabled", or what could not be replayed); empty otherwise.
   const std::string& fallback_reason() const { return reason_; }
 

@@ -13,7 +13,9 @@
 #include "accel/core/parallel.h"
 #include "accel/data/batch_prefetcher.h"
 #include "accel/data/dataloader.h"
+#include "accel/data/device_batches.h"
 #include "accel/hw/host_info.h"  // usable_cpus: the thread tuner's ceiling
+#include "accel/memory/device_allocators.h"
 #include "accel/ops/autocast.h"
 #include "accel/ops/ops.h"
 #include "accel/tensor/safetensors.h"
@@ -515,9 +517,17 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
   };
 
   if (options.prefetch_batches < -1) throw ValueError("fit: prefetch_batches must be >= 0 (or -1: automatic)");
+  // On a device the data set stays there when it takes at most a quarter of the free memory:
+  // each batch is then gathered by a kernel (data/device_batches.h), with nothing to prefetch.
+  // Nor on CUDA otherwise: the backend has one stream, and a loader thread's copies would join
+  // it (and break its graph capture); pinned staging on a side stream is to come.
+  std::optional<data::DeviceBatches> resident;
+  if (!device_.is_cpu() && data::device_bytes(loader) <= memory::caching_allocator(device_).mem_get_info().first / 4) {
+    resident.emplace(loader, device_);
+  }
   const std::size_t prefetch = options.prefetch_batches >= 0 ? static_cast<std::size_t>(options.prefetch_batches)
-                               : device_.is_cpu()            ? 0
-                                                             : 2;
+                               : device_.is_cpu() || resident || device_.is_cuda() ? 0
+                                                                                   : 2;
   std::optional<ThreadTuner> tuner;
   if (options.tune_threads) {
     tuner.emplace(ThreadTunerOptions{.max_threads = hw::usable_cpus()});
@@ -563,15 +573,17 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
       if (sigterm && sigterm->requested() && i == group_of(i).first) throw interrupted(epoch, i);
       if (tuner && tuner->threads() != get_num_threads()) set_num_threads(tuner->threads());
       const auto step_start = std::chrono::steady_clock::now();
-      // A replaying step on the CPU takes its batch gathered straight into its own input buffers.
+      // A replaying step takes its batch gathered straight into its own input buffers: by the
+      // host on the CPU, by a kernel where the data set is resident on the device.
       data::Batch batch;
+      const auto index = static_cast<std::size_t>(i);
       if (const auto [x_buffer, y_buffer] = step.input_buffers();
-          !prefetched && c.accumulate == 1 && x_buffer.defined() && x_buffer.device().is_cpu()) {
+          !prefetched && c.accumulate == 1 && x_buffer.defined() && (resident || x_buffer.device().is_cpu())) {
         batch = {x_buffer, y_buffer};
-        if (!loader.batch_into(static_cast<std::size_t>(i), batch)) batch = {};
+        if (!(resident ? resident->batch_into(index, batch) : loader.batch_into(index, batch))) batch = {};
       }
       if (!batch.inputs.defined()) {
-        batch = prefetched ? prefetched->next() : loader.batch(static_cast<std::size_t>(i));
+        batch = prefetched ? prefetched->next() : resident ? resident->batch(index) : loader.batch(index);
       }
       const Tensor loss =
           c.accumulate == 1 ? step.run(batch.inputs, batch.labels) : micro_step(i, batch.inputs, batch.labels);
@@ -615,7 +627,9 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
       save_checkpoint(epoch + 1, 0);
     }
   }
-  step_mode_ = step.replaying()    ? "captured: " + std::to_string(step.kernels()) + " kernel calls replayed per step"
+  const std::string graph = step.replay_mode().empty() ? "" : " " + step.replay_mode();
+  step_mode_ = step.replaying()
+                   ? "captured: " + std::to_string(step.kernels()) + " kernel calls replayed per step" + graph
                : c.accumulate != 1 ? "eager: gradient accumulation: a step spans several batches"
                                    : "eager: " + step.fallback_reason();
   for (const auto& callback : options.callbacks) callback->on_train_end(*this);

@@ -17,6 +17,7 @@ class CpuBackend : public Backend {
  public:
   Device device() const override { return kCPU; }
   memory::Allocator& allocator() override { return memory::host_allocator(); }
+  std::string gemm_library() override;
 
   void synchronize(const Stream& stream) override;
   Event record_event(const Stream& stream) override { return Event{stream.device, 0}; }
@@ -26,6 +27,8 @@ class CpuBackend : public Backend {
   void copy_to_host(void* host_dst, const void* src, std::size_t nbytes, const Stream& stream) override;
   void copy(const TensorDesc& src, const TensorDesc& dst, const Stream& stream) override;
   void fill(const TensorDesc& dst, double value, const Stream& stream) override;
+  void gather_rows(const TensorDesc& src, const TensorDesc& index, const TensorDesc& dst,
+                   const Stream& stream) override;
   void dropout_mask(const TensorDesc& dst, double p, std::uint64_t seed, std::uint64_t* offset,
                     const Stream& stream) override;
 

@@ -217,6 +217,8 @@ void CpuBackend::gemm(const TensorDesc& a, const TensorDesc& b, const TensorDesc
   copy(wc.desc, c, stream);
 }
 
+std::string CpuBackend::gemm_library() { return gemm_library_description(); }
+
 std::string gemm_library_description() {
   const dnnl_version_t* v = dnnl_version();
   std::string isa;

@@ -86,6 +86,29 @@ void CpuBackend::copy(const TensorDesc& src, const TensorDesc& dst, const Stream
   });
 }
 
+void CpuBackend::gather_rows(const TensorDesc& src, const TensorDesc& index, const TensorDesc& dst,
+                             const Stream& stream) {
+  const std::int64_t n = src.size(0), rows = index.size(0);
+  const std::size_t row_bytes = static_cast<std::size_t>(rows ? dst.numel() / rows : 0) * element_size(dst.dtype);
+  const auto* from = static_cast<const std::byte*>(src.data);
+  auto* to = static_cast<std::byte*>(dst.data);
+  const std::int64_t* at = index.ptr<const std::int64_t>();
+  std::int64_t bad_row = -1;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    if (at[r] < 0 || at[r] >= n) {
+      if (bad_row < 0) bad_row = r;
+      continue;
+    }
+    std::memcpy(to + static_cast<std::size_t>(r) * row_bytes, from + static_cast<std::size_t>(at[r]) * row_bytes,
+                row_bytes);
+  }
+  if (bad_row >= 0) {
+    record_kernel_error("gather_rows: index " + std::to_string(at[bad_row]) + " at row " + std::to_string(bad_row) +
+                        " is out of range for " + std::to_string(n) + " rows");
+  }
+  synchronize(stream);  // the CPU's calls are synchronous: a recorded error is raised here
+}
+
 void CpuBackend::fill(const TensorDesc& dst, double value, const Stream&) {
   dispatch_all(dst.dtype, "fill", [&]<typename T>() {
     const T v = convert<T>(value);

@@ -45,6 +45,9 @@ void SimBackend::copy(const TensorDesc& src, const TensorDesc& dst, const Stream
   CpuBackend::copy(host(src), host(dst), s);
 }
 void SimBackend::fill(const TensorDesc& dst, double value, const Stream& s) { CpuBackend::fill(host(dst), value, s); }
+void SimBackend::gather_rows(const TensorDesc& src, const TensorDesc& index, const TensorDesc& dst, const Stream& s) {
+  CpuBackend::gather_rows(host(src), host(index), host(dst), s);
+}
 void SimBackend::dropout_mask(const TensorDesc& dst, double p, std::uint64_t seed, std::uint64_t* offset,
                               const Stream& s) {
   CpuBackend::dropout_mask(host(dst), p, seed, host(offset), s);

@@ -19,6 +19,8 @@ class SimBackend final : public CpuBackend {
   void copy_to_host(void* host_dst, const void* src, std::size_t nbytes, const Stream& stream) override;
   void copy(const TensorDesc& src, const TensorDesc& dst, const Stream& stream) override;
   void fill(const TensorDesc& dst, double value, const Stream& stream) override;
+  void gather_rows(const TensorDesc& src, const TensorDesc& index, const TensorDesc& dst,
+                   const Stream& stream) override;
   void dropout_mask(const TensorDesc& dst, double p, std::uint64_t seed, std::uint64_t* offset,
                     const Stream& stream) override;
   void binary(BinaryOp op, const TensorDesc& a, const TensorDesc& b, const TensorDesc& out,

@@ -2,33 +2,13 @@
 
 #include <cuda_runtime_api.h>
 
+#include "accel/backends/cuda/cuda_check.h"
 #include "accel/core/error.h"
 
 namespace accel::memory {
 namespace {
 
-// Names the CUDA call, file and line of a failed call that must not fail.
-#define ACCEL_CUDA_CHECK(call)                                                                              \
-  do {                                                                                                      \
-    const cudaError_t status_ = (call);                                                                     \
-    if (status_ != cudaSuccess) {                                                                           \
-      throw DeviceError(std::string(#call) + " failed: " + cudaGetErrorName(status_) + " (" +               \
-                        cudaGetErrorString(status_) + ") at " + __FILE__ + ":" + std::to_string(__LINE__)); \
-    }                                                                                                       \
-  } while (0)
-
-// Makes `device` current for the scope of a call.
-class DeviceGuard {
- public:
-  explicit DeviceGuard(int device) {
-    cudaGetDevice(&previous_);
-    ACCEL_CUDA_CHECK(cudaSetDevice(device));
-  }
-  ~DeviceGuard() { cudaSetDevice(previous_); }
-
- private:
-  int previous_ = 0;
-};
+using cuda_backend::DeviceGuard;
 
 class CudaMemory final : public DeviceMemory {
  public:

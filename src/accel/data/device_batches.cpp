@@ -1,0 +1,52 @@
+#include "accel/data/device_batches.h"
+
+#include "accel/ops/ops.h"
+
+namespace accel::data {
+
+DeviceBatches::DeviceBatches(const DataLoader& loader, Device device)
+    : loader_(loader),
+      inputs_((loader.inputs().dtype() == DType::UInt8 ? scale_pixels(loader.inputs()) : loader.inputs()).to(device)),
+      labels_(loader.labels().to(device)) {}
+
+bool DeviceBatches::batch_into(std::size_t index, Batch& out) {
+  const auto count = static_cast<std::int64_t>(loader_.batch_indices(index).size());
+  const auto fits = [&](const Tensor& t, const Tensor& like) {
+    std::vector<std::int64_t> sizes = like.shape().sizes();
+    sizes[0] = count;
+    return t.defined() && t.device() == like.device() && t.is_contiguous() && t.dtype() == like.dtype() &&
+           t.shape() == Shape(sizes);
+  };
+  if (!fits(out.inputs, inputs_) || !fits(out.labels, labels_)) return false;
+  if (!order_.defined() || order_version_ != loader_.order_version()) {
+    const std::vector<std::int64_t>& order = loader_.order();
+    order_ = from_vector<std::int64_t>(order, {static_cast<std::int64_t>(order.size())}).to(inputs_.device());
+    order_version_ = loader_.order_version();
+  }
+  const auto begin = static_cast<std::int64_t>(index) * loader_.batch_size();
+  const Tensor rows = order_.slice(0, begin, begin + count);
+  take_rows_into(inputs_, rows, out.inputs);
+  take_rows_into(labels_, rows, out.labels);
+  return true;
+}
+
+Batch DeviceBatches::batch(std::size_t index) {
+  const auto count = static_cast<std::int64_t>(loader_.batch_indices(index).size());
+  const auto with_rows = [count](const Tensor& t) {
+    std::vector<std::int64_t> sizes = t.shape().sizes();
+    sizes[0] = count;
+    return Shape(sizes);
+  };
+  Batch out{empty(with_rows(inputs_), inputs_.dtype(), inputs_.device()),
+            empty(with_rows(labels_), labels_.dtype(), labels_.device())};
+  batch_into(index, out);
+  return out;
+}
+
+std::size_t device_bytes(const DataLoader& loader) {
+  const Tensor& x = loader.inputs();
+  return static_cast<std::size_t>(x.numel()) * element_size(DType::Float32) +
+         static_cast<std::size_t>(loader.labels().numel()) * element_size(loader.labels().dtype());
+}
+
+}  // namespace accel::data
