@@ -25,6 +25,11 @@ export LD_LIBRARY_PATH="$PWD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 if [ "$PWD" != /work/main ] && [ ! -e /work/main ]; then mkdir -p /work && ln -s "$PWD" /work/main; fi
 A=$PWD/build/accel
 DATA=$PWD/data/fashion-mnist  # from the bundle
+# cuBLASLt: the toolkit's, else the one in PyTorch's wheel (nvidia-cublas).
+if [ ! -e /usr/local/cuda/lib64/libcublasLt.so.13 ] && [ -z "${ACCEL_CUBLASLT_LIBRARY:-}" ]; then
+  lt=$(python3 -c "import glob, os, nvidia.cublas as c; print((glob.glob(os.path.join(list(c.__path__)[0], 'lib', 'libcublasLt.so.*')) or [''])[0])" 2>/dev/null)
+  [ -n "$lt" ] && export ACCEL_CUBLASLT_LIBRARY=$lt
+fi
 step() { printf '\n===== %s\n' "$*"; }
 {
   step "CUDA backend: the backend-ops harness and the device math on cuda:0"
