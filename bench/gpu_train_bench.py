@@ -66,7 +66,12 @@ def torch_epochs(images, labels, batch, epochs, compiled):
             opt.step()
         torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    return times, steps
+    memory = {"max_memory_allocated": torch.cuda.max_memory_allocated(),
+              "max_memory_reserved": torch.cuda.max_memory_reserved()}
+    del x_all, y_all, model, opt
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    return times, memory
 
 
 def jax_epochs(data, batch, epochs, mode):
@@ -115,6 +120,9 @@ def main():
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
     import torch
+    if not torch.cuda.is_available():
+        sys.exit("gpu_train_bench: no CUDA GPU here (torch.cuda.is_available() is False): "
+                 "run it on a GPU machine (scripts/gpu-check.sh)")
     images = read_idx(os.path.join(args.data, "train-images-idx3-ubyte.gz"))
     labels = read_idx(os.path.join(args.data, "train-labels-idx1-ubyte.gz"))
     print(f"GPU: {torch.cuda.get_device_name(0)}; torch {torch.__version__} (CUDA {torch.version.cuda})")
@@ -130,10 +138,14 @@ def main():
         except Exception as error:  # noqa: BLE001: reported, the anchors still run
             print(f"batch {batch}: accel failed: {error}")
             rows_note = ""
+        memory = {}
+        if "accel" in rows:
+            memory["accel peak_allocated (data set on the GPU: float32)"] = report.get("peak_allocated")
         for name, compiled in (("PyTorch eager", False), ("torch.compile reduce-overhead", True)):
             try:
-                times, _ = torch_epochs(images, labels, batch, args.epochs, compiled)
+                times, used = torch_epochs(images, labels, batch, args.epochs, compiled)
                 rows[name] = min(times[1:] or times)
+                memory[f"{name} (data set on the GPU: uint8)"] = used
             except Exception as error:  # noqa: BLE001
                 print(f"batch {batch}: {name} failed: {error}")
         if with_jax:
@@ -143,7 +155,11 @@ def main():
                     rows[f"JAX jit {mode}"] = min(times[1:] or times)
                 else:
                     print(f"batch {batch}: JAX {mode} failed: {error}")
-        floor = gemm_floor(batch, steps)
+        try:
+            floor = gemm_floor(batch, steps)
+        except Exception as error:  # noqa: BLE001
+            print(f"batch {batch}: the GEMM floor could not be measured: {error}")
+            floor = float("nan")
         print(f"\nbatch {batch} ({steps} steps/epoch){' - accel ' + rows_note if rows_note else ''}")
         print(f"  {'configuration':34s} {'s/epoch':>9s} {'steps/s':>9s} {'accel is':>10s}")
         for name, seconds in rows.items():
@@ -151,7 +167,10 @@ def main():
             print(f"  {name:34s} {seconds:9.4f} {steps / seconds:9.0f} {ratio:>10s}")
         print(f"  {'GEMMs alone (cuBLAS floor)':34s} {floor:9.4f} {steps / floor:9.0f}"
               + (f" {100 * floor / rows['accel']:9.0f}% of accel's time" if "accel" in rows else ""))
-        print(json.dumps({"batch": batch, "steps": steps, "seconds_per_epoch": rows, "gemm_floor": floor}))
+        for name, value in memory.items():
+            print(f"  memory: {name}: {value}")
+        print(json.dumps({"batch": batch, "steps": steps, "seconds_per_epoch": rows, "gemm_floor": floor,
+                          "memory": memory}))
 
 
 if __name__ == "__main__":
