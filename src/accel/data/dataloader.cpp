@@ -110,25 +110,30 @@ std::size_t DataLoader::size() const {
   return options_.drop_last ? n / b : (n + b - 1) / b;
 }
 
-std::vector<std::int64_t> DataLoader::batch_indices(std::size_t index) const {
+std::pair<std::size_t, std::size_t> DataLoader::batch_range(std::size_t index) const {
   if (index >= size()) {
     throw ValueError("DataLoader: batch " + std::to_string(index) + " is out of range (" + std::to_string(size()) +
                      " batches)");
   }
   const std::size_t begin = index * static_cast<std::size_t>(options_.batch_size);
-  const std::size_t end = std::min(order_.size(), begin + static_cast<std::size_t>(options_.batch_size));
+  return {begin, std::min(order_.size(), begin + static_cast<std::size_t>(options_.batch_size))};
+}
+
+std::vector<std::int64_t> DataLoader::batch_indices(std::size_t index) const {
+  const auto [begin, end] = batch_range(index);
   return {order_.begin() + static_cast<std::ptrdiff_t>(begin), order_.begin() + static_cast<std::ptrdiff_t>(end)};
 }
 
-namespace {
+std::int64_t DataLoader::batch_rows(std::size_t index) const {
+  const auto [begin, end] = batch_range(index);
+  return static_cast<std::int64_t>(end - begin);
+}
 
 Shape with_rows(const Tensor& t, std::int64_t rows) {
   std::vector<std::int64_t> shape = t.shape().sizes();
   shape[0] = rows;
   return Shape(shape);
 }
-
-}  // namespace
 
 Batch DataLoader::batch(std::size_t index, bool parallel) const {
   const std::vector<std::int64_t> rows = batch_indices(index);

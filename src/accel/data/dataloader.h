@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "accel/tensor/generator.h"
@@ -40,6 +41,9 @@ struct Batch {
   Tensor labels;  // [B, ...] in the labels' dtype
 };
 
+// t's shape with its first dimension (samples) set to `rows`: a batch's shape.
+Shape with_rows(const Tensor& t, std::int64_t rows);
+
 class DataLoader {
  public:
   // inputs: uint8 or float32 [N, ...]; labels: [N, ...] of any dtype. Throws DTypeError or
@@ -57,8 +61,9 @@ class DataLoader {
   // no copy after. Returns false, and leaves `out` alone, when they are not (a short last batch);
   // options.device plays no part.
   bool batch_into(std::size_t index, Batch& out, bool parallel = true) const;
-  // The sample indices of batch `index` in the current order.
+  // The sample indices of batch `index` in the current order, and how many there are.
   std::vector<std::int64_t> batch_indices(std::size_t index) const;
+  std::int64_t batch_rows(std::size_t index) const;
   // Reshuffles (when shuffling) for the next epoch.
   void next_epoch();
   std::int64_t num_samples() const { return static_cast<std::int64_t>(order_.size()); }
@@ -79,6 +84,7 @@ class DataLoader {
 
  private:
   void shuffle_order();
+  std::pair<std::size_t, std::size_t> batch_range(std::size_t index) const;  // [begin, end) in order_
   void gather(const std::vector<std::int64_t>& rows, Batch& out, bool parallel) const;
 
   Tensor inputs_, labels_;

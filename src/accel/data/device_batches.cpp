@@ -10,12 +10,10 @@ DeviceBatches::DeviceBatches(const DataLoader& loader, Device device)
       labels_(loader.labels().to(device)) {}
 
 bool DeviceBatches::batch_into(std::size_t index, Batch& out) {
-  const auto count = static_cast<std::int64_t>(loader_.batch_indices(index).size());
-  const auto fits = [&](const Tensor& t, const Tensor& like) {
-    std::vector<std::int64_t> sizes = like.shape().sizes();
-    sizes[0] = count;
+  const std::int64_t count = loader_.batch_rows(index);
+  const auto fits = [count](const Tensor& t, const Tensor& like) {
     return t.defined() && t.device() == like.device() && t.is_contiguous() && t.dtype() == like.dtype() &&
-           t.shape() == Shape(sizes);
+           t.shape() == with_rows(like, count);
   };
   if (!fits(out.inputs, inputs_) || !fits(out.labels, labels_)) return false;
   if (!order_.defined() || order_version_ != loader_.order_version()) {
@@ -31,14 +29,9 @@ bool DeviceBatches::batch_into(std::size_t index, Batch& out) {
 }
 
 Batch DeviceBatches::batch(std::size_t index) {
-  const auto count = static_cast<std::int64_t>(loader_.batch_indices(index).size());
-  const auto with_rows = [count](const Tensor& t) {
-    std::vector<std::int64_t> sizes = t.shape().sizes();
-    sizes[0] = count;
-    return Shape(sizes);
-  };
-  Batch out{empty(with_rows(inputs_), inputs_.dtype(), inputs_.device()),
-            empty(with_rows(labels_), labels_.dtype(), labels_.device())};
+  const std::int64_t count = loader_.batch_rows(index);
+  Batch out{empty(with_rows(inputs_, count), inputs_.dtype(), inputs_.device()),
+            empty(with_rows(labels_, count), labels_.dtype(), labels_.device())};
   batch_into(index, out);
   return out;
 }

@@ -6,6 +6,7 @@
 #include "accel/backends/cpu/cpu_backend.h"
 #include "accel/backends/cpu/cpu_convert.h"
 #include "accel/backends/cpu/strided.h"
+#include "accel/backends/kernel_errors.h"
 #include "accel/core/error.h"
 #include "accel/core/scalar_types.h"
 
@@ -103,8 +104,7 @@ void CpuBackend::gather_rows(const TensorDesc& src, const TensorDesc& index, con
                 row_bytes);
   }
   if (bad_row >= 0) {
-    record_kernel_error("gather_rows: index " + std::to_string(at[bad_row]) + " at row " + std::to_string(bad_row) +
-                        " is out of range for " + std::to_string(n) + " rows");
+    record_kernel_error(row_index_out_of_range_message(at[bad_row], bad_row, n));
   }
   synchronize(stream);  // the CPU's calls are synchronous: a recorded error is raised here
 }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "accel/backends/cpu/cpu_backend.h"
+#include "accel/backends/kernel_errors.h"
 #include "accel/core/error.h"
 #include "accel/core/scalar_types.h"
 
@@ -166,9 +167,7 @@ void CpuBackend::softmax_cross_entropy(const TensorDesc& logits_d, const TensorD
     }
     *loss_d.ptr<T>() = store<T>(rows ? static_cast<C>(total / static_cast<double>(rows)) : std::nanf(""));
     if (bad_row >= 0) {
-      record_kernel_error("cross_entropy: target " + std::to_string(targets[bad_row]) + " at row " +
-                          std::to_string(bad_row) + " is out of range for " + std::to_string(cols) +
-                          " classes (valid: 0 to " + std::to_string(cols - 1) + ")");
+      record_kernel_error(target_out_of_range_message(targets[bad_row], bad_row, cols));
     }
   });
   synchronize(stream);  // the CPU's calls are synchronous: a recorded error is raised here

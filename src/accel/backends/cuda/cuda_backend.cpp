@@ -6,6 +6,7 @@
 
 #include "accel/backends/cuda/cuda_check.h"
 #include "accel/backends/cuda/cuda_gemm.h"
+#include "accel/backends/kernel_errors.h"
 #include "accel/memory/device_allocators.h"
 
 namespace accel::cuda_backend {
@@ -115,14 +116,10 @@ void CudaBackend::synchronize(const Stream& stream) {
   const KernelErrorRecord record = *error_host_;
   ACCEL_CUDA_CHECK(cudaMemsetAsync(error_device_, 0, sizeof(KernelErrorRecord), s));
   ACCEL_CUDA_CHECK(cudaStreamSynchronize(s));
-  // The CPU backend's messages, word for word.
   if (record.code == kKernelErrorRowIndex) {
-    throw ValueError("gather_rows: index " + std::to_string(record.value) + " at row " + std::to_string(record.row) +
-                     " is out of range for " + std::to_string(record.limit) + " rows");
+    throw ValueError(row_index_out_of_range_message(record.value, record.row, record.limit));
   }
-  throw ValueError("cross_entropy: target " + std::to_string(record.value) + " at row " + std::to_string(record.row) +
-                   " is out of range for " + std::to_string(record.limit) + " classes (valid: 0 to " +
-                   std::to_string(record.limit - 1) + ")");
+  throw ValueError(target_out_of_range_message(record.value, record.row, record.limit));
 }
 
 Event CudaBackend::record_event(const Stream& stream) {
