@@ -3,27 +3,13 @@
 // device that is present (cpu, sim; cuda:0 on a GPU machine).
 #include <gtest/gtest.h>
 
-#include "accel/backends/backend_registry.h"
+#include "../support/present_devices.h"
 #include "accel/data/device_batches.h"
 #include "accel/ops/ops.h"
 
 using namespace accel;
 
-namespace {
-
-std::vector<Device> present_devices() {
-  std::vector<Device> out;
-  for (DeviceType type : registered_device_types()) {
-    try {
-      backend_for(Device(type, 0));
-      out.emplace_back(type, 0);
-    } catch (const DeviceError&) {  // registered but absent (a CUDA build without a GPU)
-    }
-  }
-  return out;
-}
-
-}  // namespace
+using accel::testing::present_devices;
 
 TEST(TakeRows, GathersTheNamedRowsOnEveryDeviceAndNamesABadIndex) {
   const Tensor source = arange(std::int64_t{5 * 3}, DType::Float32).reshape({5, 3});

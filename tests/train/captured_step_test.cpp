@@ -87,7 +87,9 @@ TEST(CapturedStep, ReplayMatchesEagerBitForBitAndAllocatesNothing) {
     return loss;
   });
   EXPECT_TRUE(captured.replaying()) << captured.fallback_reason();
-  EXPECT_GT(captured.kernels(), 10u);
+  // At least the forward's 2 GEMMs and loss, the loss gradient, the backward's 3 GEMMs (the
+  // bias gradients come with the weights') and Adam: the whole step is in the recording.
+  EXPECT_GE(captured.kernels(), 8u);
   EXPECT_EQ(captured_losses, eager_losses);
   EXPECT_EQ(values(captured_setup.model), values(eager_setup.model));
   EXPECT_EQ(captured_setup.adam->step_count(0), 6);

@@ -36,6 +36,11 @@ struct GemmEpilogue {
   const TensorDesc* bias = nullptr;  // [n], the output's dtype, or null
   float beta = 0.0f;                 // 0 or 1 (1 accumulates into C)
   bool relu = false;
+  // When set ([m], C's dtype, contiguous), the call also writes A's row sums there (over k,
+  // float32 accumulation): a linear layer's bias gradient, from the GEMM of its weight gradient
+  // (A = g^T), which cuBLASLt fuses into that GEMM. A must then be contiguous or the transpose
+  // of a contiguous matrix (gemm_row_sums.h), and bias and relu unset.
+  const TensorDesc* a_row_sums = nullptr;
 };
 
 // One parameter tensor's buffers for a fused optimizer step (all `numel` floats long).

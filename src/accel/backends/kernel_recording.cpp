@@ -129,9 +129,10 @@ class RecordingBackend final : public Backend {
   }
   void gemm(const TensorDesc& a, const TensorDesc& b, const TensorDesc& c, const GemmEpilogue& epilogue,
             const Stream& s) override {
-    const std::optional<TensorDesc> bias = epilogue.bias ? std::optional<TensorDesc>(*epilogue.bias) : std::nullopt;
-    keep(__func__, [&real = real_, a, b, c, bias, beta = epilogue.beta, relu = epilogue.relu, s] {
-      real.gemm(a, b, c, GemmEpilogue{bias ? &*bias : nullptr, beta, relu}, s);
+    const auto copied = [](const TensorDesc* d) { return d ? std::optional<TensorDesc>(*d) : std::nullopt; };
+    keep(__func__, [&real = real_, a, b, c, bias = copied(epilogue.bias), beta = epilogue.beta, relu = epilogue.relu,
+                    sums = copied(epilogue.a_row_sums), s] {
+      real.gemm(a, b, c, GemmEpilogue{bias ? &*bias : nullptr, beta, relu, sums ? &*sums : nullptr}, s);
     });
   }
   void sum(const TensorDesc& in, const TensorDesc& out, const Stream& s) override {

@@ -26,8 +26,10 @@ GemmOperand as_gemm_operand(const Tensor& t) {
   return {c, false, std::max<std::int64_t>(cols, 1)};
 }
 
-// out = epilogue(a @ b): the one GEMM call every op here makes.
-void gemm_into(const Tensor& a, const Tensor& b, Tensor& out, const Tensor& bias = Tensor(), bool relu = false) {
+// out = epilogue(a @ b): the one GEMM call every op here makes. `a_row_sums`, when given, also
+// receives a's row sums (GemmEpilogue::a_row_sums; a contiguous or a .t() of a contiguous tensor).
+void gemm_into(const Tensor& a, const Tensor& b, Tensor& out, const Tensor& bias = Tensor(), bool relu = false,
+               const Tensor& a_row_sums = Tensor()) {
   // The operand's strides as GEMM reads them: the unit stride on the right dim even where a
   // size-1 dim carries another stride. Both operands are held until the GEMM has run: one that
   // needed a contiguous copy would otherwise free it first, and the other's copy could take
@@ -40,7 +42,9 @@ void gemm_into(const Tensor& a, const Tensor& b, Tensor& out, const Tensor& bias
     return d;
   };
   const TensorDesc bias_desc = bias.defined() ? desc(bias, "gemm") : TensorDesc{};
-  const GemmEpilogue epilogue{bias.defined() ? &bias_desc : nullptr, 0.0f, relu};
+  const TensorDesc sums_desc = a_row_sums.defined() ? desc(a_row_sums, "gemm") : TensorDesc{};
+  const GemmEpilogue epilogue{bias.defined() ? &bias_desc : nullptr, 0.0f, relu,
+                              a_row_sums.defined() ? &sums_desc : nullptr};
   TensorDesc c = desc(out, "gemm");
   c.strides[0] = std::max<std::int64_t>(out.shape()[1], 1);
   c.strides[1] = 1;
@@ -107,17 +111,22 @@ Tensor linear_impl(const Tensor& input_, const Tensor& weight_, const Tensor& bi
                          y.defined() ? detail::relu_grad(grad_output, y) : detail::as_dtype_of(grad_output, x);
                      Tensor gx, gw, gb;
                      if (need[0]) gx = mm(g, w);
-                     if (need[1]) {
-                       Tensor slot = autograd::gradient_destination(1);  // the weight's arena slot
-                       if (slot.defined() && slot.shape() == w.shape() && slot.dtype() == g.dtype() &&
-                           slot.is_contiguous() && x.shape()[0] > 0) {
-                         gemm_into(g.t(), x, slot);
-                         gw = slot;
-                       } else {
-                         gw = mm(g.t(), x);
-                       }
+                     // The weight's and the bias's gradients straight into their arena slots where
+                     // they have them, the bias's (g's column sums) from the weight's GEMM.
+                     const auto slot_for = [&](std::size_t input, const Shape& shape) {
+                       Tensor slot = autograd::gradient_destination(input);
+                       const bool fits =
+                           slot.defined() && slot.shape() == shape && slot.dtype() == g.dtype() && slot.is_contiguous();
+                       return fits ? slot : empty(shape, g.dtype(), g.device());
+                     };
+                     if (need[1] && x.shape()[0] > 0) {
+                       gw = slot_for(1, w.shape());
+                       if (need[2] && g.is_contiguous()) gb = slot_for(2, Shape{w.shape()[0]});
+                       gemm_into(g.t(), x, gw, Tensor(), false, gb);
+                     } else if (need[1]) {
+                       gw = mm(g.t(), x);
                      }
-                     if (need[2]) gb = sum(g, {0});
+                     if (need[2] && !gb.defined()) gb = sum(g, {0});
                      return std::vector<Tensor>{gx, gw, gb};
                    });
   return out;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "accel/backends/cpu/cpu_backend.h"
+#include "accel/backends/gemm_row_sums.h"
 #include "accel/core/error.h"
 #include "accel/core/scalar_types.h"
 
@@ -176,15 +177,41 @@ Widened widen(CpuBackend& backend, const TensorDesc& in, bool convert = true) {
   return w;
 }
 
+// C = epilogue(beta C) for k = 0, where A B is all zeros (oneDNN's matmul divides by k).
+void empty_product(const TensorDesc& c, const GemmEpilogue& e) {
+  dispatch_floating(c.dtype, "gemm", [&]<typename T>() {
+    const T* bias = e.bias ? e.bias->ptr<const T>() : nullptr;
+    for (std::int64_t i = 0; i < c.size(0); ++i) {
+      T* row = c.ptr<T>() + i * c.stride(0);
+      for (std::int64_t j = 0; j < c.size(1); ++j) {
+        compute_t<T> v = e.beta != 0.0f ? load(row[j]) : compute_t<T>(0);
+        if (bias) v += load(bias[j * e.bias->stride(0)]);
+        row[j] = store<T>(e.relu && v < 0 ? compute_t<T>(0) : v);
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void CpuBackend::gemm(const TensorDesc& a, const TensorDesc& b, const TensorDesc& c, const GemmEpilogue& epilogue,
                       const Stream& stream) {
+  if (epilogue.a_row_sums) {  // the GEMM, then A's row sums by the sum kernel (qualified: a
+                              // SimBackend has translated its pointers already)
+    if (epilogue.bias || epilogue.relu) throw ValueError("cpu gemm: a_row_sums with a bias or ReLU epilogue");
+    GemmEpilogue plain = epilogue;
+    plain.a_row_sums = nullptr;
+    CpuBackend::gemm(a, b, c, plain, stream);
+    const RowSumsViews sums = row_sums_views(a, *epilogue.a_row_sums);
+    CpuBackend::sum(sums.in, sums.out, stream);
+    return;
+  }
   const std::int64_t m = c.size(0), n = c.size(1), k = a.size(1);
   if (m == 0 || n == 0) return;
   if (epilogue.beta != 0.0f && epilogue.beta != 1.0f) {
     throw ValueError("cpu gemm: beta must be 0 or 1, got " + std::to_string(epilogue.beta));
   }
+  if (k == 0) return empty_product(c, epilogue);
   if (c.dtype == DType::Float64) return gemm_f64(a, b, c, epilogue);
   const GemmKey key{c.dtype,
                     m,

@@ -71,10 +71,14 @@ void SimBackend::eq(const TensorDesc& a, const TensorDesc& b, const TensorDesc& 
 void SimBackend::gemm(const TensorDesc& a, const TensorDesc& b, const TensorDesc& c, const GemmEpilogue& epilogue,
                       const Stream& s) {
   GemmEpilogue translated = epilogue;
-  TensorDesc bias;
+  TensorDesc bias, row_sums;
   if (epilogue.bias) {
     bias = host(*epilogue.bias);
     translated.bias = &bias;
+  }
+  if (epilogue.a_row_sums) {
+    row_sums = host(*epilogue.a_row_sums);
+    translated.a_row_sums = &row_sums;
   }
   CpuBackend::gemm(host(a), host(b), host(c), translated, s);
 }

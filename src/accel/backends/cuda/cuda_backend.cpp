@@ -46,15 +46,16 @@ CudaBackend::CudaBackend(int index) : index_(index) {
   void* host_record = nullptr;
   ACCEL_CUDA_CHECK(cudaMallocHost(&host_record, sizeof(KernelErrorRecord)));
   error_host_ = static_cast<KernelErrorRecord*>(host_record);
-  void* scalars = nullptr;
-  ACCEL_CUDA_CHECK(cudaMalloc(&scalars, sizeof(AdamScalars)));
-  adam_scalars_ = static_cast<AdamScalars*>(scalars);
+  void* counter = nullptr;
+  ACCEL_CUDA_CHECK(cudaMalloc(&counter, sizeof(unsigned)));
+  adam_blocks_done_ = static_cast<unsigned*>(counter);
+  ACCEL_CUDA_CHECK(cudaMemset(adam_blocks_done_, 0, sizeof(unsigned)));
 }
 
 CudaBackend::~CudaBackend() {
   gemm_.reset();
   for (cudaEvent_t event : events_) cudaEventDestroy(event);
-  if (adam_scalars_) cudaFree(adam_scalars_);
+  if (adam_blocks_done_) cudaFree(adam_blocks_done_);
   if (error_host_) cudaFreeHost(error_host_);
   if (error_device_) cudaFree(error_device_);
   if (stream_) cudaStreamDestroy(stream_);
@@ -245,7 +246,7 @@ void CudaBackend::softmax_cross_entropy_backward(const TensorDesc& probs, const 
 
 void CudaBackend::adam_step(std::span<const ParamBuffers> params, const AdamHyper& hyper, const Stream& s) {
   DeviceGuard guard(index_);
-  launch_adam(params, hyper, adam_scalars_, stream_of(s));
+  launch_adam(params, hyper, adam_blocks_done_, stream_of(s));
 }
 
 void CudaBackend::sgd_step(std::span<const ParamBuffers> params, const SgdHyper& hyper, const Stream& s) {

@@ -77,7 +77,7 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;              // Stream id 0
   KernelErrorRecord* error_device_ = nullptr;  // kernels write it
   KernelErrorRecord* error_host_ = nullptr;    // pinned: synchronize() copies it here
-  AdamScalars* adam_scalars_ = nullptr;        // device scratch: this step's Adam scalars
+  unsigned* adam_blocks_done_ = nullptr;       // device: Adam's blocks done (cuda_optim.cu), 0 between steps
   std::mutex mutex_;                           // guards gemm_ and events_
   std::unique_ptr<GemmEngine> gemm_;           // made on the first GEMM (it loads cuBLASLt)
   std::vector<cudaEvent_t> events_;            // destroyed with the backend

@@ -1,7 +1,8 @@
 // cuBLASLt GEMMs for row-major tensors. cuBLASLt is column-major: a row-major C [m, n] is the
 // column-major C^T [n, m], and C^T = B^T A^T, so our B is cuBLASLt's first operand and our A its
 // second; a transposed view (unit stride in its first dim) becomes that operand's transpose.
-// The bias [n] is then per row of C^T, which is cuBLASLt's BIAS epilogue. Plans (descriptors and
+// The bias [n] is then per row of C^T, which is cuBLASLt's BIAS epilogue, and the row sums
+// of our A (a bias gradient) its BGRADB epilogue. Plans (descriptors and
 // the heuristic's algorithm) are cached per shape, strides, dtype, epilogue and alignment.
 #include "accel/backends/cuda/cuda_gemm.h"
 
@@ -15,6 +16,7 @@
 
 #include "accel/backends/cuda/cuda_check.h"
 #include "accel/backends/cuda/cuda_kernels.h"
+#include "accel/backends/gemm_row_sums.h"
 #include "accel/core/error.h"
 
 namespace accel::cuda_backend {
@@ -224,7 +226,8 @@ GemmPlan& GemmEngine::plan_for(const Key& key) {
     plan->algo = result.algo;
     return true;
   };
-  const cublasLtEpilogue_t fused = epilogue == 3   ? CUBLASLT_EPILOGUE_RELU_BIAS
+  const cublasLtEpilogue_t fused = epilogue == 4   ? CUBLASLT_EPILOGUE_BGRADB
+                                   : epilogue == 3 ? CUBLASLT_EPILOGUE_RELU_BIAS
                                    : epilogue == 1 ? CUBLASLT_EPILOGUE_BIAS
                                    : epilogue == 2 ? CUBLASLT_EPILOGUE_RELU
                                                    : CUBLASLT_EPILOGUE_DEFAULT;
@@ -246,19 +249,30 @@ GemmPlan& GemmEngine::plan_for(const Key& key) {
 void GemmEngine::run(const TensorDesc& a, const TensorDesc& b, const TensorDesc& c, const GemmEpilogue& epilogue,
                      cudaStream_t stream) {
   const std::int64_t m = c.size(0), n = c.size(1), k = a.size(1);
-  if (m == 0 || n == 0) return;
-  if (k == 0) {  // A B is all zeros: C = epilogue(beta C)
-    launch_bias_relu(c, epilogue.bias, epilogue.relu, epilogue.beta == 0.0f, stream);
+  const TensorDesc* sums = epilogue.a_row_sums;
+  if (sums && (epilogue.bias || epilogue.relu)) throw ValueError("cuda gemm: a_row_sums with a bias or ReLU epilogue");
+  // A's row sums by our sum kernel, where cuBLASLt does not write them.
+  const auto row_sums_kernel = [&] {
+    const RowSumsViews views = row_sums_views(a, *sums);
+    launch_sum(views.in, views.out, stream);
+  };
+  if (m == 0) return;
+  if (n == 0 || k == 0) {  // no GEMM to run: C = epilogue(beta C) (empty when n is 0)
+    if (n > 0) launch_bias_relu(c, epilogue.bias, epilogue.relu, epilogue.beta == 0.0f, stream);
+    if (sums) row_sums_kernel();
     return;
   }
   DeviceGuard guard(device_);
   const Operand ours_b = column_major(b), ours_a = column_major(a);
   const std::int64_t ldc = std::max<std::int64_t>({c.stride(0), n, 1});
-  // cuBLASLt's bias must be contiguous and 16-byte aligned; otherwise our kernel adds it. (Its
-  // fused ReLU may map NaN to 0 where the CPU and our kernel keep NaN: a diverged step either way.)
+  // cuBLASLt's bias (and bias gradient) must be contiguous and 16-byte aligned; otherwise our
+  // kernels do that part. (Its fused ReLU may map NaN to 0 where the CPU and our kernel keep
+  // NaN: a diverged step either way.) The row sums of our A are the bias gradient over its
+  // second operand's k: BGRADB, [m] = the columns of its column-major D [n, m].
   const bool bias_fusable = epilogue.bias && epilogue.bias->stride(0) == 1 && alignment_of(epilogue.bias->data) >= 16;
-  const int fused_epilogue = (epilogue.bias && bias_fusable ? 1 : 0) | (epilogue.relu ? 2 : 0);
-  const int mode = epilogue.bias && !bias_fusable ? 0 : fused_epilogue;
+  const bool sums_fusable = sums && alignment_of(sums->data) >= 16;
+  const int fused_epilogue = (epilogue.bias && bias_fusable ? 1 : 0) | (epilogue.relu ? 2 : 0) | (sums_fusable ? 4 : 0);
+  const int mode = (epilogue.bias && !bias_fusable) || (sums && !sums_fusable) ? 0 : fused_epilogue;
   const Key key{static_cast<int>(c.dtype),
                 ours_b.transpose,
                 ours_a.transpose,
@@ -276,8 +290,8 @@ void GemmEngine::run(const TensorDesc& a, const TensorDesc& b, const TensorDesc&
   std::lock_guard lock(mutex_);
   GemmPlan& plan = plan_for(key);
   const bool fused = plan.fused_epilogue && mode != 0;
-  if (fused && (mode & 1)) {
-    const void* bias = epilogue.bias->data;
+  if (fused && (mode & 5)) {  // the bias read, or the bias gradient written
+    const void* bias = (mode & 4) ? sums->data : epilogue.bias->data;
     check(lt_.desc_set(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)), "set BIAS_POINTER");
   }
   const double alpha64 = 1.0, beta64 = epilogue.beta;
@@ -290,6 +304,7 @@ void GemmEngine::run(const TensorDesc& a, const TensorDesc& b, const TensorDesc&
       "cublasLtMatmul");
   // What the GEMM did not fuse: the whole epilogue, or (an unfusable bias) bias and ReLU.
   if (!fused) launch_bias_relu(c, epilogue.bias, epilogue.relu, false, stream);
+  if (!fused && sums) row_sums_kernel();
 }
 
 }  // namespace accel::cuda_backend

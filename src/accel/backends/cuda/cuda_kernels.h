@@ -51,7 +51,8 @@ void launch_softmax_cross_entropy_backward(const TensorDesc& probs, const Tensor
                                            const TensorDesc& grad_loss, const TensorDesc& dlogits, cudaStream_t stream);
 
 // cuda_optim.cu
-void launch_adam(std::span<const ParamBuffers> params, const AdamHyper& hyper, AdamScalars* scratch,
+// blocks_done: a device counter, 0 between launches (the backend's), for the device step count.
+void launch_adam(std::span<const ParamBuffers> params, const AdamHyper& hyper, unsigned* blocks_done,
                  cudaStream_t stream);
 void launch_sgd(std::span<const ParamBuffers> params, const SgdHyper& hyper, cudaStream_t stream);
 void launch_unscale(std::span<const GradSpan> grads, const float* scale, float* found_inf, cudaStream_t stream);

@@ -1,7 +1,8 @@
-// Optimizer steps and gradient scaling on the GPU. Adam's per-step scalars are computed by a
-// one-thread kernel into device scratch, so a step count kept on the device (a captured step)
-// and GradScaler's skip (found_inf) are decided without the host; the update itself is
-// device_math.h's adam_element, the CPU backend's formula.
+// Optimizer steps and gradient scaling on the GPU. Adam is one kernel per parameter buffer (one
+// launch over a model's whole gradient arena): every block derives the step's scalars itself
+// (device_math.h's adam_scalars, in double, as the CPU backend), from a step count that may
+// live on the device (a captured step), and GradScaler's skip (found_inf) is read there too,
+// so nothing waits for the host. The update is device_math.h's adam_element, the CPU's formula.
 #include <cuda_runtime.h>
 
 #include "accel/backends/cuda/cuda_kernels.h"
@@ -10,21 +11,27 @@
 namespace accel::cuda_backend {
 namespace {
 
-__global__ void adam_scalars_kernel(AdamScalars* out, double lr, double beta1, double beta2, std::int64_t host_step,
-                                    std::int64_t* device_step, const float* found_inf) {
-  if (found_inf && *found_inf != 0.0f) {  // GradScaler's skip: the count stays too
-    out->skip = 1;
-    return;
-  }
-  const std::int64_t step = device_step ? ++*device_step : host_step;
-  *out = adam_scalars(lr, beta1, beta2, step);
-}
+struct AdamStep {
+  double lr, beta1, beta2;
+  std::int64_t host_step;     // used when device_step is null
+  std::int64_t* device_step;  // the count on the device: this step is *device_step + 1
+  const float* found_inf;     // GradScaler's flag, or null
+};
 
+// `blocks_done` (device memory, 0 between launches) is given to the last launch of a step only:
+// its last block to finish writes the new count, once every block has read the old one.
 __global__ void adam_kernel(float* __restrict__ w, const float* __restrict__ g, float* __restrict__ m,
-                            float* __restrict__ v, std::int64_t n, AdamConstants c, const AdamScalars* scalars) {
-  const AdamScalars s = *scalars;
-  if (s.skip) return;
+                            float* __restrict__ v, std::int64_t n, AdamConstants c, AdamStep h, unsigned* blocks_done) {
+  if (h.found_inf && *h.found_inf != 0.0f) return;  // GradScaler's skip: the count stays too
+  const std::int64_t step = h.device_step ? *h.device_step + 1 : h.host_step;
+  const AdamScalars s = adam_scalars(h.lr, h.beta1, h.beta2, step);
   ACCEL_GRID_STRIDE(i, n) adam_element(w[i], g[i], m[i], v[i], c, s);
+  if (!blocks_done) return;
+  __syncthreads();  // every thread of this block has read the count
+  if (threadIdx.x == 0 && atomicAdd(blocks_done, 1u) == gridDim.x - 1) {
+    *h.device_step = step;
+    *blocks_done = 0;
+  }
 }
 
 __global__ void sgd_kernel(float* __restrict__ w, const float* __restrict__ g, float* __restrict__ buf, std::int64_t n,
@@ -61,14 +68,23 @@ __global__ void update_scale_kernel(float* scale, std::int32_t* growth_tracker, 
 
 }  // namespace
 
-void launch_adam(std::span<const ParamBuffers> params, const AdamHyper& h, AdamScalars* scratch, cudaStream_t stream) {
-  adam_scalars_kernel<<<1, 1, 0, stream>>>(scratch, h.lr, h.beta1, h.beta2, h.step, h.device_step, h.found_inf);
+void launch_adam(std::span<const ParamBuffers> params, const AdamHyper& h, unsigned* blocks_done, cudaStream_t stream) {
   const AdamConstants constants =
       adam_constants(h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.decoupled_weight_decay);
-  for (const ParamBuffers& p : params) {
+  const AdamStep step{h.lr, h.beta1, h.beta2, h.step, h.device_step, h.found_inf};
+  std::size_t last = params.size();  // the last buffer with elements: its launch advances the count
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    if (params[i].numel > 0) last = i;
+  }
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const ParamBuffers& p = params[i];
     if (p.numel == 0) continue;
     adam_kernel<<<static_cast<unsigned>(blocks_for(p.numel)), kThreads, 0, stream>>>(
-        p.param, p.grad, p.exp_avg, p.exp_avg_sq, p.numel, constants, scratch);
+        p.param, p.grad, p.exp_avg, p.exp_avg_sq, p.numel, constants, step,
+        h.device_step && i == last ? blocks_done : nullptr);
+  }
+  if (h.device_step && last == params.size()) {  // no elements at all: the count still advances
+    adam_kernel<<<1, kThreads, 0, stream>>>(nullptr, nullptr, nullptr, nullptr, 0, constants, step, blocks_done);
   }
   check_launch("adam");
 }

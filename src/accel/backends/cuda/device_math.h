@@ -74,18 +74,17 @@ struct ReduceLayout {
   }
 };
 
-// Adam's per-step scalars, computed once per step (on the device when the step count lives
-// there) in double and rounded once, as the CPU backend and PyTorch do.
+// Adam's per-step scalars (on the device, per block, when the step count lives there), in
+// double and rounded once, as the CPU backend and PyTorch do.
 struct AdamScalars {
   float step_size;             // lr / (1 - beta1^step)
   float inv_bias_correction2;  // 1 / sqrt(1 - beta2^step)
-  int skip;                    // GradScaler found inf/NaN: leave every buffer as it is
 };
 
 ACCEL_HD inline AdamScalars adam_scalars(double lr, double beta1, double beta2, std::int64_t step) {
   const double bias_correction1 = 1.0 - pow(beta1, static_cast<double>(step));
   const double bias_correction2 = 1.0 - pow(beta2, static_cast<double>(step));
-  return {static_cast<float>(lr / bias_correction1), static_cast<float>(1.0 / sqrt(bias_correction2)), 0};
+  return {static_cast<float>(lr / bias_correction1), static_cast<float>(1.0 / sqrt(bias_correction2))};
 }
 
 // The float32 constants of the element update, derived in double and rounded once.
