@@ -39,11 +39,16 @@ stop_pidfile() { # name pidfile
 case "$CMD" in
 install)
   [ "$(id -u)" = 0 ] || { echo "cluster.sh: install needs root" >&2; exit 2; }
+  # auth/jwt (slurmrestd's tokens, AuthAltTypes in the configs): Debian 12's security update
+  # 22.05.8-4+deb12u3 moved auth_jwt.so from slurm-wlm-basic-plugins into a package of its own.
+  jwt_plugin=/usr/lib/x86_64-linux-gnu/slurm-wlm/auth_jwt.so
   if ! command -v slurmctld >/dev/null || ! command -v slurmdbd >/dev/null || ! command -v mariadbd >/dev/null ||
-    ! command -v slurmrestd >/dev/null; then
+    ! command -v slurmrestd >/dev/null || [ ! -e "$jwt_plugin" ]; then
     [ -n "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)" ] || apt-get update
+    extra=""
+    apt-cache show slurm-wlm-jwt-plugin >/dev/null 2>&1 && extra=slurm-wlm-jwt-plugin
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends slurm-wlm munge slurmrestd \
-      slurmdbd slurm-wlm-mysql-plugin mariadb-server
+      slurmdbd slurm-wlm-mysql-plugin mariadb-server $extra
   fi
   ;;
 start)

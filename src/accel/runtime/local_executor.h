@@ -66,6 +66,9 @@ class LocalExecutor final : public Executor {
   static Process parse(const Handle& handle);  // pid 0 for "" or a handle of another executor
 
   static std::uint64_t start_time(int pid);  // 0 when there is no such process
+  // Whether the process runs (a zombie does not); with a start time, only the process that has
+  // it (a PID reused by another process is not ours).
+  static bool running(int pid, std::uint64_t start);
 
  private:
   // Signals the group led by `group`, unless that PID now names another process (a different
@@ -74,9 +77,6 @@ class LocalExecutor final : public Executor {
   static void signal_group(int group, int signal, std::uint64_t leader_start);
   static void reap();  // collects every exited child of the service
   static std::optional<int> read_exit_status(const std::string& exit_path);
-  // Whether the process runs (a zombie does not; callers reap first, once per batch); with a
-  // start time, only the process that has it (a PID reused by another process is not ours).
-  static bool running(int pid, std::uint64_t start);
   bool isolating_;
   std::string monitor_;
   std::string job_path_;  // jobs' PATH: the system's folders, and this accel's when reachable

@@ -103,6 +103,10 @@ std::string SlurmExecutor::job_name(const Handle& handle) {
   return colon == std::string::npos ? "" : "accel-" + handle.substr(colon + 1);
 }
 
+std::string SlurmExecutor::step_name(const std::string& exit_path) {
+  return "accel-job-" + std::filesystem::path(exit_path).filename().string();
+}
+
 std::string SlurmExecutor::describe(const Handle& handle) const {
   const std::string id = job_id(handle);
   return id.empty() ? "process " + std::to_string(LocalExecutor::parse(handle).pid) : "slurm job " + id;
@@ -188,8 +192,9 @@ Handle SlurmExecutor::start_job(const Handle& worker, const JobSpec& spec) {
   if (id.empty()) throw Error("no Slurm job to start a job in (handle '" + worker + "')");
   // A step in the runtime's allocation, sharing it with the runtime's other steps (--overlap);
   // the job monitor runs on the node, as root (the allocation's owner), and drops to the tenant.
-  std::vector<std::string> argv = {tool("srun"), "--jobid=" + id, "--overlap", "--quiet",
-                                   "--nodes=1",  "--ntasks=1",    "--chdir=/", "--export=ALL"};
+  std::vector<std::string> argv = {tool("srun"), "--jobid=" + id, "--job-name=" + step_name(spec.exit_path),
+                                   "--overlap",  "--quiet",       "--nodes=1",
+                                   "--ntasks=1", "--chdir=/",     "--export=ALL"};
   std::vector<std::string> monitor = monitor_arguments(local_.monitor(), spec, {}, true);
   // srun made the output file (its own messages go there); the monitor appends the job's.
   monitor.insert(monitor.begin() + 2, "--append-output");
@@ -364,17 +369,40 @@ void SlurmExecutor::kill(const Handle& worker, bool jobs_running) {
 void SlurmExecutor::cancel_doomed() {
   std::unique_lock<std::mutex> lock(pending_mutex_);
   while (true) {
-    doomed_changed_.wait(lock, [this] { return stopping_.load() || !doomed_.empty(); });
-    if (doomed_.empty()) {
-      if (stopping_) return;
-      continue;
+    // Woken by ids to cancel, newly ending jobs or the stop; every 100 ms while jobs are ending.
+    const std::size_t ending = ending_.size();
+    const auto woken = [&] { return stopping_.load() || !doomed_.empty() || ending_.size() != ending; };
+    if (ending_.empty()) {
+      doomed_changed_.wait(lock, woken);
+    } else {
+      doomed_changed_.wait_for(lock, std::chrono::milliseconds(100), woken);
     }
+    if (stopping_ && doomed_.empty()) return;  // a runtime's jobs end with the service anyway
     std::vector<std::string> ids;
     ids.swap(doomed_);
+    std::vector<EndingJobs> now;
+    now.swap(ending_);
     lock.unlock();
     cancel_now(ids);
+    std::vector<EndingJobs> still;
+    for (EndingJobs& jobs : now) {
+      if (!finish_ending(jobs)) still.push_back(std::move(jobs));
+    }
     lock.lock();
+    for (EndingJobs& jobs : still) ending_.push_back(std::move(jobs));
   }
+}
+
+bool SlurmExecutor::finish_ending(EndingJobs& jobs) {
+  std::erase_if(jobs.sruns, [](const LocalExecutor::Process& p) { return !LocalExecutor::running(p.pid, p.start); });
+  try {
+    end_steps(jobs.id, jobs.name, &jobs.steps);
+  } catch (const ExecutorUnavailable&) {  // the controller is away: asked again next time
+  }
+  if (jobs.sruns.empty()) return true;
+  if (std::chrono::steady_clock::now() < jobs.deadline) return false;
+  for (const LocalExecutor::Process& p : jobs.sruns) ::kill(p.pid, SIGKILL);
+  return true;
 }
 
 void SlurmExecutor::cancel_now(const std::vector<std::string>& ids) {
@@ -398,24 +426,46 @@ std::string SlurmExecutor::requeue_reason(const Handle& worker) {
   return runs.status == 0 && runs.out.find("PREEMPTED") != std::string::npos ? "preempted" : "requeued";
 }
 
+void SlurmExecutor::end_steps(const std::string& id, const std::string& name, const std::set<std::string>* only) {
+  const slurm::ToolResult steps = run({tool("squeue"), "--noheader", "--steps", "--format=%i|%j", "--jobs=" + id});
+  if (steps.status != 0) throw ExecutorUnavailable("squeue did not answer: " + slurm::first_line(steps.err));
+  // A plain scancel of a step: the controller sends SIGKILL to its tasks at once (no KillWait for
+  // a step) and knows the step ends; a --signal goes to the node past it.
+  std::vector<std::string> argv = {tool("scancel"), "--name=" + name};
+  std::istringstream lines(steps.out);
+  for (std::string line; std::getline(lines, line);) {
+    const std::size_t bar = line.find('|');
+    if (bar == std::string::npos) continue;
+    const std::string step = line.substr(0, bar);
+    // The batch step holds the allocation and the extern step belongs to Slurm: both stay.
+    if (step.find(".batch") != std::string::npos || step.find(".extern") != std::string::npos) continue;
+    if (!only || only->count(line.substr(bar + 1))) argv.push_back(step);
+  }
+  if (argv.size() > 2) run(argv);
+}
+
 bool SlurmExecutor::end_jobs(const Handle& worker, const std::vector<Handle>& jobs) {
   const std::string id = job_id(worker);
   if (id.empty()) return false;
-  // Their srun processes here first: one still asking for its step (tens of ms, seconds after a
-  // controller restart) would otherwise start it after the steps were listed.
+  // Their steps end now (a plain scancel: SIGKILL to the tasks); their sruns then end by
+  // themselves. One still asking for its step gets it later: the canceller ends that step once
+  // it shows (EndingJobs says why the srun is not killed).
+  EndingJobs ending{id, job_name(worker), {}, {}, std::chrono::steady_clock::now() + std::chrono::seconds(30)};
   for (const Handle& job : jobs) {
     const LocalExecutor::Process p = LocalExecutor::parse(job);
-    if (p.pid > 0 && LocalExecutor::start_time(p.pid) == p.start) ::kill(p.pid, SIGKILL);
+    if (!LocalExecutor::running(p.pid, p.start)) continue;
+    ending.sruns.push_back(p);
+    ending.steps.insert(step_name(p.detail));
   }
-  const slurm::ToolResult steps = run({tool("squeue"), "--noheader", "--steps", "--format=%i", "--jobs=" + id});
-  if (steps.status != 0) throw ExecutorUnavailable("squeue did not answer: " + slurm::first_line(steps.err));
-  std::vector<std::string> argv = {tool("scancel"), "--signal=KILL", "--name=" + job_name(worker)};
-  std::istringstream lines(steps.out);
-  for (std::string step; lines >> step;) {
-    // The batch step holds the allocation and the extern step belongs to Slurm: both stay.
-    if (step.find(".batch") == std::string::npos && step.find(".extern") == std::string::npos) argv.push_back(step);
+  const std::string name = ending.name;
+  if (!ending.sruns.empty()) {  // first: with the controller away, the canceller still ends them
+    {
+      std::lock_guard<std::mutex> lock(pending_mutex_);
+      ending_.push_back(std::move(ending));
+    }
+    doomed_changed_.notify_all();
   }
-  if (argv.size() > 3) run(argv);
+  end_steps(id, name);
   return true;
 }
 

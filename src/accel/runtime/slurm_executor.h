@@ -70,6 +70,9 @@ class SlurmExecutor final : public Executor {
   static std::string job_id(const Handle& handle);
   // The Slurm job's name: "accel-<runtime id>".
   static std::string job_name(const Handle& handle);
+  // A job's step in the allocation is named "accel-job-<its exit file's name>": unique, so a
+  // step is found again by name.
+  static std::string step_name(const std::string& exit_path);
 
  private:
   // A warm allocation (slurm_warm.cpp): started, idle, kept for the next runtime of its pool.
@@ -91,7 +94,10 @@ class SlurmExecutor final : public Executor {
   // sbatch of a worker for `spec`, named accel-<name>, writing its beacon <beacons>/<name>.
   Submitted submit(const WorkerSpec& spec, const std::string& name, const std::string& comment,
                    const std::vector<std::string>& extra = {});
-  void cancel_now(const std::vector<std::string>& ids);              // the canceller's two calls, here and now
+  void cancel_now(const std::vector<std::string>& ids);  // the canceller's two calls, here and now
+  // Ends the allocation's steps but its batch and extern steps (only those named in `only`, when
+  // given). ExecutorUnavailable when squeue fails.
+  void end_steps(const std::string& id, const std::string& name, const std::set<std::string>* only = nullptr);
   std::optional<Handle> take_warm(const WorkerSpec& spec);           // a started warm worker of the spec's pool
   void tend_warm();                                                  // the warmer's loop: refill, recycle, adopt
   void adopt(const std::vector<std::vector<std::string>>& updates);  // the hand-outs' scontrol calls
@@ -126,6 +132,19 @@ class SlurmExecutor final : public Executor {
   // all of them, off the service's lock (under load, one call per delete held it 10-20 ms each).
   std::vector<std::string> doomed_;
   std::condition_variable doomed_changed_;
+  // Jobs a restart ended whose srun may still be asking for its step. Killing such an srun can
+  // leave a step with no task, which no scancel ends (the controller waits for a node to report
+  // it done, and no node runs it): listed until the allocation ends. So their sruns end with
+  // their steps instead: the canceller cancels each step, by name, once it shows (every 100 ms)
+  // until its srun has ended; SIGKILL to an srun still there after 30 s (a controller gone).
+  struct EndingJobs {
+    std::string id, name;  // the allocation's Slurm job id and name (scancel's guard)
+    std::vector<LocalExecutor::Process> sruns;
+    std::set<std::string> steps;  // their step names
+    std::chrono::steady_clock::time_point deadline;
+  };
+  std::vector<EndingJobs> ending_;
+  bool finish_ending(EndingJobs& jobs);  // true when every srun of them has ended
   std::atomic<bool> stopping_{false};
   std::thread poller_;
   std::thread canceller_;

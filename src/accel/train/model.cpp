@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "accel/autograd/grad_mode.h"
+#include "accel/backends/backend.h"
 #include "accel/core/parallel.h"
 #include "accel/data/batch_prefetcher.h"
 #include "accel/data/dataloader.h"
@@ -603,6 +604,9 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
         break;
       }
     }
+    // The epoch ends when its last step has run: on an asynchronous device the host may be
+    // many queued steps ahead (and the next epoch's time would otherwise include them).
+    backend_for(device_).synchronize(backend_for(device_).default_stream());
     epoch_seconds_.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count());
     epoch_samples_.push_back(epoch_samples);
     prefetched.reset();  // it reads the order next_epoch draws anew
