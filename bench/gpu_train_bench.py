@@ -140,7 +140,7 @@ def main():
             rows_note = ""
         memory = {}
         if "accel" in rows:
-            memory["accel peak_allocated (data set on the GPU: float32)"] = report.get("peak_allocated")
+            memory["accel peak_allocated (data set on the GPU: uint8)"] = report.get("peak_allocated")
         for name, compiled in (("PyTorch eager", False), ("torch.compile reduce-overhead", True)):
             try:
                 times, used = torch_epochs(images, labels, batch, args.epochs, compiled)

@@ -26,6 +26,17 @@ TEST(TakeRows, GathersTheNamedRowsOnEveryDeviceAndNamesABadIndex) {
               (std::vector<std::uint8_t>{12, 13, 14, 0, 1, 2, 12, 13, 14, 6, 7, 8}))
         << device.to_string();
 
+    // uint8 images gathered as float32: each of the 256 values as the host loader scales it.
+    const Tensor all_values = arange(std::int64_t{256}, DType::UInt8).reshape({4, 64});
+    const Tensor reverse = from_vector<std::int64_t>({3, 2, 1, 0}, {4});
+    Tensor reversed = empty({4, 64}, DType::UInt8);
+    take_rows_into(all_values, reverse, reversed);
+    Tensor scaled = empty({4, 64}, DType::Float32, device);
+    take_rows_into(all_values.to(device), reverse.to(device), scaled);
+    EXPECT_EQ(scaled.to(kCPU).to_vector<float>(), data::scale_pixels(reversed).to_vector<float>())
+        << device.to_string();
+    EXPECT_THROW(take_rows_into(source.to(device), rows, out8), ShapeError) << "float32 rows into uint8";
+
     const Tensor bad = from_vector<std::int64_t>({1, 5}, {2}).to(device);
     Tensor two = empty({2, 3}, DType::Float32, device);
     try {
@@ -60,7 +71,7 @@ TEST(DeviceBatches, EveryBatchOfEveryEpochIsTheHostLoadersBatch) {
           got = on_device.batch(i);
         }
         EXPECT_EQ(got.inputs.device(), device);
-        // Pixels / 255 on the host once, rows copied on the device: bit for bit the loader's.
+        // uint8 rows on the device, scaled as they are gathered: bit for bit the loader's.
         EXPECT_EQ(got.inputs.to(kCPU).to_vector<float>(), want.inputs.to_vector<float>()) << "epoch " << epoch;
         EXPECT_EQ(got.labels.to(kCPU).to_vector<std::int64_t>(), want.labels.to_vector<std::int64_t>());
       }

@@ -116,8 +116,10 @@ class Backend {
   virtual void copy(const TensorDesc& src, const TensorDesc& dst, const Stream& stream) = 0;
   virtual void fill(const TensorDesc& dst, double value, const Stream& stream) = 0;  // any dtype, contiguous
   // dst [rows, features] = src [n, features] at rows `index` (int64 [rows]): a batch gathered
-  // from a data set on the device. src and dst contiguous, one dtype (any). An index outside
-  // [0, n) is a recorded kernel error (ValueError), its row left as it was.
+  // from a data set on the device. src and dst contiguous, of one dtype (any), or src uint8
+  // images and dst float32: each pixel scaled to [0, 1] as core/pixels.h's pixel_to_unit (the
+  // host loader's, bit for bit). An index outside [0, n) is a recorded kernel error
+  // (ValueError), its row left as it was.
   virtual void gather_rows(const TensorDesc& src, const TensorDesc& index, const TensorDesc& dst,
                            const Stream& stream) = 0;
   // Dropout's mask on the device (contiguous, floating): element i is 1 / (1 - p) when the

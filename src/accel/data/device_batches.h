@@ -14,8 +14,9 @@ namespace accel::data {
 
 class DeviceBatches {
  public:
-  // Copies the loader's inputs (uint8 images as float32 / 255, as the loader's batches) and
-  // labels to `device`. Throws OutOfMemoryError when the device cannot hold them.
+  // Copies the loader's inputs (uint8 images as they are: a batch's pixels become float32 / 255,
+  // the loader's batches bit for bit, as they are gathered) and labels to `device`. Throws
+  // OutOfMemoryError when the device cannot hold them.
   DeviceBatches(const DataLoader& loader, Device device);
 
   // Batch `index` of the loader's current order, written into out's tensors: true when they

@@ -15,8 +15,11 @@ void take_rows_into(const Tensor& source, const Tensor& rows, const Tensor& out)
   if (source.dim() < 1) throw ShapeError("take_rows_into: the source needs a first dimension, got a scalar");
   std::vector<std::int64_t> sizes = source.shape().sizes();
   sizes[0] = rows.shape()[0];
-  if (out.shape() != Shape(sizes) || out.dtype() != source.dtype()) {
-    throw ShapeError("take_rows_into: out must be " + std::string(dtype_name(source.dtype())) + " " +
+  // uint8 images may also be gathered as float32 in [0, 1], as the host loader's batches.
+  const bool pixels = source.dtype() == DType::UInt8 && out.dtype() == DType::Float32;
+  if (out.shape() != Shape(sizes) || (out.dtype() != source.dtype() && !pixels)) {
+    throw ShapeError("take_rows_into: out must be " + std::string(dtype_name(source.dtype())) +
+                     (source.dtype() == DType::UInt8 ? " (or float32: pixels scaled to [0, 1])" : "") + " " +
                      Shape(sizes).to_string() + ", got " + std::string(dtype_name(out.dtype())) + " " +
                      out.shape().to_string());
   }

@@ -50,8 +50,9 @@ Tensor argmax(const Tensor& a, std::int64_t dim, bool keepdim = false);
 
 // ---- indexing ----
 // out[r] = source[rows[r]] along the first dimension, on source's device (a batch gathered from
-// a data set kept there). source and out contiguous of one dtype, out [len(rows), ...source's
-// other dims], rows int64 on the same device. Not differentiable. An index out of range is a
+// a data set kept there). source and out contiguous of one dtype (or uint8 images into float32,
+// scaled to [0, 1] as the host loader does), out [len(rows), ...source's other dims], rows
+// int64 on the same device. Not differentiable. An index out of range is a
 // ValueError (on an asynchronous device, at its next synchronisation).
 void take_rows_into(const Tensor& source, const Tensor& rows, const Tensor& out);
 

@@ -8,6 +8,7 @@
 #include "accel/backends/cpu/strided.h"
 #include "accel/backends/kernel_errors.h"
 #include "accel/core/error.h"
+#include "accel/core/pixels.h"
 #include "accel/core/scalar_types.h"
 
 namespace accel::cpu {
@@ -90,7 +91,9 @@ void CpuBackend::copy(const TensorDesc& src, const TensorDesc& dst, const Stream
 void CpuBackend::gather_rows(const TensorDesc& src, const TensorDesc& index, const TensorDesc& dst,
                              const Stream& stream) {
   const std::int64_t n = src.size(0), rows = index.size(0);
-  const std::size_t row_bytes = static_cast<std::size_t>(rows ? dst.numel() / rows : 0) * element_size(dst.dtype);
+  const std::int64_t width = rows ? dst.numel() / rows : 0;
+  const bool pixels = src.dtype == DType::UInt8 && dst.dtype == DType::Float32;
+  const std::size_t row_bytes = static_cast<std::size_t>(width) * element_size(dst.dtype);
   const auto* from = static_cast<const std::byte*>(src.data);
   auto* to = static_cast<std::byte*>(dst.data);
   const std::int64_t* at = index.ptr<const std::int64_t>();
@@ -100,8 +103,14 @@ void CpuBackend::gather_rows(const TensorDesc& src, const TensorDesc& index, con
       if (bad_row < 0) bad_row = r;
       continue;
     }
-    std::memcpy(to + static_cast<std::size_t>(r) * row_bytes, from + static_cast<std::size_t>(at[r]) * row_bytes,
-                row_bytes);
+    if (pixels) {
+      const std::uint8_t* in = src.ptr<const std::uint8_t>() + at[r] * width;
+      float* out = dst.ptr<float>() + r * width;
+      for (std::int64_t i = 0; i < width; ++i) out[i] = pixel_to_unit(in[i]);
+    } else {
+      std::memcpy(to + static_cast<std::size_t>(r) * row_bytes, from + static_cast<std::size_t>(at[r]) * row_bytes,
+                  row_bytes);
+    }
   }
   if (bad_row >= 0) {
     record_kernel_error(row_index_out_of_range_message(at[bad_row], bad_row, n));

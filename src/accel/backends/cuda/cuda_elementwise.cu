@@ -8,6 +8,7 @@
 #include "accel/backends/cuda/cuda_kernels.h"
 #include "accel/backends/cuda/cuda_types.cuh"
 #include "accel/core/philox.h"
+#include "accel/core/pixels.h"
 
 namespace accel::cuda_backend {
 
@@ -33,12 +34,12 @@ __global__ void copy_kernel(const S* src, D* dst, Strided src_at, Strided dst_at
   ACCEL_GRID_STRIDE(i, n) dst[offset_of(i, dst_at)] = convert_to<D>(load(src[offset_of(i, src_at)]));
 }
 
-// Rows are copied in 4-byte words where they allow it: a uint8 pixel row of 784 bytes is 196.
-template <typename Word>
-__global__ void gather_rows_kernel(const Word* src, const std::int64_t* index, Word* dst, std::int64_t rows,
-                                   std::int64_t words_per_row, std::int64_t n, KernelErrorRecord* error) {
-  // Rows of no width still have their indices checked: one item per row then, no copy.
-  const std::int64_t per_row = words_per_row > 0 ? words_per_row : 1;
+// dst's row r = convert(src's row index[r]), `width` items a row. Rows of no width still have
+// their indices checked: one item per row then, no copy.
+template <typename S, typename D, typename Convert>
+__global__ void gather_rows_kernel(const S* src, const std::int64_t* index, D* dst, std::int64_t rows,
+                                   std::int64_t width, std::int64_t n, KernelErrorRecord* error, Convert convert) {
+  const std::int64_t per_row = width > 0 ? width : 1;
   ACCEL_GRID_STRIDE(i, rows * per_row) {
     const std::int64_t r = i / per_row;
     const std::int64_t from = index[r];
@@ -50,9 +51,19 @@ __global__ void gather_rows_kernel(const Word* src, const std::int64_t* index, W
       }
       continue;
     }
-    if (words_per_row > 0) dst[i] = src[from * words_per_row + i % words_per_row];
+    if (width > 0) dst[i] = convert(src[from * width + i % width]);
   }
 }
+
+struct SameBits {  // rows copied as they are, in 4-byte words where they allow it (784 pixels: 196)
+  template <typename Word>
+  __device__ Word operator()(Word word) const {
+    return word;
+  }
+};
+struct PixelsToUnit {  // uint8 images to float32 in [0, 1]: the host loader's formula
+  __device__ float operator()(std::uint8_t pixel) const { return pixel_to_unit(pixel); }
+};
 
 template <typename T>
 __global__ void dropout_kernel(T* out, std::int64_t n, float keep, T scale, T zero, std::uint64_t seed,
@@ -199,14 +210,21 @@ void launch_gather_rows(const TensorDesc& src, const TensorDesc& index, const Te
                         cudaStream_t stream) {
   const std::int64_t rows = index.size(0), n = src.size(0);
   if (rows == 0) return;
+  if (src.dtype == DType::UInt8 && dst.dtype == DType::Float32) {
+    const std::int64_t width = dst.numel() / rows;
+    gather_rows_kernel<<<static_cast<unsigned>(blocks_for(rows * std::max<std::int64_t>(width, 1))), kThreads, 0,
+                         stream>>>(src.ptr<const std::uint8_t>(), index.ptr<const std::int64_t>(), dst.ptr<float>(),
+                                   rows, width, n, error, PixelsToUnit{});
+    check_launch("gather_rows");
+    return;
+  }
   const std::int64_t row_bytes = dst.numel() / rows * static_cast<std::int64_t>(element_size(dst.dtype));
   const auto run = [&](auto word) {
     using Word = decltype(word);
     const std::int64_t words = row_bytes / static_cast<std::int64_t>(sizeof(Word));
-    gather_rows_kernel<Word>
-        <<<static_cast<unsigned>(blocks_for(rows * std::max<std::int64_t>(words, 1))), kThreads, 0, stream>>>(
-            static_cast<const Word*>(src.data), index.ptr<const std::int64_t>(), static_cast<Word*>(dst.data), rows,
-            words, n, error);
+    gather_rows_kernel<<<static_cast<unsigned>(blocks_for(rows * std::max<std::int64_t>(words, 1))), kThreads, 0,
+                         stream>>>(static_cast<const Word*>(src.data), index.ptr<const std::int64_t>(),
+                                   static_cast<Word*>(dst.data), rows, words, n, error, SameBits{});
   };
   const auto aligned = [&](std::int64_t bytes) {
     return row_bytes % bytes == 0 && reinterpret_cast<std::uintptr_t>(src.data) % bytes == 0 &&

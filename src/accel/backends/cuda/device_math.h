@@ -10,12 +10,7 @@
 #include <cstdint>
 
 #include "accel/backends/tensor_desc.h"
-
-#if defined(__CUDACC__)
-#define ACCEL_HD __host__ __device__
-#else
-#define ACCEL_HD
-#endif
+#include "accel/core/host_device.h"
 
 namespace accel::cuda_backend {
 

@@ -1,0 +1,23 @@
+// A uint8 pixel as a float in [0, 1]: pixel / 255.0f, bit for bit as torchvision's ToTensor
+// divides, without a division. The product with the reciprocal is off by one rounding for 126
+// of the 256 values; one FMA step (Markstein's correction) makes all 256 exact (tests/data
+// checks every one). The host loader and the device gathers (CPU and CUDA) share it, so a
+// batch is the same wherever it is made.
+#pragma once
+
+#include <math.h>
+
+#include <cstdint>
+
+#include "accel/core/host_device.h"
+
+namespace accel {
+
+ACCEL_HD inline float pixel_to_unit(std::uint8_t pixel) {
+  constexpr float kReciprocal = 1.0f / 255.0f;
+  const auto x = static_cast<float>(pixel);
+  const float q = x * kReciprocal;
+  return fmaf(fmaf(-q, 255.0f, x), kReciprocal, q);
+}
+
+}  // namespace accel
