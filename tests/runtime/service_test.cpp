@@ -521,7 +521,9 @@ TEST_F(ServiceTest, KillDashNineLosesNoRecordAndWorkersAreReadoptedOrMarked) {
   const std::string ended = create("alice", "cpu");
   call("DELETE", "alice", "/v1/runtimes/" + ended);
   stop_daemon(SIGKILL);
-  kill(-doomed_worker, SIGKILL);  // this runtime's worker dies while the service is down
+  kill(-doomed_worker, SIGKILL);  // this runtime's worker dies while the service is down ...
+  // ... which under load takes a moment: dead (or a zombie) before the service looks again.
+  ASSERT_TRUE(wait_until([&] { return !accel::runtime::LocalExecutor::running(doomed_worker, 0); }, 5));
   start_daemon();
   const Json all = get("root", "/v1/runtimes").body;
   EXPECT_EQ(all.size(), 2u) << all.dump() << log();  // the deleted one is gone from the API ...
