@@ -20,4 +20,10 @@ ACCEL_HD inline float pixel_to_unit(std::uint8_t pixel) {
   return fmaf(fmaf(-q, 255.0f, x), kReciprocal, q);
 }
 
+// A run of pixels, on the host (the loader's batches, the CPU backend's gather); vectorised,
+// fmaf being one instruction.
+inline void pixels_to_unit(const std::uint8_t* __restrict pixels, float* __restrict out, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) out[i] = pixel_to_unit(pixels[i]);
+}
+
 }  // namespace accel

@@ -11,11 +11,6 @@
 namespace accel::data {
 namespace {
 
-// core/pixels.h's pixel_to_unit over a run of pixels (vectorised: fmaf is one instruction).
-void pixels_to_unit(const std::uint8_t* __restrict pixels, float* __restrict out, std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i) out[i] = pixel_to_unit(pixels[i]);
-}
-
 // Asks the caches for [p, p + bytes) ahead of use. A batch's rows are scattered over the whole
 // data set (188 MB for Fashion-MNIST as float32), so each row starts with a trip to memory;
 // fetching the row after next while this one is copied hides that latency (measured on a Zen 5,

@@ -104,9 +104,7 @@ void CpuBackend::gather_rows(const TensorDesc& src, const TensorDesc& index, con
       continue;
     }
     if (pixels) {
-      const std::uint8_t* in = src.ptr<const std::uint8_t>() + at[r] * width;
-      float* out = dst.ptr<float>() + r * width;
-      for (std::int64_t i = 0; i < width; ++i) out[i] = pixel_to_unit(in[i]);
+      pixels_to_unit(src.ptr<const std::uint8_t>() + at[r] * width, dst.ptr<float>() + r * width, width);
     } else {
       std::memcpy(to + static_cast<std::size_t>(r) * row_bytes, from + static_cast<std::size_t>(at[r]) * row_bytes,
                   row_bytes);
