@@ -3,7 +3,7 @@
 # the bundle from scripts/make-gpu-bundle.sh, then
 #   0. the CUDA backend (cuda-backend.log): the backend-ops harness on cuda:0 against the CPU,
 #      the seed's model trained with --device cuda (5 epochs, batch 64) while nvidia-smi and
-#      accel smi look at the process, and bench/gpu_train_bench.py (accel against PyTorch eager,
+#      accel smi look at the process, staged batches next to resident ones, and bench/gpu_train_bench.py (accel against PyTorch eager,
 #      torch.compile reduce-overhead and JAX jit at batch 64, 512, 4096, with the GEMM floor),
 #   1. accel smi / accel info next to nvidia-smi (the same --query-gpu fields side by side),
 #   2. the test suites (the CudaAllocator tests run for real there),
@@ -33,7 +33,7 @@ fi
 step() { printf '\n===== %s\n' "$*"; }
 {
   step "CUDA backend: the backend-ops harness and the device math on cuda:0"
-  timeout 120 build/tests/accel_tests --gtest_filter='BackendOps*:GemmRowSums*:TakeRows*:DeviceBatches*:CudaDeviceMath*:Module*Cuda*:TensorDevice*'
+  timeout 120 build/tests/accel_tests --gtest_filter='BackendOps*:GemmRowSums*:TakeRows*:DeviceBatches*:StagedBatches*:CudaDeviceMath*:Module*Cuda*:TensorDevice*'
   step "CUDA backend: accel train --device cuda --epochs 5 --batch-size 64, with nvidia-smi and accel smi during it"
   timeout 240 "$A" train --device cuda --data "$DATA" --epochs 5 --batch-size 64 --json >"$OUT/train-cuda.log" 2>&1 &
   trainer=$!
@@ -43,6 +43,9 @@ step() { printf '\n===== %s\n' "$*"; }
   wait $trainer
   echo "accel train exit status $?"
   cat "$OUT/train-cuda.log"
+  step "CUDA backend: --device-data staged (pinned buffers, the copy stream): the same losses as resident, and its speed"
+  timeout 90 "$A" train --device cuda --data "$DATA" --epochs 2 --batch-size 64 --device-data staged | tail -5
+  timeout 90 "$A" train --device cuda --data "$DATA" --epochs 2 --batch-size 64 --device-data resident | tail -5
   step "CUDA backend: --amp bf16 and --amp fp16, 2 epochs at batch 512"
   timeout 90 "$A" train --device cuda --data "$DATA" --epochs 2 --batch-size 512 --amp bf16 | tail -4
   timeout 90 "$A" train --device cuda --data "$DATA" --epochs 2 --batch-size 512 --amp fp16 | tail -4

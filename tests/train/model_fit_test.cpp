@@ -10,6 +10,7 @@
 #include <regex>
 #include <string>
 
+#include "accel/data/dataloader.h"
 #include "accel/data/fashion_mnist.h"
 #include "accel/nn/layers.h"
 #include "accel/ops/ops.h"
@@ -158,21 +159,51 @@ TEST(ModelFit, CapturedAndEagerStepsTrainTheSameWeights) {
 
 TEST(ModelFit, PrefetchingAndASimulatedDeviceTrainTheSameWeights) {
   const Problem data(300);
-  const auto run = [&](Device device, int prefetch) {
+  std::string mode;
+  const auto run = [&](Device device, int prefetch, train::DeviceData placement = train::DeviceData::Automatic) {
     Generator init(3);
     train::Model model(nn::Sequential(nn::Linear(12, 16, true, init), nn::ReLU(), nn::Linear(16, 4, true, init)),
                        device);
     model.compile({.metrics = {"accuracy"}});
-    const auto history =
-        model.fit(data.x, data.y, {.epochs = 3, .batch_size = 32, .verbose = 0, .prefetch_batches = prefetch});
+    const auto history = model.fit(
+        data.x, data.y,
+        {.epochs = 3, .batch_size = 32, .verbose = 0, .device_data = placement, .prefetch_batches = prefetch});
+    mode = model.data_mode();
     return std::make_pair(flat_weights(model), history.history.at("accuracy"));
   };
   const auto plain = run(kCPU, 0);
+  EXPECT_EQ(mode, "on the host: each batch gathered by the step's threads");
   EXPECT_EQ(run(kCPU, 3), plain);  // a background thread gathers the same batches
+  EXPECT_EQ(mode, "on the host: a thread gathers 3 batches ahead");
   // The simulated device (CPU kernels): by default the data set is kept on it and each batch
-  // gathered there (data/device_batches.h); with prefetching asked for, a thread copies batches.
+  // gathered there (data/device_batches.h); staged, each batch goes through pinned buffers and
+  // the copy stream (data/staged_batches.h).
   EXPECT_EQ(run(Device("sim"), -1), plain);
-  EXPECT_EQ(run(Device("sim"), 2), plain);
+  EXPECT_EQ(mode, "resident on the device: each batch gathered there");
+  EXPECT_EQ(run(Device("sim"), -1, train::DeviceData::Staged), plain);
+  EXPECT_EQ(mode, "staged: pinned host buffers copied on a copy stream, 3 ahead");
+  EXPECT_EQ(run(Device("sim"), 0, train::DeviceData::Staged), plain);
+  EXPECT_EQ(mode, "staged: pinned host buffers copied on a copy stream, 1 ahead");
+}
+
+// uint8 images train as the DataLoader scales them (pixel / 255, torchvision's ToTensor), the
+// same weights as the images scaled beforehand, wherever the batches come from.
+TEST(ModelFit, Uint8ImagesTrainAsTheirScaledPixels) {
+  Generator gen(9);
+  const Tensor images = rand({90, 12}, gen, 0.0, 255.0).to(DType::UInt8);
+  const Tensor labels = randint(0, 4, {90}, gen);
+  const auto run = [&](const Tensor& x, Device device, train::DeviceData placement) {
+    Generator init(3);
+    train::Model model(nn::Sequential(nn::Linear(12, 8, true, init), nn::ReLU(), nn::Linear(8, 4, true, init)), device);
+    model.compile({.metrics = {"accuracy"}});
+    const auto history = model.fit(
+        x, labels, {.epochs = 2, .batch_size = 16, .verbose = 0, .validation_split = 0.2, .device_data = placement});
+    return std::make_pair(flat_weights(model), history.history.at("val_loss"));
+  };
+  const auto scaled = run(data::scale_pixels(images), kCPU, train::DeviceData::Automatic);
+  EXPECT_EQ(run(images, kCPU, train::DeviceData::Automatic), scaled);
+  EXPECT_EQ(run(images, Device("sim"), train::DeviceData::Resident), scaled);
+  EXPECT_EQ(run(images, Device("sim"), train::DeviceData::Staged), scaled);
 }
 
 TEST(ModelFit, BadDataFailsBeforeTheFirstStepNamingTheProblem) {

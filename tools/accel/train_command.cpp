@@ -32,10 +32,10 @@ std::string gemm_library(Device device) {
 void print_json(const train::TrainReport& report, const train::SeedConfig& config) {
   std::printf(
       "{\"device\": \"%s\", \"simulated\": %s, \"gemm\": \"%s\", \"batch_size\": %lld, \"accumulate\": %d, "
-      "\"amp\": \"%s\", \"step\": \"%s\", \"peak_allocated\": %lld, \"epochs\": [",
+      "\"amp\": \"%s\", \"step\": \"%s\", \"data\": \"%s\", \"peak_allocated\": %lld, \"epochs\": [",
       report.device_text.c_str(), report.device.is_sim() ? "true" : "false", gemm_library(report.device).c_str(),
       static_cast<long long>(config.batch_size), config.accumulate, config.amp.c_str(), report.step_mode.c_str(),
-      static_cast<long long>(report.memory.peak_allocated));
+      report.data_mode.c_str(), static_cast<long long>(report.memory.peak_allocated));
   for (std::size_t i = 0; i < report.epochs.size(); ++i) {
     const auto& s = report.epochs[i];
     std::printf("%s{\"epoch\": %d, \"loss\": %.6f, \"train_seconds\": %.6f, \"test_accuracy\": %.6f, \"threads\": %d}",
@@ -99,6 +99,7 @@ int run_train(train::SeedConfig config, bool json, bool summary, const std::stri
     std::printf("plot: %s\n", plot.c_str());
   }
   std::printf("step: %s\n", report.step_mode.c_str());
+  if (!report.data_mode.empty()) std::printf("data: %s\n", report.data_mode.c_str());
   if (xla) {
     std::printf("memory on %s: held by the PJRT plugin (accel's allocators do not see it)\n",
                 report.device_text.c_str());
@@ -191,6 +192,12 @@ void add_train_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--memory-fraction", config->memory_fraction,
                   "Cap the device's reserved memory at this fraction of its capacity (cuda, sim)")
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--device-data", config->device_data,
+                  "cuda, sim: resident (the data set kept on the device, each batch gathered there), staged (each "
+                  "batch copied from pinned host memory on a copy stream) or auto (resident when the set takes at "
+                  "most a quarter of the free memory)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "resident", "staged"}));
   cmd->add_flag("--memory-summary", *summary, "Print the device's memory summary table at the end");
   cmd->add_flag("--json", *json, "Also print the results as one JSON line");
   cmd->add_option("--save", config->save_path,

@@ -95,11 +95,25 @@ class Backend {
 
   // ---- streams and events ----
   Stream default_stream() const { return Stream{device(), 0}; }
+  // A second stream, for copies that overlap the default stream's kernels (a loader's
+  // host-to-device copies); the default stream itself where calls are not asynchronous.
+  virtual Stream copy_stream() { return default_stream(); }
   // Waits for the stream's work, then raises any error a kernel recorded (a typed Error).
   virtual void synchronize(const Stream& stream) = 0;
+  // An event after the work queued on `stream` so far. The caller owns it until release_event
+  // (after which the backend may record it again).
   virtual Event record_event(const Stream& stream) = 0;
   // Work queued on `stream` after this call starts only after `event` has completed.
   virtual void wait_event(const Stream& stream, const Event& event) = 0;
+  virtual bool event_done(const Event& event) = 0;         // without waiting
+  virtual void synchronize_event(const Event& event) = 0;  // the host waits for it
+  virtual void release_event(const Event& event) noexcept = 0;
+
+  // ---- pinned host memory (page-locked: a copy from it runs by DMA, not through the CPU) ----
+  // For the host buffers of asynchronous copies; ordinary host memory where copies are not
+  // asynchronous. OutOfMemoryError when the machine cannot give it.
+  virtual void* allocate_pinned(std::size_t nbytes) = 0;
+  virtual void free_pinned(void* ptr, std::size_t nbytes) noexcept = 0;
   // Captures what `calls` queue on the default stream as one graph, without running it. Null
   // where calls run directly (the CPU: *why_not left empty) or the calls cannot be captured
   // (*why_not says why; then run them directly).

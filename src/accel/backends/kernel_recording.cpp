@@ -87,10 +87,22 @@ class RecordingBackend final : public Backend {
   void synchronize(const Stream& s) override {
     keep(__func__, [&real = real_, s] { real.synchronize(s); });
   }
+  Stream copy_stream() override { return real_.copy_stream(); }
   Event record_event(const Stream& s) override { return real_.record_event(s); }
   void wait_event(const Stream& s, const Event& e) override {
     keep(__func__, [&real = real_, s, e] { real.wait_event(s, e); });
   }
+  bool event_done(const Event& e) override {
+    mark_uncapturable("a query of an event (a value read on the host)");
+    return real_.event_done(e);
+  }
+  void synchronize_event(const Event& e) override {
+    mark_uncapturable("a wait for an event (a synchronisation)");
+    real_.synchronize_event(e);
+  }
+  void release_event(const Event& e) noexcept override { real_.release_event(e); }
+  void* allocate_pinned(std::size_t nbytes) override { return real_.allocate_pinned(nbytes); }
+  void free_pinned(void* ptr, std::size_t nbytes) noexcept override { real_.free_pinned(ptr, nbytes); }
   void copy_from_host(void* dst, const void* src, std::size_t n, const Stream& s) override {
     mark_uncapturable("a copy from host memory (the host buffer may not exist at replay)");
     real_.copy_from_host(dst, src, n, s);

@@ -11,13 +11,11 @@
 //   }
 #pragma once
 
-#include <condition_variable>
 #include <cstddef>
 #include <deque>
-#include <exception>
-#include <mutex>
-#include <thread>
+#include <optional>
 
+#include "accel/data/batch_thread.h"
 #include "accel/data/dataloader.h"
 
 namespace accel::data {
@@ -26,7 +24,7 @@ class BatchPrefetcher {
  public:
   // `loader` must outlive this and keep its order while it runs. depth >= 1.
   BatchPrefetcher(const DataLoader& loader, std::size_t first, std::size_t depth);
-  ~BatchPrefetcher();  // stops the thread and waits for it
+  // Destroying it stops the thread and waits for it.
   BatchPrefetcher(const BatchPrefetcher&) = delete;
   BatchPrefetcher& operator=(const BatchPrefetcher&) = delete;
 
@@ -34,16 +32,10 @@ class BatchPrefetcher {
   Batch next();
 
  private:
-  void produce();
-
   const DataLoader& loader_;
   std::size_t next_, end_, depth_;
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::deque<Batch> ready_;
-  std::exception_ptr error_;
-  bool stop_ = false;
-  std::thread thread_;  // last: started once everything above exists
+  std::deque<Batch> ready_;            // guarded by the thread's mutex
+  std::optional<BatchThread> thread_;  // last: started once everything above exists
 };
 
 }  // namespace accel::data

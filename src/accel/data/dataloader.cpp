@@ -128,7 +128,7 @@ Batch DataLoader::batch(std::size_t index, bool parallel) const {
   const std::vector<std::int64_t> rows = batch_indices(index);
   const auto count = static_cast<std::int64_t>(rows.size());
   Batch out{empty(with_rows(inputs_, count), DType::Float32), empty(with_rows(labels_, count), labels_.dtype())};
-  gather(rows, out, parallel);
+  gather(rows, out.inputs.raw_data(), out.labels.raw_data(), /*as_stored=*/false, parallel);
   if (!options_.device.is_cpu()) {
     out.inputs = out.inputs.to(options_.device);
     out.labels = out.labels.to(options_.device);
@@ -144,34 +144,41 @@ bool DataLoader::batch_into(std::size_t index, Batch& out, bool parallel) const 
            t.shape() == with_rows(like, count);
   };
   if (!fits(out.inputs, inputs_, DType::Float32) || !fits(out.labels, labels_, labels_.dtype())) return false;
-  gather(rows, out, parallel);
+  gather(rows, out.inputs.raw_data(), out.labels.raw_data(), /*as_stored=*/false, parallel);
   return true;
 }
 
-void DataLoader::gather(const std::vector<std::int64_t>& rows, Batch& out, bool parallel) const {
+std::int64_t DataLoader::stored_rows_into(std::size_t index, void* inputs, void* labels) const {
+  const std::vector<std::int64_t> rows = batch_indices(index);
+  gather(rows, inputs, labels, /*as_stored=*/true, /*parallel=*/false);
+  return static_cast<std::int64_t>(rows.size());
+}
+
+void DataLoader::gather(const std::vector<std::int64_t>& rows, void* inputs_out, void* labels_out, bool as_stored,
+                        bool parallel) const {
   const auto count = static_cast<std::int64_t>(rows.size());
   const std::int64_t features = inputs_.numel() / std::max<std::int64_t>(inputs_.shape()[0], 1);
   const std::int64_t label_bytes = labels_.numel() / std::max<std::int64_t>(labels_.shape()[0], 1) *
                                    static_cast<std::int64_t>(element_size(labels_.dtype()));
-  const bool images = inputs_.dtype() == DType::UInt8;
+  const bool scale = inputs_.dtype() == DType::UInt8 && !as_stored;
   const auto* labels_in = static_cast<const std::byte*>(labels_.raw_data());
-  auto* labels_out = static_cast<std::byte*>(out.labels.raw_data());
-  float* x = out.inputs.data_ptr<float>();
+  auto* labels_to = static_cast<std::byte*>(labels_out);
   const auto row_bytes = static_cast<std::size_t>(features) * element_size(inputs_.dtype());
   const auto* source = static_cast<const std::byte*>(inputs_.raw_data());
+  auto* inputs_to = static_cast<std::byte*>(inputs_out);
   const auto gather_range = [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t r = begin; r < end; ++r) {
       if (r + kPrefetchRowsAhead < end) {
         prefetch_bytes(source + rows[static_cast<std::size_t>(r + kPrefetchRowsAhead)] * row_bytes, row_bytes);
       }
       const std::int64_t row = rows[static_cast<std::size_t>(r)];
-      if (images) {
-        pixels_to_unit(inputs_.data_ptr<std::uint8_t>() + row * features, x + r * features, features);
+      if (scale) {
+        pixels_to_unit(inputs_.data_ptr<std::uint8_t>() + row * features,
+                       static_cast<float*>(inputs_out) + r * features, features);
       } else {
-        std::memcpy(x + r * features, inputs_.data_ptr<float>() + row * features,
-                    static_cast<std::size_t>(features) * sizeof(float));
+        std::memcpy(inputs_to + r * row_bytes, source + row * row_bytes, row_bytes);
       }
-      std::memcpy(labels_out + r * label_bytes, labels_in + row * label_bytes, static_cast<std::size_t>(label_bytes));
+      std::memcpy(labels_to + r * label_bytes, labels_in + row * label_bytes, static_cast<std::size_t>(label_bytes));
     }
   };
   if (parallel) {

@@ -61,6 +61,10 @@ class DataLoader {
   // no copy after. Returns false, and leaves `out` alone, when they are not (a short last batch);
   // options.device plays no part.
   bool batch_into(std::size_t index, Batch& out, bool parallel = true) const;
+  // Batch `index`'s rows as the data set stores them (uint8 images unscaled), written on the
+  // calling thread to `inputs` and `labels`, which hold batch_size() rows of each (a loader
+  // thread filling staging buffers, data/staged_batches.h). Returns the rows written.
+  std::int64_t stored_rows_into(std::size_t index, void* inputs, void* labels) const;
   // The sample indices of batch `index` in the current order, and how many there are.
   std::vector<std::int64_t> batch_indices(std::size_t index) const;
   std::int64_t batch_rows(std::size_t index) const;
@@ -85,7 +89,9 @@ class DataLoader {
  private:
   void shuffle_order();
   std::pair<std::size_t, std::size_t> batch_range(std::size_t index) const;  // [begin, end) in order_
-  void gather(const std::vector<std::int64_t>& rows, Batch& out, bool parallel) const;
+  // Rows `rows` to inputs_out (float32, uint8 images scaled; or as stored) and labels_out.
+  void gather(const std::vector<std::int64_t>& rows, void* inputs_out, void* labels_out, bool as_stored,
+              bool parallel) const;
 
   Tensor inputs_, labels_;
   DataLoaderOptions options_;

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "accel/core/parallel.h"
+#include "accel/data/dataloader.h"  // scale_pixels
 
 namespace accel::train {
 
@@ -39,9 +40,17 @@ Tensor prepare_inputs(const Tensor& x, const std::string& what) {
     throw ShapeError(what + " has no samples (" + shape_text(x) + "): its first dimension counts samples");
   }
   if (x.dtype() == DType::Bool) throw DTypeError(what + " is bool: convert it to float32");
+  if (x.dtype() == DType::UInt8) return data::scale_pixels(x.detach());
   Tensor out = x.detach().to(kCPU).to(DType::Float32).contiguous();
   check_finite(out, what);
   return out;
+}
+
+Tensor prepare_training_inputs(const Tensor& x, const std::string& what) {
+  if (x.defined() && x.dtype() == DType::UInt8 && x.dim() >= 1 && x.shape()[0] > 0) {
+    return x.detach().to(kCPU).contiguous();
+  }
+  return prepare_inputs(x, what);
 }
 
 }  // namespace accel::train

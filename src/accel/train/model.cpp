@@ -15,6 +15,7 @@
 #include "accel/data/batch_prefetcher.h"
 #include "accel/data/dataloader.h"
 #include "accel/data/device_batches.h"
+#include "accel/data/staged_batches.h"
 #include "accel/hw/host_info.h"  // usable_cpus: the thread tuner's ceiling
 #include "accel/memory/device_allocators.h"
 #include "accel/ops/autocast.h"
@@ -200,7 +201,8 @@ void Model::check_data(const Tensor& x, const Tensor& y, const std::string& what
     autograd::NoGradGuard no_grad;
     const EvalMode eval(*module_);
     const amp::Autocast scope = c.autocast(device_);
-    output = (*module_)(x.slice(0, 0, 1).to(device_)).to(kCPU).to(DType::Float32);
+    const Tensor first = x.slice(0, 0, 1);
+    output = (*module_)(prepare_inputs(first, what).to(device_)).to(kCPU).to(DType::Float32);
   } catch (const Error& e) {
     throw ShapeError(what + ": the model cannot take samples of shape " + x.shape().to_string() +
                      " (without the first dimension): " + e.what());
@@ -341,7 +343,7 @@ Model::FitData Model::prepare_fit(const Tensor& x, const Tensor& y, const FitOpt
     if (!callback) throw ValueError("fit: a callback is null");
   }
   // The whole data set is checked before the first step.
-  Tensor xs = prepare_inputs(x, "fit: x");
+  Tensor xs = prepare_training_inputs(x, "fit: x");
   Tensor ys = y.detach().to(kCPU).contiguous();
   check_data(xs, ys, "fit");
   const auto as_targets = [&](Tensor t) {
@@ -356,7 +358,7 @@ Model::FitData Model::prepare_fit(const Tensor& x, const Tensor& y, const FitOpt
       throw ValueError("fit: validation_split " + std::to_string(options.validation_split) + " of " +
                        std::to_string(n) + " samples leaves no training or no validation samples");
     }
-    val_x = xs.slice(0, split_at, n).contiguous();
+    val_x = prepare_inputs(xs.slice(0, split_at, n), "fit: x");
     val_y = ys.slice(0, split_at, n).contiguous();
     xs = xs.slice(0, 0, split_at).contiguous();
     ys = ys.slice(0, 0, split_at).contiguous();
@@ -518,17 +520,24 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
   };
 
   if (options.prefetch_batches < -1) throw ValueError("fit: prefetch_batches must be >= 0 (or -1: automatic)");
-  // On a device the data set stays there when it takes at most a quarter of the free memory:
-  // each batch is then gathered by a kernel (data/device_batches.h), with nothing to prefetch.
-  // Nor on CUDA otherwise: the backend has one stream, and a loader thread's copies would join
-  // it (and break its graph capture); pinned staging on a side stream is to come.
+  // On a device the batches come from the data set kept there (each gathered by a kernel) or
+  // through pinned staging buffers on a copy stream; on the CPU straight from the loader, or
+  // from a prefetching thread when asked for.
+  const bool on_device = !device_.is_cpu();
+  const bool fits_on_device =
+      on_device && data::device_bytes(loader) <= memory::caching_allocator(device_).mem_get_info().first / 4;
   std::optional<data::DeviceBatches> resident;
-  if (!device_.is_cpu() && data::device_bytes(loader) <= memory::caching_allocator(device_).mem_get_info().first / 4) {
+  if (on_device && (options.device_data == DeviceData::Resident ||
+                    (options.device_data == DeviceData::Automatic && fits_on_device))) {
     resident.emplace(loader, device_);
   }
-  const std::size_t prefetch = options.prefetch_batches >= 0 ? static_cast<std::size_t>(options.prefetch_batches)
-                               : device_.is_cpu() || resident || device_.is_cuda() ? 0
-                                                                                   : 2;
+  const bool staged = on_device && !resident;
+  const std::size_t prefetch = staged ? (options.prefetch_batches < 0 ? 3 : std::max(options.prefetch_batches, 1))
+                                      : static_cast<std::size_t>(std::max(options.prefetch_batches, 0));
+  data_mode_ = resident ? "resident on the device: each batch gathered there"
+               : staged ? "staged: pinned host buffers copied on a copy stream, " + std::to_string(prefetch) + " ahead"
+               : prefetch ? "on the host: a thread gathers " + std::to_string(prefetch) + " batches ahead"
+                          : "on the host: each batch gathered by the step's threads";
   std::optional<ThreadTuner> tuner;
   if (options.tune_threads) {
     tuner.emplace(ThreadTunerOptions{.max_threads = hw::usable_cpus()});
@@ -566,7 +575,12 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
     const auto epoch_start = std::chrono::steady_clock::now();
     const std::int64_t start_at = epoch == first_epoch ? first_batch : 0;
     std::optional<data::BatchPrefetcher> prefetched;
-    if (prefetch > 0 && start_at < steps) prefetched.emplace(loader, static_cast<std::size_t>(start_at), prefetch);
+    std::optional<data::StagedBatches> staged_batches;
+    if (staged && start_at < steps) {
+      staged_batches.emplace(loader, device_, static_cast<std::size_t>(start_at), prefetch);
+    } else if (!on_device && prefetch > 0 && start_at < steps) {
+      prefetched.emplace(loader, static_cast<std::size_t>(start_at), prefetch);
+    }
     std::int64_t epoch_samples = 0;
     for (std::int64_t i = start_at; i < steps; ++i) {
       // SIGTERM is honoured before a step (or, with accumulation, before a group: the gradients
@@ -578,8 +592,11 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
       // host on the CPU, by a kernel where the data set is resident on the device.
       data::Batch batch;
       const auto index = static_cast<std::size_t>(i);
-      if (const auto [x_buffer, y_buffer] = step.input_buffers();
-          !prefetched && c.accumulate == 1 && x_buffer.defined() && (resident || x_buffer.device().is_cpu())) {
+      const auto [x_buffer, y_buffer] = step.input_buffers();
+      const bool into_buffers = c.accumulate == 1 && x_buffer.defined();
+      if (staged_batches) {
+        batch = staged_batches->next(into_buffers ? data::Batch{x_buffer, y_buffer} : data::Batch{});
+      } else if (into_buffers && !prefetched && (resident || x_buffer.device().is_cpu())) {
         batch = {x_buffer, y_buffer};
         if (!(resident ? resident->batch_into(index, batch) : loader.batch_into(index, batch))) batch = {};
       }
@@ -609,7 +626,8 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
     backend_for(device_).synchronize(backend_for(device_).default_stream());
     epoch_seconds_.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count());
     epoch_samples_.push_back(epoch_samples);
-    prefetched.reset();  // it reads the order next_epoch draws anew
+    prefetched.reset();  // they read the order next_epoch draws anew
+    staged_batches.reset();
     // Every batch is done: a SIGTERM now resumes with the epoch's end, before validation runs.
     if (sigterm && sigterm->requested() && !cut_short) throw interrupted(epoch, steps);
     loader.next_epoch();

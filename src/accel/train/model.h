@@ -69,6 +69,8 @@ struct CompileOptions {
   int gradient_accumulation_steps = 1;
 };
 
+enum class DeviceData { Automatic, Resident, Staged };
+
 struct FitOptions {
   int epochs = 1;
   std::int64_t batch_size = 32;
@@ -96,9 +98,15 @@ struct FitOptions {
   // Pick the CPU thread count while training by timing steps (train/thread_tuner.h), up to the
   // CPUs this process may use; false: leave set_num_threads as it is.
   bool tune_threads = false;
-  // Batches a background thread assembles (and moves to the device) ahead of the step
-  // (data/batch_prefetcher.h). -1: 2 on a GPU or sim device, none on the CPU, where the step's
-  // threads use every core and the gather takes ~2% of a step.
+  // Where a device's batches come from (ignored on the CPU). Resident: the data set is copied
+  // to the device once and each batch gathered there by a kernel (data/device_batches.h).
+  // Staged: a loader thread writes each batch to pinned host memory, copied to the device on a
+  // copy stream while earlier steps run (data/staged_batches.h). Automatic: Resident when the
+  // set takes at most a quarter of the device's free memory, else Staged.
+  DeviceData device_data = DeviceData::Automatic;
+  // Batches a background thread assembles ahead of the step. On the CPU (data/
+  // batch_prefetcher.h) -1 means none: the step's threads use every core and the gather takes
+  // ~2% of a step. Staged on a device, the pinned buffers in flight: -1 means 3, 0 means 1.
   int prefetch_batches = -1;
 };
 
@@ -170,6 +178,8 @@ class Model {
   const std::vector<std::int64_t>& epoch_samples() const { return epoch_samples_; }
   // How the last fit ran its steps: "captured: N kernel calls replayed per step", or "eager: <why>".
   const std::string& step_mode() const { return step_mode_; }
+  // Where the last fit's batches came from ("resident on the device: ...", "staged: ...").
+  const std::string& data_mode() const { return data_mode_; }
   // Set by a callback (EarlyStopping, TerminateOnNaN) to end fit after the current step or epoch.
   bool stop_training = false;
 
@@ -203,6 +213,7 @@ class Model {
   // must not overwrite them with the module's); otherwise the module is the authority.
   bool xla_fitting_ = false;
   std::string step_mode_;
+  std::string data_mode_;
   std::vector<double> epoch_seconds_;
   std::vector<std::int64_t> epoch_samples_;
 };

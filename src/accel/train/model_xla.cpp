@@ -91,7 +91,8 @@ History Model::fit_xla(const Tensor& x, const Tensor& y, const FitOptions& optio
   if (c.accumulate != 1) throw unsupported("gradient accumulation");
   if (!options.checkpoint_dir.empty()) throw unsupported("checkpoint_dir");
   FitData data = prepare_fit(x, y, options);
-  const Tensor xs = xla_inputs(data.x, "fit: x");
+  // fit keeps uint8 images as they are for its DataLoader; the compiled step takes them scaled.
+  const Tensor xs = xla_inputs(data.x.dtype() == DType::UInt8 ? data::scale_pixels(data.x) : data.x, "fit: x");
   const Tensor& ys = data.y;
   const bool validation = data.val_x.defined();
   const Tensor val_x = validation ? xla_inputs(data.val_x, "fit: validation x") : Tensor();

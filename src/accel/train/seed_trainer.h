@@ -60,6 +60,7 @@ struct SeedConfig {
   std::string data_dir;
   std::string test_data;
   std::optional<double> memory_fraction;  // cap on the device's reserved memory (cuda, sim)
+  std::string device_data = "auto";       // auto | resident | staged: where a device's batches come from (FitOptions)
   // Non-empty: the trained weights are written there as safetensors, with the names of
   // PyTorch's nn.Sequential(Linear, ReLU, Linear) ("0.weight", ..., "2.bias").
   std::string save_path;
@@ -90,6 +91,7 @@ struct TrainReport {
   std::string device_note;  // why "auto" chose what it chose
   // "captured: N kernel calls replayed per step", or "eager: <why>".
   std::string step_mode;
+  std::string data_mode;  // where the batches came from (Model::data_mode); empty on XLA
   std::vector<EpochStats> epochs;
   MemoryReport memory;
   std::string model;                          // "784-256-10 MLP"

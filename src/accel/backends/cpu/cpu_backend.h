@@ -22,6 +22,13 @@ class CpuBackend : public Backend {
   void synchronize(const Stream& stream) override;
   Event record_event(const Stream& stream) override { return Event{stream.device, 0}; }
   void wait_event(const Stream&, const Event&) override {}
+  bool event_done(const Event&) override { return true; }
+  void synchronize_event(const Event&) override {}
+  void release_event(const Event&) noexcept override {}
+  void* allocate_pinned(std::size_t nbytes) override { return memory::host_allocator().allocate(nbytes); }
+  void free_pinned(void* ptr, std::size_t nbytes) noexcept override {
+    memory::host_allocator().deallocate(ptr, nbytes);
+  }
 
   void copy_from_host(void* dst, const void* host_src, std::size_t nbytes, const Stream& stream) override;
   void copy_to_host(void* host_dst, const void* src, std::size_t nbytes, const Stream& stream) override;

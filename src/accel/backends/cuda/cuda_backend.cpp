@@ -2,6 +2,7 @@
 // calls into this folder's kernels and the GEMM engine.
 #include "accel/backends/cuda/cuda_backend.h"
 
+#include <algorithm>
 #include <string>
 
 #include "accel/backends/cuda/cuda_check.h"
@@ -37,6 +38,7 @@ std::string cuda_error_text(cudaError_t status) {
 CudaBackend::CudaBackend(int index) : index_(index) {
   DeviceGuard guard(index_);
   ACCEL_CUDA_CHECK(cudaStreamCreate(&stream_));
+  ACCEL_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
   // Kernels claim the record with a device-memory atomic (atomics on mapped host memory are
   // not guaranteed over PCIe); synchronize() reads it back with the stream's last copy.
   void* record = nullptr;
@@ -58,6 +60,7 @@ CudaBackend::~CudaBackend() {
   if (adam_blocks_done_) cudaFree(adam_blocks_done_);
   if (error_host_) cudaFreeHost(error_host_);
   if (error_device_) cudaFree(error_device_);
+  if (copy_stream_) cudaStreamDestroy(copy_stream_);
   if (stream_) cudaStreamDestroy(stream_);
 }
 
@@ -123,13 +126,28 @@ void CudaBackend::synchronize(const Stream& stream) {
   throw ValueError(target_out_of_range_message(record.value, record.row, record.limit));
 }
 
+Stream CudaBackend::copy_stream() { return Stream{device(), reinterpret_cast<std::uint64_t>(copy_stream_)}; }
+
 Event CudaBackend::record_event(const Stream& stream) {
   DeviceGuard guard(index_);
   cudaEvent_t event = nullptr;
-  ACCEL_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
-  ACCEL_CUDA_CHECK(cudaEventRecord(event, stream_of(stream)));
-  std::lock_guard lock(mutex_);
-  events_.push_back(event);
+  {
+    std::lock_guard lock(mutex_);
+    if (!free_events_.empty()) {
+      event = free_events_.back();
+      free_events_.pop_back();
+    }
+  }
+  if (!event) {
+    ACCEL_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+    std::lock_guard lock(mutex_);
+    events_.push_back(event);
+  }
+  // A wait queued on the event's earlier recording keeps that recording: reuse is safe.
+  if (const cudaError_t status = cudaEventRecord(event, stream_of(stream)); status != cudaSuccess) {
+    release_event(Event{device(), reinterpret_cast<std::uint64_t>(event)});
+    ACCEL_CUDA_CHECK(status);
+  }
   return Event{device(), reinterpret_cast<std::uint64_t>(event)};
 }
 
@@ -137,6 +155,42 @@ void CudaBackend::wait_event(const Stream& stream, const Event& event) {
   DeviceGuard guard(index_);
   ACCEL_CUDA_CHECK(cudaStreamWaitEvent(stream_of(stream), reinterpret_cast<cudaEvent_t>(event.id), 0));
 }
+
+bool CudaBackend::event_done(const Event& event) {
+  DeviceGuard guard(index_);
+  const cudaError_t status = cudaEventQuery(reinterpret_cast<cudaEvent_t>(event.id));
+  if (status == cudaErrorNotReady) {
+    cudaGetLastError();  // not an error: the event has not passed yet
+    return false;
+  }
+  ACCEL_CUDA_CHECK(status);
+  return true;
+}
+
+void CudaBackend::synchronize_event(const Event& event) {
+  DeviceGuard guard(index_);
+  ACCEL_CUDA_CHECK(cudaEventSynchronize(reinterpret_cast<cudaEvent_t>(event.id)));
+}
+
+void CudaBackend::release_event(const Event& event) noexcept {
+  std::lock_guard lock(mutex_);
+  free_events_.push_back(reinterpret_cast<cudaEvent_t>(event.id));
+}
+
+void* CudaBackend::allocate_pinned(std::size_t nbytes) {
+  DeviceGuard guard(index_);
+  void* ptr = nullptr;
+  if (const cudaError_t status = cudaHostAlloc(&ptr, std::max<std::size_t>(nbytes, 1), cudaHostAllocPortable);
+      status != cudaSuccess) {
+    cudaGetLastError();
+    throw OutOfMemoryError("pinned host allocation of " + std::to_string(nbytes) +
+                           " bytes failed: " + cuda_error_text(status) +
+                           "; the machine's page-locked memory is used up (ulimit -l, or a smaller batch size)");
+  }
+  return ptr;
+}
+
+void CudaBackend::free_pinned(void* ptr, std::size_t) noexcept { cudaFreeHost(ptr); }
 
 void CudaBackend::copy_from_host(void* dst, const void* host_src, std::size_t nbytes, const Stream& stream) {
   if (nbytes == 0) return;

@@ -27,9 +27,15 @@ class CudaBackend final : public Backend {
   memory::Allocator& allocator() override;
   std::string gemm_library() override;  // "cuBLASLt (path)", or why it cannot be loaded
 
+  Stream copy_stream() override;
   void synchronize(const Stream& stream) override;
   Event record_event(const Stream& stream) override;
   void wait_event(const Stream& stream, const Event& event) override;
+  bool event_done(const Event& event) override;
+  void synchronize_event(const Event& event) override;
+  void release_event(const Event& event) noexcept override;
+  void* allocate_pinned(std::size_t nbytes) override;
+  void free_pinned(void* ptr, std::size_t nbytes) noexcept override;
   std::unique_ptr<ReplayGraph> capture_graph(const std::function<void()>& calls, std::string* why_not) override;
 
   void copy_from_host(void* dst, const void* host_src, std::size_t nbytes, const Stream& stream) override;
@@ -75,12 +81,14 @@ class CudaBackend final : public Backend {
 
   int index_;
   cudaStream_t stream_ = nullptr;              // Stream id 0
+  cudaStream_t copy_stream_ = nullptr;         // copy_stream(): non-blocking, ordered by events only
   KernelErrorRecord* error_device_ = nullptr;  // kernels write it
   KernelErrorRecord* error_host_ = nullptr;    // pinned: synchronize() copies it here
   unsigned* adam_blocks_done_ = nullptr;       // device: Adam's blocks done (cuda_optim.cu), 0 between steps
-  std::mutex mutex_;                           // guards gemm_ and events_
+  std::mutex mutex_;                           // guards gemm_, events_ and free_events_
   std::unique_ptr<GemmEngine> gemm_;           // made on the first GEMM (it loads cuBLASLt)
-  std::vector<cudaEvent_t> events_;            // destroyed with the backend
+  std::vector<cudaEvent_t> events_;            // every event made, destroyed with the backend
+  std::vector<cudaEvent_t> free_events_;       // released ones, recorded again before new ones are made
 };
 
 }  // namespace accel::cuda_backend
