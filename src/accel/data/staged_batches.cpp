@@ -44,6 +44,10 @@ StagedBatches::StagedBatches(const DataLoader& loader, Backend& backend, std::si
   std::vector<std::int64_t> order(static_cast<std::size_t>(loader.batch_size()));
   std::iota(order.begin(), order.end(), std::int64_t{0});
   row_order_ = from_vector<std::int64_t>(order, {loader.batch_size()}).to(backend_.device());
+  // The device buffers come from the allocator's pool for stream 0, whose earlier kernels may
+  // still use those blocks: the first copy into each waits for them as a later one waits for
+  // the slot's last gather.
+  for (const auto& slot : slots_) slot->consumed = backend_.record_event(backend_.default_stream());
   thread_.emplace(
       first, end_, [this](std::size_t index) { return slot_of(index).state == SlotState::Free; },
       [this](std::size_t index) -> std::function<void()> {
@@ -111,7 +115,6 @@ Batch StagedBatches::next(const Batch& buffers) {
     }
     reclaim(true);  // the slot's last copy still reads it, and the loader waits for it
   }
-  ++next_;
 
   const Device device = backend_.device();
   const Stream copy = backend_.copy_stream(), compute = backend_.default_stream();
@@ -145,6 +148,7 @@ Batch StagedBatches::next(const Batch& buffers) {
     slot.state = SlotState::Copying;
   }
   copying_.push_back(&slot);
+  ++next_;  // only now: after a failure above the slot still holds this batch, for a retry
   return out;
 }
 

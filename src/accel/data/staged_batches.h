@@ -42,7 +42,8 @@ class StagedBatches {
 
   // The next batch on the device: written into `buffers` when they are contiguous tensors on
   // the device of exactly its shapes and dtypes (a captured step's inputs), else into new
-  // tensors. Rethrows what the loader thread threw; ValueError past the epoch's end.
+  // tensors. Rethrows what the loader thread threw; ValueError past the epoch's end. After a
+  // device call failed (out of memory), the next call tries the same batch again.
   Batch next(const Batch& buffers = {});
 
  private:

@@ -7,8 +7,9 @@
 //
 // Differences from Keras, on purpose: models end in logits and the cross-entropy losses apply
 // the softmax themselves (PyTorch's convention, and the stable one), so there is no softmax
-// layer; x is converted to float32 as Keras casts it, without scaling (divide images by 255, as
-// the seed does).
+// layer; float x is taken as it is, but uint8 x is images: each pixel / 255 (torchvision's
+// ToTensor, what the seed does by hand), as accel's DataLoader takes uint8. Keras would cast
+// uint8 to float32 unscaled: convert non-image uint8 data (codes, counts) to float32 first.
 //
 // fit validates the whole data set before the first step (shapes, dtypes, NaN/inf, the label
 // range against the model's output), runs the step through train::CapturedStep (recorded once,

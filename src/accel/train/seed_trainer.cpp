@@ -1,8 +1,6 @@
 #include "accel/train/seed_trainer.h"
 
 #include <cstdlib>
-#include <map>
-
 #include <filesystem>
 #include <map>
 #include <optional>
