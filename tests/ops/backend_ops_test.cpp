@@ -25,6 +25,11 @@ struct OpCase {
 };
 
 Tensor targets_on(Device device) { return from_vector<std::int64_t>({3, 0, 6, 2, 5}, {5}).to(device); }
+Tensor remainder_targets(std::int64_t rows, std::int64_t classes, Device device) {
+  std::vector<std::int64_t> targets(static_cast<std::size_t>(rows));
+  for (std::int64_t i = 0; i < rows; ++i) targets[static_cast<std::size_t>(i)] = (i * 7) % classes;
+  return from_vector<std::int64_t>(targets, {rows}).to(device);
+}
 
 std::vector<OpCase> op_cases() {
   using In = const std::vector<Tensor>&;
@@ -49,6 +54,10 @@ std::vector<OpCase> op_cases() {
       {"log_softmax", {{4, 6}}, [](In x, Device) { return log_softmax(x[0], 1); }},
       {"softmax (dim 0)", {{4, 6}}, [](In x, Device) { return softmax(x[0], 0); }},
       {"cross_entropy", {{5, 7}}, [](In x, Device d) { return cross_entropy(x[0], targets_on(d)); }},
+      // More rows than one block's threads: on CUDA the loss is summed over several blocks.
+      {"cross_entropy (1000 rows)",
+       {{1000, 10}},
+       [](In x, Device d) { return cross_entropy(x[0], remainder_targets(1000, 10, d)); }},
       {"mse_loss", {{3, 4}, {3, 4}}, [](In x, Device) { return mse_loss(x[0], x[1]); }},
       {"matmul", {{5, 8}, {8, 3}}, [](In x, Device) { return matmul(x[0], x[1]); }},
       {"matmul (transposed views)", {{8, 5}, {3, 8}}, [](In x, Device) { return matmul(x[0].t(), x[1].t()); }},

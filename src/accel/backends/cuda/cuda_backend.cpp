@@ -52,11 +52,16 @@ CudaBackend::CudaBackend(int index) : index_(index) {
   ACCEL_CUDA_CHECK(cudaMalloc(&counter, sizeof(unsigned)));
   adam_blocks_done_ = static_cast<unsigned*>(counter);
   ACCEL_CUDA_CHECK(cudaMemset(adam_blocks_done_, 0, sizeof(unsigned)));
+  void* scratch = nullptr;
+  ACCEL_CUDA_CHECK(cudaMalloc(&scratch, sizeof(ReduceScratch)));
+  reduce_scratch_ = static_cast<ReduceScratch*>(scratch);
+  ACCEL_CUDA_CHECK(cudaMemset(reduce_scratch_, 0, sizeof(ReduceScratch)));
 }
 
 CudaBackend::~CudaBackend() {
   gemm_.reset();
   for (cudaEvent_t event : events_) cudaEventDestroy(event);
+  if (reduce_scratch_) cudaFree(reduce_scratch_);
   if (adam_blocks_done_) cudaFree(adam_blocks_done_);
   if (error_host_) cudaFreeHost(error_host_);
   if (error_device_) cudaFree(error_device_);
@@ -288,7 +293,7 @@ void CudaBackend::log_softmax_backward(const TensorDesc& grad, const TensorDesc&
 void CudaBackend::softmax_cross_entropy(const TensorDesc& logits, const TensorDesc& targets, const TensorDesc& probs,
                                         const TensorDesc& loss, const Stream& s) {
   DeviceGuard guard(index_);
-  launch_softmax_cross_entropy(logits, targets, probs, loss, error_device_, stream_of(s));
+  launch_softmax_cross_entropy(logits, targets, probs, loss, reduce_scratch_, error_device_, stream_of(s));
 }
 
 void CudaBackend::softmax_cross_entropy_backward(const TensorDesc& probs, const TensorDesc& targets,

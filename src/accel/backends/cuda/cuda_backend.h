@@ -85,6 +85,7 @@ class CudaBackend final : public Backend {
   KernelErrorRecord* error_device_ = nullptr;  // kernels write it
   KernelErrorRecord* error_host_ = nullptr;    // pinned: synchronize() copies it here
   unsigned* adam_blocks_done_ = nullptr;       // device: Adam's blocks done (cuda_optim.cu), 0 between steps
+  ReduceScratch* reduce_scratch_ = nullptr;    // device: cross-entropy's partial sums (cuda_reduce.cu)
   std::mutex mutex_;                           // guards gemm_, events_ and free_events_
   std::unique_ptr<GemmEngine> gemm_;           // made on the first GEMM (it loads cuBLASLt)
   std::vector<cudaEvent_t> events_;            // every event made, destroyed with the backend

@@ -23,6 +23,15 @@ struct KernelErrorRecord {
 inline constexpr int kKernelErrorTarget = 1;    // a cross-entropy class index out of range
 inline constexpr int kKernelErrorRowIndex = 2;  // a gather_rows index out of range
 
+// Device scratch for a reduction over many blocks that ends in one value: each block writes its
+// partial, and the last block to finish (blocks_done, 0 between launches) adds them up in a
+// fixed order, so the value is deterministic. The backend keeps one, for its stream 0.
+inline constexpr int kMaxReduceBlocks = 1024;
+struct ReduceScratch {
+  double partial[kMaxReduceBlocks];
+  unsigned blocks_done;
+};
+
 // cuda_elementwise.cu
 void launch_fill(const TensorDesc& dst, double value, cudaStream_t stream);
 void launch_copy(const TensorDesc& src, const TensorDesc& dst, cudaStream_t stream);
@@ -46,7 +55,8 @@ void launch_log_softmax(const TensorDesc& in, const TensorDesc& out, cudaStream_
 void launch_log_softmax_backward(const TensorDesc& grad, const TensorDesc& out, const TensorDesc& dst,
                                  cudaStream_t stream);
 void launch_softmax_cross_entropy(const TensorDesc& logits, const TensorDesc& targets, const TensorDesc& probs,
-                                  const TensorDesc& loss, KernelErrorRecord* error, cudaStream_t stream);
+                                  const TensorDesc& loss, ReduceScratch* scratch, KernelErrorRecord* error,
+                                  cudaStream_t stream);
 void launch_softmax_cross_entropy_backward(const TensorDesc& probs, const TensorDesc& targets,
                                            const TensorDesc& grad_loss, const TensorDesc& dlogits, cudaStream_t stream);
 

@@ -90,15 +90,29 @@ __global__ void log_softmax_backward_kernel(const T* grad, const T* out, T* dst,
   }
 }
 
-// One block: each thread takes rows t, t + blockDim.x, ... (probabilities and -log p[target]),
-// and the block sums the losses in double in a fixed order, so the mean is deterministic.
+// Sums each thread's `value` over the block in a fixed order; the total is in partial[0].
+__device__ void block_sum(double* partial, double value) {
+  partial[threadIdx.x] = value;
+  __syncthreads();
+  for (int width = blockDim.x / 2; width > 0; width /= 2) {
+    if (threadIdx.x < width) partial[threadIdx.x] += partial[threadIdx.x + width];
+    __syncthreads();
+  }
+}
+
+// A row per thread over the grid (probabilities and -log p[target]); each block sums its
+// losses in double, and the last block to finish sums the blocks' partials (ReduceScratch), in
+// a fixed order for a given row count, so the mean is deterministic. At batch 4096 this is 16
+// blocks, where one block took 16 rows per thread one after another.
 template <typename T>
 __global__ void softmax_cross_entropy_kernel(const T* logits, const std::int64_t* targets, T* probs, T* loss,
-                                             std::int64_t rows, std::int64_t cols, KernelErrorRecord* error) {
+                                             std::int64_t rows, std::int64_t cols, ReduceScratch* scratch,
+                                             KernelErrorRecord* error) {
   using C = compute_t<T>;
   __shared__ double partial[kThreads];
+  __shared__ bool last_block;
   double total = 0.0;
-  for (std::int64_t r = threadIdx.x; r < rows; r += blockDim.x) {
+  ACCEL_GRID_STRIDE(r, rows) {
     const T* x = logits + r * cols;
     T* p = probs + r * cols;
     C max_value = -INFINITY;
@@ -118,13 +132,23 @@ __global__ void softmax_cross_entropy_kernel(const T* logits, const std::int64_t
     }
     total += static_cast<double>(log(sum) + max_value - load(x[target]));  // -log softmax[target]
   }
-  partial[threadIdx.x] = total;
-  __syncthreads();
-  for (int width = blockDim.x / 2; width > 0; width /= 2) {
-    if (threadIdx.x < width) partial[threadIdx.x] += partial[threadIdx.x + width];
-    __syncthreads();
+  block_sum(partial, total);
+  if (threadIdx.x == 0) {
+    scratch->partial[blockIdx.x] = partial[0];
+    __threadfence();  // the partial is visible to the last block before it counts this one
+    last_block = atomicAdd(&scratch->blocks_done, 1u) == gridDim.x - 1;
   }
-  if (threadIdx.x == 0) *loss = store<T>(rows ? static_cast<C>(partial[0] / static_cast<double>(rows)) : C(NAN));
+  __syncthreads();
+  if (!last_block) return;
+  __threadfence();
+  double blocks_total = 0.0;
+  const volatile double* partials = scratch->partial;  // written by other blocks: not from a cache
+  for (unsigned b = threadIdx.x; b < gridDim.x; b += blockDim.x) blocks_total += partials[b];
+  block_sum(partial, blocks_total);
+  if (threadIdx.x == 0) {
+    *loss = store<T>(rows ? static_cast<C>(partial[0] / static_cast<double>(rows)) : C(NAN));
+    scratch->blocks_done = 0;
+  }
 }
 
 template <typename T>
@@ -197,12 +221,15 @@ void launch_log_softmax_backward(const TensorDesc& grad, const TensorDesc& out, 
 }
 
 void launch_softmax_cross_entropy(const TensorDesc& logits, const TensorDesc& targets, const TensorDesc& probs,
-                                  const TensorDesc& loss, KernelErrorRecord* error, cudaStream_t stream) {
+                                  const TensorDesc& loss, ReduceScratch* scratch, KernelErrorRecord* error,
+                                  cudaStream_t stream) {
   const std::int64_t rows = logits.size(0), cols = logits.size(1);
+  const auto blocks = static_cast<unsigned>(std::min<std::int64_t>(blocks_for(rows), kMaxReduceBlocks));
   dispatch_floating(logits.dtype, "cross_entropy", [&](auto tag) {
     using T = decltype(tag);
-    softmax_cross_entropy_kernel<T><<<1, kThreads, 0, stream>>>(
-        logits.ptr<const T>(), targets.ptr<const std::int64_t>(), probs.ptr<T>(), loss.ptr<T>(), rows, cols, error);
+    softmax_cross_entropy_kernel<T><<<blocks, kThreads, 0, stream>>>(logits.ptr<const T>(),
+                                                                     targets.ptr<const std::int64_t>(), probs.ptr<T>(),
+                                                                     loss.ptr<T>(), rows, cols, scratch, error);
   });
   check_launch("cross_entropy");
 }
