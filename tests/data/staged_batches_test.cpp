@@ -35,7 +35,10 @@ class LazyDevice final : public cpu::CpuBackend {
   Stream copy_stream() override { return Stream{device(), 1}; }
   void copy_from_host(void* dst, const void* src, std::size_t nbytes, const Stream& s) override {
     if (!pinned(src, nbytes)) ++unpinned_copies;
-    queue(s, [dst, src, nbytes] { std::memcpy(dst, src, nbytes); });
+    queue(s, [this, dst, src, nbytes] {
+      if (on_copy) on_copy();
+      std::memcpy(dst, src, nbytes);
+    });
   }
   void gather_rows(const TensorDesc& src, const TensorDesc& index, const TensorDesc& dst, const Stream& s) override {
     queue(s, [this, src, index, dst, s] { CpuBackend::gather_rows(src, index, dst, s); });
@@ -65,8 +68,13 @@ class LazyDevice final : public cpu::CpuBackend {
     CpuBackend::free_pinned(p, nbytes);
   }
 
+  // Work of someone else's on the default stream (a kernel that still reads a block the
+  // allocator hands out again).
+  void queue_kernel(std::function<void()> work) { queue(default_stream(), std::move(work)); }
+
   int unpinned_copies = 0;
-  int events_out = 0;  // recorded and not released
+  int events_out = 0;             // recorded and not released
+  std::function<void()> on_copy;  // called as each copy runs
 
  private:
   enum class Kind { Work, Record, Wait };
@@ -210,4 +218,21 @@ TEST(StagedBatches, ReleasesEveryEventItRecords) {
   }
   EXPECT_EQ(lazy.events_out, 0);
   EXPECT_THROW(data::StagedBatches(loader, lazy, 0, 0), ValueError);
+}
+
+// The slots' device buffers come from the allocator's pool for the default stream, whose
+// earlier kernels may still read them: the first copy into a slot waits for those kernels.
+TEST(StagedBatches, TheFirstCopiesWaitForTheDefaultStreamsEarlierWork) {
+  const Data data = images_and_labels(30);
+  LazyDevice lazy(/*copies_first=*/true);
+  bool earlier_kernel_ran = false;
+  int copies_too_early = 0;
+  lazy.queue_kernel([&] { earlier_kernel_ran = true; });
+  lazy.on_copy = [&] { copies_too_early += earlier_kernel_ran ? 0 : 1; };
+  data::DataLoader loader(data.images, data.labels, {.batch_size = 4});
+  data::StagedBatches staged(loader, lazy, 0, 3);
+  for (std::size_t i = 0; i < loader.size(); ++i) staged.next();
+  lazy.synchronize(lazy.default_stream());
+  EXPECT_TRUE(earlier_kernel_ran);
+  EXPECT_EQ(copies_too_early, 0);
 }
