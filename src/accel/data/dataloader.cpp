@@ -124,6 +124,14 @@ Shape with_rows(const Tensor& t, std::int64_t rows) {
   return Shape(shape);
 }
 
+bool can_hold_batch(const Batch& out, std::int64_t rows, const Tensor& inputs, const Tensor& labels, Device device) {
+  const auto holds = [&](const Tensor& t, const Tensor& like, DType dtype) {
+    return t.defined() && t.device() == device && t.is_contiguous() && t.dtype() == dtype &&
+           t.shape() == with_rows(like, rows);
+  };
+  return holds(out.inputs, inputs, DType::Float32) && holds(out.labels, labels, labels.dtype());
+}
+
 Batch DataLoader::batch(std::size_t index, bool parallel) const {
   const std::vector<std::int64_t> rows = batch_indices(index);
   const auto count = static_cast<std::int64_t>(rows.size());
@@ -139,11 +147,7 @@ Batch DataLoader::batch(std::size_t index, bool parallel) const {
 bool DataLoader::batch_into(std::size_t index, Batch& out, bool parallel) const {
   const std::vector<std::int64_t> rows = batch_indices(index);
   const auto count = static_cast<std::int64_t>(rows.size());
-  const auto fits = [count](const Tensor& t, const Tensor& like, DType dtype) {
-    return t.defined() && t.device().is_cpu() && t.is_contiguous() && t.dtype() == dtype &&
-           t.shape() == with_rows(like, count);
-  };
-  if (!fits(out.inputs, inputs_, DType::Float32) || !fits(out.labels, labels_, labels_.dtype())) return false;
+  if (!can_hold_batch(out, count, inputs_, labels_, kCPU)) return false;
   gather(rows, out.inputs.raw_data(), out.labels.raw_data(), /*as_stored=*/false, parallel);
   return true;
 }

@@ -43,6 +43,9 @@ struct Batch {
 
 // t's shape with its first dimension (samples) set to `rows`: a batch's shape.
 Shape with_rows(const Tensor& t, std::int64_t rows);
+// Whether out's tensors can take a batch of `rows` rows in place: contiguous, on `device`,
+// float32 inputs of `inputs`' row shape and labels of `labels`' dtype and row shape.
+bool can_hold_batch(const Batch& out, std::int64_t rows, const Tensor& inputs, const Tensor& labels, Device device);
 
 class DataLoader {
  public:

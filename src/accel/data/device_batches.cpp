@@ -14,11 +14,7 @@ DeviceBatches::DeviceBatches(const DataLoader& loader, Device device)
 
 bool DeviceBatches::batch_into(std::size_t index, Batch& out) {
   const std::int64_t count = loader_.batch_rows(index);
-  const auto fits = [count](const Tensor& t, const Tensor& like, DType dtype) {
-    return t.defined() && t.device() == like.device() && t.is_contiguous() && t.dtype() == dtype &&
-           t.shape() == with_rows(like, count);
-  };
-  if (!fits(out.inputs, inputs_, kBatchDType) || !fits(out.labels, labels_, labels_.dtype())) return false;
+  if (!can_hold_batch(out, count, inputs_, labels_, inputs_.device())) return false;
   if (!order_.defined() || order_version_ != loader_.order_version()) {
     const std::vector<std::int64_t>& order = loader_.order();
     order_ = from_vector<std::int64_t>(order, {static_cast<std::int64_t>(order.size())}).to(inputs_.device());

@@ -16,10 +16,6 @@ std::size_t row_bytes(const Tensor& t) {
   return static_cast<std::size_t>(t.numel() / rows) * element_size(t.dtype());
 }
 
-bool fits(const Tensor& t, Device device, DType dtype, const Shape& shape) {
-  return t.defined() && t.device() == device && t.is_contiguous() && t.dtype() == dtype && t.shape() == shape;
-}
-
 }  // namespace
 
 StagedBatches::PinnedBuffer::PinnedBuffer(Backend& backend, std::size_t bytes)
@@ -118,8 +114,9 @@ Batch StagedBatches::next(const Batch& buffers) {
 
   const Device device = backend_.device();
   const Stream copy = backend_.copy_stream(), compute = backend_.default_stream();
-  // The device buffers are written again only after the gather that last read them.
-  if (slot.consumed) backend_.wait_event(copy, *slot.consumed);
+  // The device buffers are written again only after the gather that last read them (or, the
+  // first time, after stream 0's work before the slots were made).
+  backend_.wait_event(copy, *slot.consumed);
   const auto count = static_cast<std::size_t>(slot.rows);
   backend_.copy_from_host(slot.device_inputs.raw_data(), slot.inputs.data(), count * row_bytes(slot.device_inputs),
                           copy);
@@ -128,12 +125,10 @@ Batch StagedBatches::next(const Batch& buffers) {
   replace_event(slot.copied, backend_.record_event(copy));
 
   backend_.wait_event(compute, *slot.copied);
-  const Shape input_shape = with_rows(slot.device_inputs, slot.rows);
-  const Shape label_shape = with_rows(slot.device_labels, slot.rows);
-  const DType label_dtype = slot.device_labels.dtype();
   Batch out = buffers;
-  if (!fits(out.inputs, device, DType::Float32, input_shape) || !fits(out.labels, device, label_dtype, label_shape)) {
-    out = {empty(input_shape, DType::Float32, device), empty(label_shape, label_dtype, device)};
+  if (!can_hold_batch(out, slot.rows, slot.device_inputs, slot.device_labels, device)) {
+    out = {empty(with_rows(slot.device_inputs, slot.rows), DType::Float32, device),
+           empty(with_rows(slot.device_labels, slot.rows), slot.device_labels.dtype(), device)};
   }
   // take_rows_into's kernel, called on backend_ itself (every device call of this class is).
   const Tensor rows = row_order_.slice(0, 0, slot.rows);

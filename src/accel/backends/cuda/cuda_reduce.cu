@@ -27,18 +27,24 @@ __global__ void sum_per_output_kernel(const T* in, T* out, ReduceLayout l) {
 
 // One block per output row when inner == 1 (a whole-tensor sum, the loss's mean): the block's
 // threads stride over the row and meet in shared memory.
+// Sums each thread's `value` over the block in a fixed order; the total is in partial[0].
+template <typename Acc>
+__device__ void block_sum(Acc* partial, Acc value) {
+  partial[threadIdx.x] = value;
+  __syncthreads();
+  for (int width = blockDim.x / 2; width > 0; width /= 2) {
+    if (threadIdx.x < width) partial[threadIdx.x] += partial[threadIdx.x + width];
+    __syncthreads();
+  }
+}
+
 template <typename T, typename Acc>
 __global__ void sum_rows_kernel(const T* in, T* out, std::int64_t reduced) {
   __shared__ Acc partial[kThreads];
   const T* x = in + static_cast<std::int64_t>(blockIdx.x) * reduced;
   Acc acc = 0;
   for (std::int64_t r = threadIdx.x; r < reduced; r += blockDim.x) acc += static_cast<Acc>(load(x[r]));
-  partial[threadIdx.x] = acc;
-  __syncthreads();
-  for (int width = blockDim.x / 2; width > 0; width /= 2) {
-    if (threadIdx.x < width) partial[threadIdx.x] += partial[threadIdx.x + width];
-    __syncthreads();
-  }
+  block_sum(partial, acc);
   if (threadIdx.x == 0) out[blockIdx.x] = convert_to<T>(partial[0]);
 }
 
@@ -87,16 +93,6 @@ __global__ void log_softmax_backward_kernel(const T* grad, const T* out, T* dst,
       const std::int64_t at = base + r * l.inner;
       dst[at] = store<T>(load(grad[at]) - exp(load(out[at])) * total);
     }
-  }
-}
-
-// Sums each thread's `value` over the block in a fixed order; the total is in partial[0].
-__device__ void block_sum(double* partial, double value) {
-  partial[threadIdx.x] = value;
-  __syncthreads();
-  for (int width = blockDim.x / 2; width > 0; width /= 2) {
-    if (threadIdx.x < width) partial[threadIdx.x] += partial[threadIdx.x + width];
-    __syncthreads();
   }
 }
 
