@@ -33,7 +33,7 @@ fi
 step() { printf '\n===== %s\n' "$*"; }
 {
   step "CUDA backend: the backend-ops harness and the device math on cuda:0"
-  timeout 120 build/tests/accel_tests --gtest_filter='BackendOps*:GemmRowSums*:TakeRows*:DeviceBatches*:StagedBatches*:CudaDeviceMath*:Module*Cuda*:TensorDevice*'
+  timeout 120 build/tests/accel_tests --gtest_filter='BackendOps*:GemmRowSums*:GemmReluMask*:TakeRows*:DeviceBatches*:StagedBatches*:CudaDeviceMath*:Module*Cuda*:TensorDevice*'
   step "CUDA backend: accel train --device cuda --epochs 5 --batch-size 64, with nvidia-smi and accel smi during it"
   timeout 240 "$A" train --device cuda --data "$DATA" --epochs 5 --batch-size 64 --json >"$OUT/train-cuda.log" 2>&1 &
   trainer=$!

@@ -51,6 +51,24 @@ TEST(Gradients, MatmulAndLinear) {
                          {x, w, shifted_bias});
 }
 
+// Three layers as one node, on the CPU (ReLU gradients over the activations) and on sim (the
+// ReLU masks applied in the GEMMs, as a GPU does); a layer without a bias, a ReLU after the last.
+TEST(Gradients, MlpOnTheCpuAndThroughTheReluMasksOfSim) {
+  const Tensor x = random_tensor({5, 4}, 21), w1 = random_tensor({3, 4}, 22), w2 = random_tensor({4, 3}, 23);
+  const Tensor w3 = random_tensor({2, 4}, 24);
+  // Pre-activations away from ReLU's kink, so finite differences stay on one side.
+  const Tensor b1 = from_vector<float>({2.5f, -2.5f, 3.0f}, {3}), b3 = from_vector<float>({2.0f, -0.5f}, {2});
+  for (Device device : {kCPU, Device("sim:0")}) {
+    const auto f = [device](Inputs in) {
+      std::vector<Tensor> on;
+      for (const Tensor& t : in) on.push_back(t.to(device));
+      const std::vector<LinearLayer> layers{{on[1], on[2]}, {on[3], Tensor()}, {on[4], on[5]}};
+      return mlp(on[0], layers, true).to(kCPU);
+    };
+    expect_gradients_match("mlp on " + device.to_string(), f, {x, w1, b1, w2, w3, b3});
+  }
+}
+
 TEST(Gradients, Reductions) {
   const Tensor t = random_tensor({2, 3, 4}, 11);
   expect_gradients_match("sum all", [](Inputs in) { return sum(in[0]); }, {t});

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "accel/autograd/grad_mode.h"
+#include "accel/autograd/node.h"
 #include "accel/nn/layers.h"
 #include "accel/ops/ops.h"
 
@@ -49,6 +50,33 @@ TEST(Sequential, FusedLinearReluEqualsTheLayersOneByOne) {
   Tensor h = x;
   for (std::size_t i = 0; i < model.size(); ++i) h = model[i](h);
   EXPECT_EQ(fused, h.to_vector<float>());
+}
+
+// Linear, ReLU, Linear, ReLU, Linear is one mlp node; on sim its ReLU gradients go through the
+// masks in the GEMMs. Either way the output and every gradient equal the layers one by one.
+TEST(Sequential, ARunOfLayersIsOneNodeWithTheLayersOneByOnesGradients) {
+  for (Device device : {kCPU, Device("sim:0")}) {
+    Generator g(4);
+    nn::Sequential model(nn::Linear(8, 6, true, g), nn::ReLU(), nn::Linear(6, 5, false, g), nn::ReLU(),
+                         nn::Linear(5, 3, true, g));
+    model.to(device);
+    const Tensor x = randn({7, 8}, g).to(device), weights = randn({7, 3}, g).to(device);
+    const Tensor fused = model(x);
+    EXPECT_EQ(fused.grad_fn()->name(), "MlpBackward");
+    sum(mul(fused, weights)).backward();
+    std::vector<std::vector<float>> fused_grads;
+    for (const Tensor& p : model.parameters()) fused_grads.push_back(p.grad().to(kCPU).to_vector<float>());
+    model.zero_grad();
+    Tensor h = x;
+    for (std::size_t i = 0; i < model.size(); ++i) h = model[i](h);
+    EXPECT_EQ(fused.to(kCPU).to_vector<float>(), h.to(kCPU).to_vector<float>()) << device.to_string();
+    sum(mul(h, weights)).backward();
+    const auto params = model.parameters();
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      EXPECT_EQ(fused_grads[i], params[i].grad().to(kCPU).to_vector<float>())
+          << device.to_string() << ", parameter " << i;
+    }
+  }
 }
 
 TEST(Module, StateDictRoundTripAndErrors) {

@@ -63,6 +63,16 @@ std::vector<OpCase> op_cases() {
       {"matmul (transposed views)", {{8, 5}, {3, 8}}, [](In x, Device) { return matmul(x[0].t(), x[1].t()); }},
       {"linear", {{4, 8}, {6, 8}, {6}}, [](In x, Device) { return linear(x[0], x[1], x[2]); }},
       {"linear_relu", {{4, 8}, {6, 8}, {6}}, [](In x, Device) { return linear_relu(x[0], x[1], x[2]); }},
+      // Two layers as one node: on cuda and sim the hidden ReLU's mask, written by the first
+      // GEMM, is applied by the second layer's input-gradient GEMM with the first's bias
+      // gradient (DRELU_BGRAD). One hidden layer only: its pre-activations come from the rounded
+      // inputs, so their signs are the float64 reference's (a second would see rounded ones).
+      {"mlp (two layers)",
+       {{4, 8}, {6, 8}, {6}, {5, 6}, {5}},
+       [](In x, Device) {
+         const std::vector<LinearLayer> layers{{x[1], x[2]}, {x[3], x[4]}};
+         return mlp(x[0], layers);
+       }},
       // A strided output gradient: the bias gradient from sum, not from the weight's GEMM.
       {"linear (a transposed gradient)",
        {{4, 8}, {6, 8}, {6}},

@@ -41,6 +41,14 @@ struct GemmEpilogue {
   // (A = g^T), which cuBLASLt fuses into that GEMM. A must then be contiguous or the transpose
   // of a contiguous matrix (gemm_row_sums.h), and bias and relu unset.
   const TensorDesc* a_row_sums = nullptr;
+  // A ReLU mask (uint8 [m, relu_mask_row_bytes(n)], contiguous; backends/relu_mask.h). With
+  // relu set, the call also writes C's mask there (cuBLASLt's RELU_AUX). With relu unset, it
+  // reads it: C = (A B) where the mask's bit is set, else 0 (the gradient through the ReLU whose
+  // mask it is: DRELU), and with bias_gradient set ([n], C's dtype, contiguous) also C's column
+  // sums there (float32 accumulation; that ReLU's layer's bias gradient: DRELU_BGRAD). Reading
+  // the mask asks for no bias, beta 0 and no a_row_sums.
+  const TensorDesc* relu_mask = nullptr;
+  const TensorDesc* bias_gradient = nullptr;
 };
 
 // One parameter tensor's buffers for a fused optimizer step (all `numel` floats long).
@@ -92,6 +100,14 @@ class Backend {
   virtual memory::Allocator& allocator() = 0;
   // What computes this backend's GEMMs, for reports ("oneDNN 2.6.3 (avx512_core_bf16)").
   virtual std::string gemm_library() = 0;
+  // Whether a linear layer followed by a ReLU should keep the ReLU's mask for its backward
+  // (GemmEpilogue::relu_mask), so the next layer's input-gradient GEMM applies the ReLU's
+  // gradient: where the GEMM library fuses it (cuBLASLt), and on sim, whose tests cover the path.
+  // Where it does not, the gradient is a relu_backward over the saved activations.
+  virtual bool fuses_relu_mask(DType dtype) const {
+    (void)dtype;
+    return false;
+  }
 
   // ---- streams and events ----
   Stream default_stream() const { return Stream{device(), 0}; }

@@ -83,6 +83,7 @@ class RecordingBackend final : public Backend {
   Device device() const override { return real_.device(); }
   memory::Allocator& allocator() override { return pool_; }
   std::string gemm_library() override { return real_.gemm_library(); }
+  bool fuses_relu_mask(DType dtype) const override { return real_.fuses_relu_mask(dtype); }
 
   void synchronize(const Stream& s) override {
     keep(__func__, [&real = real_, s] { real.synchronize(s); });
@@ -142,9 +143,12 @@ class RecordingBackend final : public Backend {
   void gemm(const TensorDesc& a, const TensorDesc& b, const TensorDesc& c, const GemmEpilogue& epilogue,
             const Stream& s) override {
     const auto copied = [](const TensorDesc* d) { return d ? std::optional<TensorDesc>(*d) : std::nullopt; };
+    const auto pointer = [](const std::optional<TensorDesc>& d) { return d ? &*d : nullptr; };
     keep(__func__, [&real = real_, a, b, c, bias = copied(epilogue.bias), beta = epilogue.beta, relu = epilogue.relu,
-                    sums = copied(epilogue.a_row_sums), s] {
-      real.gemm(a, b, c, GemmEpilogue{bias ? &*bias : nullptr, beta, relu, sums ? &*sums : nullptr}, s);
+                    sums = copied(epilogue.a_row_sums), mask = copied(epilogue.relu_mask),
+                    bias_gradient = copied(epilogue.bias_gradient), pointer, s] {
+      real.gemm(a, b, c, GemmEpilogue{pointer(bias), beta, relu, pointer(sums), pointer(mask), pointer(bias_gradient)},
+                s);
     });
   }
   void sum(const TensorDesc& in, const TensorDesc& out, const Stream& s) override {

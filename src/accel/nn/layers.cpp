@@ -51,15 +51,29 @@ void Sequential::push_back(std::shared_ptr<Module> layer) {
 Tensor Sequential::forward(const Tensor& input) {
   Tensor x = input;
   const auto& layers = children();
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    // Linear then ReLU runs as one GEMM with a ReLU epilogue (same result, one pass less).
-    auto* as_linear = dynamic_cast<Linear*>(layers[i].second.get());
-    if (as_linear && i + 1 < layers.size() && dynamic_cast<ReLU*>(layers[i + 1].second.get())) {
-      x = linear_relu(x, as_linear->weight, as_linear->bias);
-      ++i;
+  const auto linear_at = [&](std::size_t i) {
+    return i < layers.size() ? dynamic_cast<Linear*>(layers[i].second.get()) : nullptr;
+  };
+  const auto relu_at = [&](std::size_t i) {
+    return i < layers.size() && dynamic_cast<ReLU*>(layers[i].second.get()) != nullptr;
+  };
+  for (std::size_t i = 0; i < layers.size();) {
+    // A run of Linear, ReLU, Linear, ... (ending in either) is one op: each ReLU in its GEMM's
+    // epilogue, and on a GPU each ReLU's gradient in the next layer's backward GEMM (ops.h's
+    // mlp). The same result as the layers one by one, in fewer passes.
+    std::vector<LinearLayer> run;
+    while (Linear* linear = linear_at(i)) {
+      run.push_back({linear->weight, linear->bias});
+      if (!relu_at(i + 1) || !linear_at(i + 2)) break;
+      i += 2;
+    }
+    if (run.empty()) {
+      x = layers[i++].second->forward(x);
       continue;
     }
-    x = layers[i].second->forward(x);
+    const bool relu_after_last = relu_at(i + 1);
+    x = mlp(x, run, relu_after_last);
+    i += relu_after_last ? 2 : 1;
   }
   return x;
 }

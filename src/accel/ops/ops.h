@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,15 @@ Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias = Te
 // relu(linear(...)) with the ReLU fused into the GEMM's epilogue and its gradient into the
 // linear backward: nn::Sequential uses it for a Linear followed by a ReLU.
 Tensor linear_relu(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor());
+// Linear layers with a ReLU between each two (and after the last when relu_after_last), as one
+// autograd node: on a GPU each hidden ReLU's gradient is fused into the next layer's
+// input-gradient GEMM (cuBLASLt's RELU_AUX forward, DRELU_BGRAD backward). nn::Sequential uses
+// it for a run of Linear, ReLU, Linear, ... layers.
+struct LinearLayer {
+  Tensor weight;  // [out_features, in_features]
+  Tensor bias;    // [out_features], or undefined
+};
+Tensor mlp(const Tensor& input, std::span<const LinearLayer> layers, bool relu_after_last = false);
 
 // ---- softmax and losses ----
 Tensor log_softmax(const Tensor& a, std::int64_t dim);

@@ -21,8 +21,10 @@
 #include <vector>
 
 #include "accel/backends/cpu/cpu_backend.h"
+#include "accel/backends/gemm_relu_mask.h"
 #include "accel/backends/gemm_row_sums.h"
 #include "accel/core/error.h"
+#include "accel/core/parallel.h"
 #include "accel/core/scalar_types.h"
 
 namespace accel::cpu {
@@ -192,10 +194,56 @@ void empty_product(const TensorDesc& c, const GemmEpilogue& e) {
   });
 }
 
+// The ReLU mask of C (contiguous [m, n], after its ReLU): relu_mask.h's layout.
+void write_relu_mask(const TensorDesc& c, const TensorDesc& mask) {
+  const std::int64_t n = c.size(1), row_bytes = relu_mask_row_bytes(n);
+  dispatch_floating(c.dtype, "gemm relu mask", [&]<typename T>() {
+    const T* values = c.ptr<const T>();
+    std::uint8_t* bits = mask.ptr<std::uint8_t>();
+    parallel_for(c.size(0) * row_bytes, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) {
+        const T* row = values + (i / row_bytes) * n;
+        bits[i] = relu_mask_byte(i % row_bytes, n, [row](std::int64_t col) { return load(row[col]) > 0; });
+      }
+    });
+  });
+}
+
+// C = C where the mask's bit is set, else 0: the gradient through the ReLU (relu_backward's
+// select, so +0 where the bit is clear).
+void apply_relu_mask(const TensorDesc& c, const TensorDesc& mask) {
+  const std::int64_t n = c.size(1), row_bytes = relu_mask_row_bytes(n);
+  dispatch_floating(c.dtype, "gemm relu gradient", [&]<typename T>() {
+    T* values = c.ptr<T>();
+    const std::uint8_t* bits = mask.ptr<const std::uint8_t>();
+    parallel_for(c.numel(), [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) {
+        values[i] = relu_mask_bit(bits, row_bytes, i / n, i % n) ? values[i] : store<T>(0);
+      }
+    });
+  });
+}
+
 }  // namespace
 
 void CpuBackend::gemm(const TensorDesc& a, const TensorDesc& b, const TensorDesc& c, const GemmEpilogue& epilogue,
                       const Stream& stream) {
+  check_relu_mask_epilogue(c, epilogue, "cpu");
+  if (epilogue.relu_mask) {  // the GEMM, then the mask written, or applied and C's column sums
+    GemmEpilogue plain = epilogue;
+    plain.relu_mask = plain.bias_gradient = nullptr;
+    CpuBackend::gemm(a, b, c, plain, stream);
+    if (epilogue.relu) {
+      write_relu_mask(c, *epilogue.relu_mask);
+      return;
+    }
+    apply_relu_mask(c, *epilogue.relu_mask);
+    if (epilogue.bias_gradient) {
+      const RowSumsViews sums = column_sums_views(c, *epilogue.bias_gradient);
+      CpuBackend::sum(sums.in, sums.out, stream);
+    }
+    return;
+  }
   if (epilogue.a_row_sums) {  // the GEMM, then A's row sums by the sum kernel (qualified: a
                               // SimBackend has translated its pointers already)
     if (epilogue.bias || epilogue.relu) throw ValueError("cpu gemm: a_row_sums with a bias or ReLU epilogue");

@@ -71,15 +71,16 @@ void SimBackend::eq(const TensorDesc& a, const TensorDesc& b, const TensorDesc& 
 void SimBackend::gemm(const TensorDesc& a, const TensorDesc& b, const TensorDesc& c, const GemmEpilogue& epilogue,
                       const Stream& s) {
   GemmEpilogue translated = epilogue;
-  TensorDesc bias, row_sums;
-  if (epilogue.bias) {
-    bias = host(*epilogue.bias);
-    translated.bias = &bias;
-  }
-  if (epilogue.a_row_sums) {
-    row_sums = host(*epilogue.a_row_sums);
-    translated.a_row_sums = &row_sums;
-  }
+  TensorDesc bias, row_sums, relu_mask, bias_gradient;
+  const auto translate = [](const TensorDesc* device, TensorDesc& on_host, const TensorDesc*& field) {
+    if (!device) return;
+    on_host = host(*device);
+    field = &on_host;
+  };
+  translate(epilogue.bias, bias, translated.bias);
+  translate(epilogue.a_row_sums, row_sums, translated.a_row_sums);
+  translate(epilogue.relu_mask, relu_mask, translated.relu_mask);
+  translate(epilogue.bias_gradient, bias_gradient, translated.bias_gradient);
   CpuBackend::gemm(host(a), host(b), host(c), translated, s);
 }
 void SimBackend::sum(const TensorDesc& in, const TensorDesc& out, const Stream& s) {

@@ -14,6 +14,7 @@ class SimBackend final : public CpuBackend {
   explicit SimBackend(int index) : index_(index) {}
   Device device() const override { return Device(DeviceType::Sim, index_); }
   memory::Allocator& allocator() override;
+  bool fuses_relu_mask(DType) const override { return true; }  // so CI runs the mask's path
 
   void copy_from_host(void* dst, const void* host_src, std::size_t nbytes, const Stream& stream) override;
   void copy_to_host(void* host_dst, const void* src, std::size_t nbytes, const Stream& stream) override;

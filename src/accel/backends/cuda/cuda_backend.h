@@ -26,6 +26,8 @@ class CudaBackend final : public Backend {
   Device device() const override { return Device(DeviceType::CUDA, index_); }
   memory::Allocator& allocator() override;
   std::string gemm_library() override;  // "cuBLASLt (path)", or why it cannot be loaded
+  // cuBLASLt fuses the ReLU mask in float32, bfloat16 and float16 (not float64).
+  bool fuses_relu_mask(DType dtype) const override { return dtype != DType::Float64; }
 
   Stream copy_stream() override;
   void synchronize(const Stream& stream) override;

@@ -1,12 +1,14 @@
 // Elementwise CUDA kernels: fill, strided copy with dtype conversion, dropout's Philox mask,
 // broadcasting binary ops, scalar and unary ops, ReLU's gradient, eq, and the GEMM epilogue
-// cuBLASLt could not fuse. Every kernel is a grid-stride loop over its output.
+// cuBLASLt could not fuse (bias and ReLU, the ReLU mask written or applied). Every kernel is a grid-stride loop over
+// its output.
 #include <cuda_runtime.h>
 
 #include <string>
 
 #include "accel/backends/cuda/cuda_kernels.h"
 #include "accel/backends/cuda/cuda_types.cuh"
+#include "accel/backends/relu_mask.h"
 #include "accel/core/philox.h"
 #include "accel/core/pixels.h"
 
@@ -137,6 +139,24 @@ __global__ void bias_relu_kernel(T* c, std::int64_t ldc, std::int64_t rows, std:
     if (bias) v += load(bias[(i % cols) * bias_stride]);
     if (relu) v = v > 0 || v != v ? v : compute_t<T>(0);
     x = store<T>(v);
+  }
+}
+
+// A byte of the mask per thread (relu_mask.h), so no two threads write one byte.
+template <typename T>
+__global__ void relu_mask_write_kernel(const T* c, std::int64_t n, std::int64_t row_bytes, std::int64_t bytes,
+                                       std::uint8_t* mask) {
+  ACCEL_GRID_STRIDE(i, bytes) {
+    const T* row = c + (i / row_bytes) * n;
+    mask[i] = relu_mask_byte(i % row_bytes, n, [row](std::int64_t col) { return load(row[col]) > 0; });
+  }
+}
+
+template <typename T>
+__global__ void relu_mask_apply_kernel(T* c, std::int64_t n, std::int64_t row_bytes, std::int64_t count,
+                                       const std::uint8_t* mask) {
+  ACCEL_GRID_STRIDE(i, count) {
+    if (!relu_mask_bit(mask, row_bytes, i / n, i % n)) c[i] = store<T>(compute_t<T>(0));
   }
 }
 
@@ -354,6 +374,24 @@ void launch_bias_relu(const TensorDesc& c, const TensorDesc* bias, bool relu, bo
         from_zero);
   });
   check_launch("gemm epilogue");
+}
+
+void launch_relu_mask(const TensorDesc& c, const TensorDesc& mask, bool write, cudaStream_t stream) {
+  const std::int64_t rows = c.size(0), n = c.size(1), row_bytes = relu_mask_row_bytes(n);
+  const std::int64_t count = write ? rows * row_bytes : rows * n;
+  if (count == 0) return;
+  dispatch_floating(c.dtype, "gemm relu mask", [&](auto tag) {
+    using T = decltype(tag);
+    const auto blocks = static_cast<unsigned>(blocks_for(count));
+    if (write) {
+      relu_mask_write_kernel<T>
+          <<<blocks, kThreads, 0, stream>>>(c.ptr<const T>(), n, row_bytes, count, mask.ptr<std::uint8_t>());
+    } else {
+      relu_mask_apply_kernel<T>
+          <<<blocks, kThreads, 0, stream>>>(c.ptr<T>(), n, row_bytes, count, mask.ptr<const std::uint8_t>());
+    }
+  });
+  check_launch("gemm relu mask");
 }
 
 }  // namespace accel::cuda_backend

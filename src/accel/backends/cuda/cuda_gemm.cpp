@@ -1,9 +1,11 @@
 // cuBLASLt GEMMs for row-major tensors. cuBLASLt is column-major: a row-major C [m, n] is the
 // column-major C^T [n, m], and C^T = B^T A^T, so our B is cuBLASLt's first operand and our A its
 // second; a transposed view (unit stride in its first dim) becomes that operand's transpose.
-// The bias [n] is then per row of C^T, which is cuBLASLt's BIAS epilogue, and the row sums
-// of our A (a bias gradient) its BGRADB epilogue. Plans (descriptors and
-// the heuristic's algorithm) are cached per shape, strides, dtype, epilogue and alignment.
+// The bias [n] is then per row of C^T, which is cuBLASLt's BIAS epilogue, the row sums of our A
+// (a bias gradient) its BGRADB epilogue, a ReLU mask written its RELU_AUX and one read its DRELU
+// (with C's column sums, a bias gradient again: DRELU_BGRAD); relu_mask.h has the mask's
+// layout. Plans (descriptors and the heuristic's algorithm) are cached per shape, strides,
+// dtype, epilogue and alignment.
 #include "accel/backends/cuda/cuda_gemm.h"
 
 #include <cublasLt.h>
@@ -16,6 +18,7 @@
 
 #include "accel/backends/cuda/cuda_check.h"
 #include "accel/backends/cuda/cuda_kernels.h"
+#include "accel/backends/gemm_relu_mask.h"
 #include "accel/backends/gemm_row_sums.h"
 #include "accel/core/error.h"
 
@@ -42,7 +45,7 @@ struct GemmPlan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;  // cuBLASLt's operands (our B, A, C)
   cublasLtMatmulAlgo_t algo{};
-  bool fused_epilogue = true;  // false: bias/ReLU run as a kernel after the GEMM
+  bool fused_epilogue = true;  // false: the epilogue runs as our kernels after the GEMM
   ~GemmPlan() {
     if (a) lt->layout_destroy(a);
     if (b) lt->layout_destroy(b);
@@ -52,6 +55,41 @@ struct GemmPlan {
 };
 
 namespace {
+
+// The parts of an epilogue that cuBLASLt fuses (a plan's key): the bits of one call's request.
+enum Fuse : int {
+  kBias = 1,
+  kRelu = 2,
+  kRowSumsOfA = 4,     // BGRADB
+  kWriteReluMask = 8,  // RELU_AUX(_BIAS)
+  kReadReluMask = 16,  // DRELU
+  kColumnSums = 32,    // DRELU_BGRAD's bias gradient
+};
+
+cublasLtEpilogue_t cublaslt_epilogue(int fuse) {
+  switch (fuse) {
+    case 0:
+      return CUBLASLT_EPILOGUE_DEFAULT;
+    case kBias:
+      return CUBLASLT_EPILOGUE_BIAS;
+    case kRelu:
+      return CUBLASLT_EPILOGUE_RELU;
+    case kBias | kRelu:
+      return CUBLASLT_EPILOGUE_RELU_BIAS;
+    case kRowSumsOfA:
+      return CUBLASLT_EPILOGUE_BGRADB;
+    case kRelu | kWriteReluMask:
+      return CUBLASLT_EPILOGUE_RELU_AUX;
+    case kBias | kRelu | kWriteReluMask:
+      return CUBLASLT_EPILOGUE_RELU_AUX_BIAS;
+    case kReadReluMask:
+      return CUBLASLT_EPILOGUE_DRELU;
+    case kReadReluMask | kColumnSums:
+      return CUBLASLT_EPILOGUE_DRELU_BGRAD;
+    default:
+      throw ValueError("cuda gemm: no cuBLASLt epilogue for the combination " + std::to_string(fuse));
+  }
+}
 
 std::vector<std::string> cublaslt_candidates() {
   std::vector<std::string> out;
@@ -182,7 +220,8 @@ GemmEngine::~GemmEngine() {
 GemmPlan& GemmEngine::plan_for(const Key& key) {
   auto& slot = plans_[key];
   if (slot) return *slot;
-  const auto [dtype_int, transa, transb, m, n, k, lda, ldb, ldc, epilogue, accumulate, align_a, align_b, align_c] = key;
+  const auto [dtype_int, transa, transb, m, n, k, lda, ldb, ldc, epilogue, accumulate, align_a, align_b, align_c,
+              align_mask] = key;
   const auto dtype = static_cast<DType>(dtype_int);
   auto plan = std::make_unique<GemmPlan>();
   plan->lt = &lt_;
@@ -226,12 +265,16 @@ GemmPlan& GemmEngine::plan_for(const Key& key) {
     plan->algo = result.algo;
     return true;
   };
-  const cublasLtEpilogue_t fused = epilogue == 4   ? CUBLASLT_EPILOGUE_BGRADB
-                                   : epilogue == 3 ? CUBLASLT_EPILOGUE_RELU_BIAS
-                                   : epilogue == 1 ? CUBLASLT_EPILOGUE_BIAS
-                                   : epilogue == 2 ? CUBLASLT_EPILOGUE_RELU
-                                                   : CUBLASLT_EPILOGUE_DEFAULT;
-  bool ok = find_algorithm(fused);
+  if (epilogue & (kWriteReluMask | kReadReluMask)) {
+    // The mask's leading dimension in bits (relu_mask.h), and a pointer of the mask's alignment:
+    // the heuristic reads the alignment from it (run() sets the call's own).
+    const auto aux_ld = static_cast<std::int64_t>(relu_mask_row_bytes(n) * 8);
+    const void* aligned = reinterpret_cast<const void*>(static_cast<std::uintptr_t>(align_mask));
+    check(lt_.desc_set(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof(aux_ld)), "set AUX_LD");
+    check(lt_.desc_set(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aligned, sizeof(aligned)),
+          "set AUX_POINTER");
+  }
+  bool ok = find_algorithm(cublaslt_epilogue(epilogue));
   if (!ok && epilogue != 0) {  // float64 and some shapes: a plain GEMM, then our epilogue kernel
     plan->fused_epilogue = false;
     ok = find_algorithm(CUBLASLT_EPILOGUE_DEFAULT);
@@ -250,16 +293,27 @@ void GemmEngine::run(const TensorDesc& a, const TensorDesc& b, const TensorDesc&
                      cudaStream_t stream) {
   const std::int64_t m = c.size(0), n = c.size(1), k = a.size(1);
   const TensorDesc* sums = epilogue.a_row_sums;
+  const TensorDesc* mask = epilogue.relu_mask;
   if (sums && (epilogue.bias || epilogue.relu)) throw ValueError("cuda gemm: a_row_sums with a bias or ReLU epilogue");
+  check_relu_mask_epilogue(c, epilogue, "cuda");
   // A's row sums by our sum kernel, where cuBLASLt does not write them.
   const auto row_sums_kernel = [&] {
     const RowSumsViews views = row_sums_views(a, *sums);
     launch_sum(views.in, views.out, stream);
   };
-  if (m == 0) return;
-  if (n == 0 || k == 0) {  // no GEMM to run: C = epilogue(beta C) (empty when n is 0)
-    if (n > 0) launch_bias_relu(c, epilogue.bias, epilogue.relu, epilogue.beta == 0.0f, stream);
-    if (sums) row_sums_kernel();
+  // The mask's part by our kernels, after the bias and ReLU: the mask written, or applied and
+  // C's column sums taken.
+  const auto relu_mask_kernels = [&] {
+    launch_relu_mask(c, *mask, epilogue.relu, stream);
+    if (!epilogue.relu && epilogue.bias_gradient) {
+      const RowSumsViews views = column_sums_views(c, *epilogue.bias_gradient);
+      launch_sum(views.in, views.out, stream);
+    }
+  };
+  if (m == 0 || n == 0 || k == 0) {  // no GEMM to run: C = epilogue(beta C) (empty when m or n is 0)
+    if (m > 0 && n > 0) launch_bias_relu(c, epilogue.bias, epilogue.relu, epilogue.beta == 0.0f, stream);
+    if (sums && m > 0) row_sums_kernel();
+    if (mask) relu_mask_kernels();  // a bias gradient of zeros when m is 0
     return;
   }
   DeviceGuard guard(device_);
@@ -271,8 +325,14 @@ void GemmEngine::run(const TensorDesc& a, const TensorDesc& b, const TensorDesc&
   // second operand's k: BGRADB, [m] = the columns of its column-major D [n, m].
   const bool bias_fusable = epilogue.bias && epilogue.bias->stride(0) == 1 && alignment_of(epilogue.bias->data) >= 16;
   const bool sums_fusable = sums && alignment_of(sums->data) >= 16;
-  const int fused_epilogue = (epilogue.bias && bias_fusable ? 1 : 0) | (epilogue.relu ? 2 : 0) | (sums_fusable ? 4 : 0);
-  const int mode = (epilogue.bias && !bias_fusable) || (sums && !sums_fusable) ? 0 : fused_epilogue;
+  const TensorDesc* column_sums = mask && !epilogue.relu ? epilogue.bias_gradient : nullptr;
+  const bool column_sums_fusable = column_sums && alignment_of(column_sums->data) >= 16;
+  const int fused_epilogue =
+      (bias_fusable ? kBias : 0) | (epilogue.relu ? kRelu : 0) | (sums_fusable ? kRowSumsOfA : 0) |
+      (mask ? (epilogue.relu ? kWriteReluMask : kReadReluMask) : 0) | (column_sums_fusable ? kColumnSums : 0);
+  const bool unfusable =
+      (epilogue.bias && !bias_fusable) || (sums && !sums_fusable) || (column_sums && !column_sums_fusable);
+  const int mode = unfusable ? 0 : fused_epilogue;
   const Key key{static_cast<int>(c.dtype),
                 ours_b.transpose,
                 ours_a.transpose,
@@ -286,13 +346,20 @@ void GemmEngine::run(const TensorDesc& a, const TensorDesc& b, const TensorDesc&
                 epilogue.beta != 0.0f,
                 alignment_of(a.data),
                 alignment_of(b.data),
-                alignment_of(c.data)};
+                alignment_of(c.data),
+                mask ? alignment_of(mask->data) : 0};
   std::lock_guard lock(mutex_);
   GemmPlan& plan = plan_for(key);
   const bool fused = plan.fused_epilogue && mode != 0;
-  if (fused && (mode & 5)) {  // the bias read, or the bias gradient written
-    const void* bias = (mode & 4) ? sums->data : epilogue.bias->data;
+  if (fused && (mode & (kBias | kRowSumsOfA | kColumnSums))) {  // the bias read, or a bias gradient written
+    const void* bias = (mode & kRowSumsOfA)   ? sums->data
+                       : (mode & kColumnSums) ? column_sums->data
+                                              : epilogue.bias->data;
     check(lt_.desc_set(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)), "set BIAS_POINTER");
+  }
+  if (fused && mask) {
+    const void* aux = mask->data;
+    check(lt_.desc_set(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)), "set AUX_POINTER");
   }
   const double alpha64 = 1.0, beta64 = epilogue.beta;
   const float alpha32 = 1.0f, beta32 = epilogue.beta;
@@ -302,9 +369,12 @@ void GemmEngine::run(const TensorDesc& a, const TensorDesc& b, const TensorDesc&
                  b.data, plan.a, a.data, plan.b, f64 ? static_cast<const void*>(&beta64) : &beta32, c.data, plan.c,
                  c.data, plan.c, &plan.algo, workspace_, workspace_bytes_, stream),
       "cublasLtMatmul");
-  // What the GEMM did not fuse: the whole epilogue, or (an unfusable bias) bias and ReLU.
-  if (!fused) launch_bias_relu(c, epilogue.bias, epilogue.relu, false, stream);
-  if (!fused && sums) row_sums_kernel();
+  // What the GEMM did not fuse: the whole epilogue (an unfusable bias or bias gradient turns all
+  // of it off).
+  if (fused) return;
+  launch_bias_relu(c, epilogue.bias, epilogue.relu, false, stream);
+  if (sums) row_sums_kernel();
+  if (mask) relu_mask_kernels();
 }
 
 }  // namespace accel::cuda_backend

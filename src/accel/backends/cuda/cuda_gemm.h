@@ -1,5 +1,5 @@
-// GEMMs on the GPU through cuBLASLt, with the bias and ReLU (and a bias gradient) fused into its
-// epilogue.
+// GEMMs on the GPU through cuBLASLt, with the bias and ReLU (and a bias gradient, a ReLU mask
+// written or applied) fused into its epilogue.
 // cuBLASLt is loaded at run time (dlopen), as NVML is: the accel binary starts on a machine
 // without CUDA libraries, and a GPU machine whose cuBLASLt lives in a Python wheel (PyTorch's
 // nvidia-cublas) is found too. ACCEL_CUBLASLT_LIBRARY names the library to use.
@@ -33,11 +33,11 @@ class GemmEngine {
            cudaStream_t stream);
 
  private:
-  // dtype, transa, transb, m, n, k, lda, ldb, ldc, epilogue (0 none, 1 bias, 2 relu, 3 both,
-  // 4 A's row sums), accumulate (beta = 1), and the alignments of A, B, C in bytes (cuBLASLt's
+  // dtype, transa, transb, m, n, k, lda, ldb, ldc, epilogue (the Fuse bits in cuda_gemm.cpp),
+  // accumulate (beta = 1), and the alignments of A, B, C and the ReLU mask in bytes (cuBLASLt's
   // heuristics assume 256 unless told).
   using Key = std::tuple<int, int, int, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
-                         std::int64_t, int, int, int, int, int>;
+                         std::int64_t, int, int, int, int, int, int>;
   GemmPlan& plan_for(const Key& key);
 
   int device_;

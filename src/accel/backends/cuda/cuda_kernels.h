@@ -47,6 +47,9 @@ void launch_eq(const TensorDesc& a, const TensorDesc& b, const TensorDesc& out, 
 // A GEMM epilogue cuBLASLt could not fuse: c [m, n] (row stride c.strides[0]) += bias, then
 // ReLU; from_zero: c = bias, then ReLU (a GEMM with k = 0 and beta = 0).
 void launch_bias_relu(const TensorDesc& c, const TensorDesc* bias, bool relu, bool from_zero, cudaStream_t stream);
+// The ReLU mask (relu_mask.h) of c [m, n] (contiguous, after its ReLU) written, or (write
+// false) applied to c: c = 0 where the mask's bit is clear.
+void launch_relu_mask(const TensorDesc& c, const TensorDesc& mask, bool write, cudaStream_t stream);
 
 // cuda_reduce.cu
 void launch_sum(const TensorDesc& in, const TensorDesc& out, cudaStream_t stream);
