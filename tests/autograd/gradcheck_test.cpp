@@ -69,6 +69,35 @@ TEST(Gradients, MlpOnTheCpuAndThroughTheReluMasksOfSim) {
   }
 }
 
+// Frozen layers and a hidden layer of width 0: the gradients that are asked for, on the CPU and
+// through sim's masks alike.
+TEST(Gradients, MlpWithFrozenLayersOrAnEmptyHiddenLayer) {
+  const auto run = [](Device device, bool freeze_last) {
+    Tensor w1 = random_tensor({3, 4}, 31).to(device).requires_grad_(), b1 = random_tensor({3}, 32).to(device);
+    Tensor w2 = random_tensor({2, 3}, 33).to(device), b2 = random_tensor({2}, 34).to(device);
+    if (!freeze_last) w2.requires_grad_();
+    const std::vector<LinearLayer> layers{{w1, b1}, {w2, b2}};
+    sum(mlp(random_tensor({5, 4}, 35).to(device), layers)).backward();
+    EXPECT_FALSE(b1.grad().defined());
+    EXPECT_EQ(w2.grad().defined(), !freeze_last);
+    return w1.grad().to(kCPU).to_vector<float>();
+  };
+  for (bool freeze_last : {false, true}) {
+    EXPECT_EQ(run(kCPU, freeze_last), run(Device("sim:0"), freeze_last)) << "last layer frozen: " << freeze_last;
+  }
+  for (Device device : {kCPU, Device("sim:0")}) {
+    Tensor w1 = zeros({0, 4}, DType::Float32, device).requires_grad_(), b1 = zeros({0}, DType::Float32, device);
+    Tensor w2 = zeros({3, 0}, DType::Float32, device).requires_grad_();
+    Tensor b2 = from_vector<float>({1.0f, -2.0f, 3.0f}, {3}).to(device).requires_grad_();
+    const std::vector<LinearLayer> layers{{w1, b1.requires_grad_()}, {w2, b2}};
+    const Tensor out = mlp(random_tensor({2, 4}, 36).to(device), layers);
+    EXPECT_EQ(out.to(kCPU).to_vector<float>(), (std::vector<float>{1, -2, 3, 1, -2, 3})) << device.to_string();
+    sum(out).backward();
+    EXPECT_EQ(b2.grad().to(kCPU).to_vector<float>(), (std::vector<float>{2, 2, 2})) << device.to_string();
+    EXPECT_EQ(w1.grad().shape(), (Shape{0, 4})) << device.to_string();
+  }
+}
+
 TEST(Gradients, Reductions) {
   const Tensor t = random_tensor({2, 3, 4}, 11);
   expect_gradients_match("sum all", [](Inputs in) { return sum(in[0]); }, {t});

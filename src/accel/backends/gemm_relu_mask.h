@@ -28,12 +28,12 @@ inline void check_relu_mask_epilogue(const TensorDesc& c, const GemmEpilogue& e,
   const std::int64_t m = c.size(0), n = c.size(1), row_bytes = relu_mask_row_bytes(n);
   const TensorDesc& mask = *e.relu_mask;
   if (mask.dtype != DType::UInt8 || mask.ndim != 2 || mask.size(0) != m || mask.size(1) != row_bytes ||
-      !mask.is_contiguous()) {
+      (mask.numel() > 0 && !mask.is_contiguous())) {
     throw ValueError(where + "the ReLU mask of a [" + std::to_string(m) + ", " + std::to_string(n) +
                      "] output must be a contiguous uint8 [" + std::to_string(m) + ", " + std::to_string(row_bytes) +
                      "] (relu_mask_row_bytes), got " + std::string(dtype_name(mask.dtype)) + " " + sizes_text(mask));
   }
-  if (c.ndim != 2 || (c.stride(0) != n && m > 1) || (c.stride(1) != 1 && n > 1)) {
+  if (c.ndim != 2 || (c.stride(0) != n && m > 1 && n > 0) || (c.stride(1) != 1 && n > 1)) {
     throw ValueError(where + "a ReLU mask needs a contiguous C");
   }
   if (e.relu) {

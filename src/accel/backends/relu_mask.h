@@ -2,11 +2,12 @@
 // one bit per element of the GEMM's output C [m, n], set where the pre-activation was > 0, so
 // the next layer's input-gradient GEMM can apply the ReLU's gradient itself (cuBLASLt's
 // RELU_AUX forward and DRELU backward epilogues) instead of a kernel reading the activations.
-// The layout is cuBLASLt's: it stores C column-major as [n, m] with a leading dimension in bits
-// that is a multiple of 128, so each of our rows takes relu_mask_row_bytes(n) bytes (a multiple
-// of 16), and element (r, c) is bit c % 8 of byte r * row_bytes + c / 8; the padding bits are 0.
-// The CPU writes and reads the same layout, so the GPU run's harness compares the bits
-// (tests/backends/gemm_relu_mask_test.cpp) and either side's mask works on the other.
+// The layout is cuBLASLt's as far as its header says: it stores C column-major as [n, m] with a
+// leading dimension in bits that is a multiple of 128 (AUX_LD), so each of our rows takes
+// relu_mask_row_bytes(n) bytes (a multiple of 16). Element (r, c) is bit c % 8 of byte
+// r * row_bytes + c / 8: the bit order within a byte (lowest first) is assumed, not documented,
+// and the GPU run's GemmReluMask tests (tests/backends/gemm_relu_mask_test.cpp) check it
+// against C. Our kernels write 0 padding bits; nothing reads them.
 #pragma once
 
 #include <cstdint>

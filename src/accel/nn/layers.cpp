@@ -60,7 +60,8 @@ Tensor Sequential::forward(const Tensor& input) {
   for (std::size_t i = 0; i < layers.size();) {
     // A run of Linear, ReLU, Linear, ... (ending in either) is one op: each ReLU in its GEMM's
     // epilogue, and on a GPU each ReLU's gradient in the next layer's backward GEMM (ops.h's
-    // mlp). The same result as the layers one by one, in fewer passes.
+    // mlp). The same result as the layers one by one, in fewer passes (Linear and ReLU are
+    // final, so no overridden forward is skipped).
     std::vector<LinearLayer> run;
     while (Linear* linear = linear_at(i)) {
       run.push_back({linear->weight, linear->bias});

@@ -14,7 +14,7 @@ namespace accel::nn {
 
 // y = x W^T + b, W [out, in]; initialised as PyTorch does: U(-1/sqrt(in), 1/sqrt(in)) for both
 // W (kaiming_uniform with a = sqrt(5)) and b.
-class Linear : public Module {
+class Linear final : public Module {
  public:
   Linear(std::int64_t in_features, std::int64_t out_features, bool bias = true, Generator& gen = default_generator());
   Tensor forward(const Tensor& input) override;
@@ -27,7 +27,7 @@ class Linear : public Module {
   std::int64_t in_features_, out_features_;
 };
 
-class ReLU : public Module {
+class ReLU final : public Module {
  public:
   Tensor forward(const Tensor& input) override;
   std::string to_string() const override { return "ReLU()"; }

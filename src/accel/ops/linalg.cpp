@@ -1,4 +1,5 @@
 // matmul and linear on the backend's GEMM.
+#include "accel/autograd/grad_mode.h"
 #include "accel/autograd/node.h"
 #include "accel/backends/backend.h"
 #include "accel/backends/relu_mask.h"
@@ -136,7 +137,14 @@ Tensor mlp_impl(const char* op, const Tensor& input_, std::span<const LinearLaye
   }
   const std::size_t count = layers_.size();
   const std::int64_t rows = input.shape()[0];
-  const bool masks = backend_for(input.device()).fuses_relu_mask(input.dtype()) && rows > 0;
+  // Masks only where a backward will read them (not under NoGradGuard, nor for inference).
+  const auto requires_grad = [](const Tensor& t) { return t.defined() && t.requires_grad(); };
+  bool any_requires_grad = requires_grad(input_);
+  for (const LinearLayer& layer : layers_) {
+    any_requires_grad = any_requires_grad || requires_grad(layer.weight) || requires_grad(layer.bias);
+  }
+  const bool recording = autograd::is_grad_enabled() && any_requires_grad;
+  const bool masks = recording && rows > 0 && backend_for(input.device()).fuses_relu_mask(input.dtype());
   std::vector<Tensor> node_inputs{input};
   std::vector<CheckedLayer> layers;
   std::vector<Tensor> layer_inputs{input.detach()};  // layer i's input: x, then each hidden activation
@@ -150,7 +158,7 @@ Tensor mlp_impl(const char* op, const Tensor& input_, std::span<const LinearLaye
     const bool hidden = i + 1 < count;
     const Shape out_shape{rows, layers.back().weight.shape()[0]};
     Tensor mask;
-    if (hidden && masks && layers.back().weight.shape()[1] > 0) {
+    if (hidden && masks && layers.back().weight.shape()[1] > 0 && out_shape[1] > 0) {
       mask = empty(Shape{rows, relu_mask_row_bytes(out_shape[1])}, DType::UInt8, input.device());
     }
     layer_inputs.push_back(layer_forward(layer_inputs.back(), layers.back(), hidden || relu_after_last, mask));

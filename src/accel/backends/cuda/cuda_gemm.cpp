@@ -12,6 +12,7 @@
 #include <dlfcn.h>
 #include <glob.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -66,29 +67,28 @@ enum Fuse : int {
   kColumnSums = 32,    // DRELU_BGRAD's bias gradient
 };
 
-cublasLtEpilogue_t cublaslt_epilogue(int fuse) {
-  switch (fuse) {
-    case 0:
-      return CUBLASLT_EPILOGUE_DEFAULT;
-    case kBias:
-      return CUBLASLT_EPILOGUE_BIAS;
-    case kRelu:
-      return CUBLASLT_EPILOGUE_RELU;
-    case kBias | kRelu:
-      return CUBLASLT_EPILOGUE_RELU_BIAS;
-    case kRowSumsOfA:
-      return CUBLASLT_EPILOGUE_BGRADB;
-    case kRelu | kWriteReluMask:
-      return CUBLASLT_EPILOGUE_RELU_AUX;
-    case kBias | kRelu | kWriteReluMask:
-      return CUBLASLT_EPILOGUE_RELU_AUX_BIAS;
-    case kReadReluMask:
-      return CUBLASLT_EPILOGUE_DRELU;
-    case kReadReluMask | kColumnSums:
-      return CUBLASLT_EPILOGUE_DRELU_BGRAD;
-    default:
-      throw ValueError("cuda gemm: no cuBLASLt epilogue for the combination " + std::to_string(fuse));
+struct EpilogueName {
+  int fuse;
+  cublasLtEpilogue_t value;
+  const char* name;
+};
+constexpr EpilogueName kEpilogues[] = {
+    {0, CUBLASLT_EPILOGUE_DEFAULT, "DEFAULT"},
+    {kBias, CUBLASLT_EPILOGUE_BIAS, "BIAS"},
+    {kRelu, CUBLASLT_EPILOGUE_RELU, "RELU"},
+    {kBias | kRelu, CUBLASLT_EPILOGUE_RELU_BIAS, "RELU_BIAS"},
+    {kRowSumsOfA, CUBLASLT_EPILOGUE_BGRADB, "BGRADB"},
+    {kRelu | kWriteReluMask, CUBLASLT_EPILOGUE_RELU_AUX, "RELU_AUX"},
+    {kBias | kRelu | kWriteReluMask, CUBLASLT_EPILOGUE_RELU_AUX_BIAS, "RELU_AUX_BIAS"},
+    {kReadReluMask, CUBLASLT_EPILOGUE_DRELU, "DRELU"},
+    {kReadReluMask | kColumnSums, CUBLASLT_EPILOGUE_DRELU_BGRAD, "DRELU_BGRAD"},
+};
+
+const EpilogueName& cublaslt_epilogue(int fuse) {
+  for (const EpilogueName& e : kEpilogues) {
+    if (e.fuse == fuse) return e;
   }
+  throw ValueError("cuda gemm: no cuBLASLt epilogue for the combination " + std::to_string(fuse));
 }
 
 std::vector<std::string> cublaslt_candidates() {
@@ -221,7 +221,7 @@ GemmPlan& GemmEngine::plan_for(const Key& key) {
   auto& slot = plans_[key];
   if (slot) return *slot;
   const auto [dtype_int, transa, transb, m, n, k, lda, ldb, ldc, epilogue, accumulate, align_a, align_b, align_c,
-              align_mask] = key;
+              align_vector, align_mask] = key;
   const auto dtype = static_cast<DType>(dtype_int);
   auto plan = std::make_unique<GemmPlan>();
   plan->lt = &lt_;
@@ -265,19 +265,35 @@ GemmPlan& GemmEngine::plan_for(const Key& key) {
     plan->algo = result.algo;
     return true;
   };
+  // The bias's and the mask's pointers as placeholders of their alignment: the heuristic reads
+  // the alignment from them (run() sets each call's own pointers).
+  const auto placeholder = [](int alignment) {
+    return reinterpret_cast<const void*>(static_cast<std::uintptr_t>(alignment));
+  };
+  if (epilogue & (kBias | kRowSumsOfA | kColumnSums)) {
+    const void* aligned = placeholder(align_vector);
+    check(lt_.desc_set(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &aligned, sizeof(aligned)), "set BIAS_POINTER");
+  }
   if (epilogue & (kWriteReluMask | kReadReluMask)) {
-    // The mask's leading dimension in bits (relu_mask.h), and a pointer of the mask's alignment:
-    // the heuristic reads the alignment from it (run() sets the call's own).
-    const auto aux_ld = static_cast<std::int64_t>(relu_mask_row_bytes(n) * 8);
-    const void* aligned = reinterpret_cast<const void*>(static_cast<std::uintptr_t>(align_mask));
+    const auto aux_ld = static_cast<std::int64_t>(relu_mask_row_bytes(n) * 8);  // in bits (relu_mask.h)
+    const void* aligned = placeholder(align_mask);
     check(lt_.desc_set(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof(aux_ld)), "set AUX_LD");
     check(lt_.desc_set(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aligned, sizeof(aligned)),
           "set AUX_POINTER");
   }
-  bool ok = find_algorithm(cublaslt_epilogue(epilogue));
-  if (!ok && epilogue != 0) {  // float64 and some shapes: a plain GEMM, then our epilogue kernel
+  bool ok = find_algorithm(cublaslt_epilogue(epilogue).value);
+  if (!ok && epilogue != 0) {  // float64 and some shapes: a plain GEMM, then our epilogue kernels
     plan->fused_epilogue = false;
     ok = find_algorithm(CUBLASLT_EPILOGUE_DEFAULT);
+    // Said once per plan (float64 has no fused epilogues at all): a GPU run's log shows which
+    // epilogues ran as our kernels rather than in cuBLASLt.
+    if (ok && !f64) {
+      const std::string message = "accel: cuBLASLt has no " + std::string(cublaslt_epilogue(epilogue).name) +
+                                  " algorithm for a " + std::string(dtype_name(dtype)) + " GEMM [" + std::to_string(m) +
+                                  ", " + std::to_string(k) + "] x [" + std::to_string(k) + ", " + std::to_string(n) +
+                                  "]; its epilogue runs as separate kernels\n";
+      std::fputs(message.c_str(), stderr);
+    }
   }
   if (!ok) {
     throw DeviceError("cuBLASLt has no algorithm for a " + std::string(dtype_name(dtype)) + " GEMM of [" +
@@ -333,6 +349,11 @@ void GemmEngine::run(const TensorDesc& a, const TensorDesc& b, const TensorDesc&
   const bool unfusable =
       (epilogue.bias && !bias_fusable) || (sums && !sums_fusable) || (column_sums && !column_sums_fusable);
   const int mode = unfusable ? 0 : fused_epilogue;
+  // The one vector the fused epilogue reads or writes (cuBLASLt's BIAS_POINTER).
+  const TensorDesc* epilogue_vector = (mode & kRowSumsOfA)   ? sums
+                                      : (mode & kColumnSums) ? column_sums
+                                      : (mode & kBias)       ? epilogue.bias
+                                                             : nullptr;
   const Key key{static_cast<int>(c.dtype),
                 ours_b.transpose,
                 ours_a.transpose,
@@ -347,14 +368,13 @@ void GemmEngine::run(const TensorDesc& a, const TensorDesc& b, const TensorDesc&
                 alignment_of(a.data),
                 alignment_of(b.data),
                 alignment_of(c.data),
+                epilogue_vector ? alignment_of(epilogue_vector->data) : 0,
                 mask ? alignment_of(mask->data) : 0};
   std::lock_guard lock(mutex_);
   GemmPlan& plan = plan_for(key);
   const bool fused = plan.fused_epilogue && mode != 0;
-  if (fused && (mode & (kBias | kRowSumsOfA | kColumnSums))) {  // the bias read, or a bias gradient written
-    const void* bias = (mode & kRowSumsOfA)   ? sums->data
-                       : (mode & kColumnSums) ? column_sums->data
-                                              : epilogue.bias->data;
+  if (fused && epilogue_vector) {  // the bias read, or a bias gradient written
+    const void* bias = epilogue_vector->data;
     check(lt_.desc_set(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)), "set BIAS_POINTER");
   }
   if (fused && mask) {

@@ -34,10 +34,10 @@ class GemmEngine {
 
  private:
   // dtype, transa, transb, m, n, k, lda, ldb, ldc, epilogue (the Fuse bits in cuda_gemm.cpp),
-  // accumulate (beta = 1), and the alignments of A, B, C and the ReLU mask in bytes (cuBLASLt's
-  // heuristics assume 256 unless told).
+  // accumulate (beta = 1), and the alignments in bytes of A, B, C, the bias (or bias gradient)
+  // and the ReLU mask (cuBLASLt's heuristics read them from the pointers they are given).
   using Key = std::tuple<int, int, int, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
-                         std::int64_t, int, int, int, int, int, int>;
+                         std::int64_t, int, int, int, int, int, int, int>;
   GemmPlan& plan_for(const Key& key);
 
   int device_;
