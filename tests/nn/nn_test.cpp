@@ -4,6 +4,7 @@
 
 #include "accel/autograd/grad_mode.h"
 #include "accel/autograd/node.h"
+#include "accel/backends/kernel_recording.h"
 #include "accel/nn/layers.h"
 #include "accel/ops/ops.h"
 
@@ -76,6 +77,32 @@ TEST(Sequential, ARunOfLayersIsOneNodeWithTheLayersOneByOnesGradients) {
       EXPECT_EQ(fused_grads[i], params[i].grad().to(kCPU).to_vector<float>())
           << device.to_string() << ", parameter " << i;
     }
+  }
+}
+
+// What the seed model's step asks of the backend: on sim (as on a GPU) the ReLU's gradient is in
+// the second layer's input-gradient GEMM, so no relu_backward call is made; the CPU makes one.
+TEST(Sequential, TheSeedModelsBackwardCallsNoReluBackwardWhereTheMaskIsFused) {
+  for (Device device : {kCPU, Device("sim:0")}) {
+    Generator g(5);
+    nn::Sequential model(nn::Linear(784, 256, true, g), nn::ReLU(), nn::Linear(256, 10, true, g));
+    model.to(device);
+    const Tensor x = rand({64, 784}, g).to(device);
+    const Tensor targets = from_vector<std::int64_t>(std::vector<std::int64_t>(64, 3), {64}).to(device);
+    KernelRecording recording(device);
+    {
+      const CaptureScope capture(recording);
+      cross_entropy(model(x), targets).backward();
+    }
+    std::string calls;
+    int relu_backwards = 0, gemms = 0;
+    for (const char* name : recording.call_names()) {
+      calls += std::string(name) + " ";
+      relu_backwards += std::string(name) == "relu_backward";
+      gemms += std::string(name) == "gemm";
+    }
+    EXPECT_EQ(relu_backwards, device.type == DeviceType::CPU ? 1 : 0) << device.to_string() << ": " << calls;
+    EXPECT_EQ(gemms, 5) << device.to_string() << ": " << calls;  // two forward, three backward
   }
 }
 
