@@ -192,7 +192,9 @@ TEST(ParameterArena, GradientsWrittenStraightIntoTheirSlotsMatchSeparateTensors)
     loss_of(w, b).backward();
     std::vector<float> out = w.grad().to_vector<float>();
     for (float v : b.grad().to_vector<float>()) out.push_back(v);
-    if (packed) EXPECT_TRUE(grad_at_home(w) && grad_at_home(b));
+    if (packed) {
+      EXPECT_TRUE(grad_at_home(w) && grad_at_home(b));
+    }
     return out;
   };
   Generator data(8);

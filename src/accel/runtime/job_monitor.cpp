@@ -75,8 +75,15 @@ int job_monitor_main(int argc, char** argv) {
   const std::string temporary = exit_path + ".tmp";
   const int exit_fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (exit_fd >= 0) posix_fallocate(exit_fd, 0, 64);
+  // The monitor outlives a runtime's SIGTERM (sent to the whole group) to record the job's end,
+  // so it ignores it from before the job exists: ignored only after the fork, a SIGTERM that came
+  // once the job had started (and printed) but before the monitor ran on killed the monitor, and
+  // the service took the job for ended while it still ran its grace. The job gets the defaults.
+  const int ignored[] = {SIGTERM, SIGINT, SIGHUP};
+  for (int sig : ignored) signal(sig, SIG_IGN);
   const pid_t job = fork();  // this process is small and single-threaded: forking it is cheap
   if (job == 0) {
+    for (int sig : ignored) signal(sig, SIG_DFL);
     dup2(output, 1);
     dup2(output, 2);
     if (!workdir.empty() && chdir(workdir.c_str()) != 0) _exit(126);
@@ -131,9 +138,6 @@ int job_monitor_main(int argc, char** argv) {
     }
     _exit(127);
   }
-  signal(SIGTERM, SIG_IGN);
-  signal(SIGINT, SIG_IGN);
-  signal(SIGHUP, SIG_IGN);
   int status = 0;
   while (job > 0 && waitpid(job, &status, 0) < 0 && errno == EINTR) {
   }
