@@ -1,6 +1,6 @@
 // Autocast: PyTorch's torch.autocast for accel's ops. Inside the scope, ops on the scope's
 // device type run in the dtype PyTorch's op lists give them:
-//   - lower precision (the scope's dtype, bfloat16 by default): matmul, linear (and linear_relu);
+//   - lower precision (the scope's dtype, bfloat16 by default): matmul, linear (and linear_relu, mlp);
 //   - float32: softmax, log_softmax, cross_entropy, mse_loss, sum, exp, log;
 //   - everything else runs in its inputs' promoted type (relu, add, mul, ...);
 //   - float64 tensors are never cast (PyTorch's rule).
