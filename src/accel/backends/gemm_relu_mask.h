@@ -4,18 +4,18 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "accel/backends/backend.h"
 #include "accel/backends/gemm_row_sums.h"
 #include "accel/backends/relu_mask.h"
 #include "accel/core/error.h"
+#include "accel/core/shape.h"
 
 namespace accel {
 
 inline std::string sizes_text(const TensorDesc& d) {
-  std::string out = "[";
-  for (int i = 0; i < d.ndim; ++i) out += (i ? ", " : "") + std::to_string(d.size(i));
-  return out + "]";
+  return Shape(std::vector<std::int64_t>(d.sizes.begin(), d.sizes.begin() + d.ndim)).to_string();
 }
 
 // A ValueError naming the problem when the epilogue's mask fields do not fit C [m, n].

@@ -1,7 +1,7 @@
 // Elementwise CUDA kernels: fill, strided copy with dtype conversion, dropout's Philox mask,
 // broadcasting binary ops, scalar and unary ops, ReLU's gradient, eq, and the GEMM epilogue
-// cuBLASLt could not fuse (bias and ReLU, the ReLU mask written or applied). Every kernel is a grid-stride loop over
-// its output.
+// cuBLASLt could not fuse (bias and ReLU, the ReLU mask written or applied). Every kernel is a
+// grid-stride loop over its output.
 #include <cuda_runtime.h>
 
 #include <string>

@@ -25,8 +25,6 @@ __global__ void sum_per_output_kernel(const T* in, T* out, ReduceLayout l) {
   }
 }
 
-// One block per output row when inner == 1 (a whole-tensor sum, the loss's mean): the block's
-// threads stride over the row and meet in shared memory.
 // Sums each thread's `value` over the block in a fixed order; the total is in partial[0].
 template <typename Acc>
 __device__ void block_sum(Acc* partial, Acc value) {
@@ -38,6 +36,8 @@ __device__ void block_sum(Acc* partial, Acc value) {
   }
 }
 
+// One block per output row when inner == 1 (a whole-tensor sum, the loss's mean): the block's
+// threads stride over the row and meet in shared memory.
 template <typename T, typename Acc>
 __global__ void sum_rows_kernel(const T* in, T* out, std::int64_t reduced) {
   __shared__ Acc partial[kThreads];
